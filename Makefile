@@ -1,0 +1,23 @@
+# Set-up is part of each target: a fresh clone needs only python3 (3.10+) and pip.
+PYTHON ?= python3
+VENV := .venv
+PLUGINS := $(sort $(wildcard plugins/msabench-*))
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test leaderboards
+
+# torch stays the CPU build 2.13.0 (constraints.txt); unpinned, pip pulls a newer CUDA torch of several GB.
+$(VENV)/.installed: pyproject.toml constraints.txt $(PLUGINS:%=%/pyproject.toml)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]' $(PLUGINS:%=-e %)
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/msabench run --method tfn --dataset synthetic-mosi --seeds 1111
+
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest
+
+leaderboards: $(VENV)/.installed
+	$(VENV)/bin/msabench leaderboard --results leaderboards/results --out leaderboards

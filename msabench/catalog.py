@@ -1,0 +1,247 @@
+"""The catalog: runs the register_* hooks, validates everything, and looks components up by name."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+import pluggy
+
+from msabench.components import Data, Dataset, Encoder, Fusion, Method, Model, Objective, Task
+from msabench.errors import CatalogError, PluginError, UnknownName
+from msabench.metrics import METRICS
+from msabench.plugins import distribution
+
+KINDS = {"datasets": Dataset, "encoders": Encoder, "fusions": Fusion, "objectives": Objective, "methods": Method}
+NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+class Registry:
+    """Name -> component for one kind, remembering which plugin registered each."""
+
+    def __init__(self, kind: str):
+        self.kind = kind  # plural, e.g. "encoders"
+        self.entries: dict[str, tuple[Any, str]] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.entries:
+            singular = self.kind[:-1]
+            close = difflib.get_close_matches(name, self.entries, n=3)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise UnknownName(f"Unknown {singular} {name!r}.{hint} Available: {', '.join(sorted(self.entries)) or 'none'}.")
+        return self.entries[name][0]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.entries))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def plugin(self, name: str) -> str:
+        return self.entries[name][1]
+
+
+class Catalog:
+    """Everything the installed plugins register, validated as a whole."""
+
+    def __init__(self) -> None:
+        self.registries = {kind: Registry(kind) for kind in KINDS}
+        self.plugin_distributions: dict[str, tuple[str, str]] = {}
+
+    datasets = property(lambda self: self.registries["datasets"])
+    encoders = property(lambda self: self.registries["encoders"])
+    fusions = property(lambda self: self.registries["fusions"])
+    objectives = property(lambda self: self.registries["objectives"])
+    methods = property(lambda self: self.registries["methods"])
+
+    @classmethod
+    def from_plugins(cls, pm: pluggy.PluginManager) -> Catalog:
+        """Call every plugin's register_* hooks, then check that the methods' references resolve."""
+        catalog = cls()
+        for name, _ in pm.list_name_plugin():
+            catalog.plugin_distributions[name] = distribution(pm, name)
+        for kind in KINDS:
+            for impl in getattr(pm.hook, f"register_{kind}").get_hookimpls():
+                register = lambda obj, kind=kind, plugin=impl.plugin_name: catalog.add(kind, obj, plugin)  # noqa: E731
+                try:
+                    impl.function(**{arg: register for arg in impl.argnames})
+                except CatalogError:
+                    raise
+                except Exception as error:
+                    raise PluginError(
+                        f"msabench plugin {impl.plugin_name!r} failed in register_{kind}: {type(error).__name__}: {error}. "
+                        "Fix the plugin, or set MSABENCH_LOAD_PLUGINS to skip it."
+                    ) from error
+        catalog.validate()
+        return catalog
+
+    def add(self, kind: str, obj: Any, plugin: str) -> None:
+        """Register one component (what each hook's `register` callback does)."""
+        base, singular = KINDS[kind], kind[:-1]
+        if kind == "methods":
+            if not isinstance(obj, Method):
+                raise CatalogError(f"plugin {plugin!r} passed {obj!r} to register_methods; expected a msabench.Method instance.")
+        elif not (isinstance(obj, type) and issubclass(obj, base)):
+            raise CatalogError(f"{singular} {_where(obj)} from plugin {plugin!r} must subclass msabench.{base.__name__}.")
+        name = getattr(obj, "name", None)
+        if not isinstance(name, str) or not NAME.match(name):
+            raise CatalogError(
+                f"{singular} {_where(obj)} from plugin {plugin!r} has name {name!r}: set a kebab-case name such as 'my-{singular}'."
+            )
+        registry = self.registries[kind]
+        if name in registry:
+            raise CatalogError(
+                f"{singular} {name!r} is registered twice: by plugin {registry.plugin(name)!r} ({_where(registry[name])}) "
+                f"and by plugin {plugin!r} ({_where(obj)}). Rename one, or set MSABENCH_LOAD_PLUGINS to skip a plugin."
+            )
+        _check_declarations(kind, obj, plugin)
+        registry.entries[name] = (obj, plugin)
+
+    def validate(self) -> None:
+        """Check every method's references, before anything trains."""
+        for name in self.methods:
+            method, plugin = self.methods[name], self.methods.plugin(name)
+            where = f"method {name!r} (plugin {plugin!r})"
+            refs = [("encoders", encoder) for encoder in method.encoders.values()]
+            refs += [("fusions", method.fusion), ("objectives", method.objective)]
+            for kind, ref in refs:
+                if ref not in self.registries[kind]:
+                    close = difflib.get_close_matches(ref, self.registries[kind], n=3)
+                    hint = f" Did you mean: {', '.join(close)}?" if close else " Is the plugin that provides it installed?"
+                    raise CatalogError(f"{where} names {kind[:-1]} {ref!r}, which no plugin registers.{hint}")
+            self.check_components(method, where)
+            for reported in method.reported:
+                if unknown := set(reported.metrics) - set(METRICS):
+                    raise CatalogError(f"{where} reports unknown metrics {sorted(unknown)} for {reported.dataset!r}. Known: {', '.join(METRICS)}.")
+            if method.key_metric is not None and method.key_metric not in METRICS:
+                raise CatalogError(f"{where} selects on unknown metric {method.key_metric!r}. Known: {', '.join(METRICS)}.")
+
+    def check_components(self, method: Method, where: str | None = None) -> None:
+        """The encoders, fusion and objective of a method fit together."""
+        where = where or f"method {method.name!r}"
+        fusion, objective = self.fusions[method.fusion], self.objectives[method.objective]
+        for modality, name in method.encoders.items():
+            if self.encoders[name].returns != fusion.accepts:
+                raise CatalogError(
+                    f"{where}: encoder {name!r} ({modality}) returns a {self.encoders[name].returns}, "
+                    f"but fusion {method.fusion!r} takes a {fusion.accepts} per modality. Choose an encoder that returns a {fusion.accepts}."
+                )
+        if missing := [key for key in objective.needs if key not in fusion.produces]:
+            raise CatalogError(
+                f"{where}: objective {method.objective!r} needs outputs {missing} that fusion {method.fusion!r} does not produce "
+                f"(it produces {list(fusion.produces)}). Use an objective that needs only those, or a fusion that produces them."
+            )
+        if unsupported := [task for task in method.tasks if task not in objective.tasks]:
+            raise CatalogError(f"{where}: objective {method.objective!r} does not support {unsupported} tasks (only {list(objective.tasks)}).")
+
+    def check(self, method: Method, dataset: type[Dataset]) -> None:
+        """The method can run on the dataset: the task matches and every encoder's input is provided."""
+        self.check_components(method)
+        if dataset.task.kind not in method.tasks:
+            raise CatalogError(
+                f"method {method.name!r} handles {'/'.join(method.tasks)} tasks; dataset {dataset.name!r} is a {dataset.task.kind} task."
+            )
+        for modality, name in method.encoders.items():
+            key = input_key(self.encoders[name], modality)
+            if key not in dataset.inputs:
+                raise CatalogError(
+                    f"method {method.name!r} encodes {modality} with encoder {name!r}, which reads input {key!r}; "
+                    f"dataset {dataset.name!r} provides {', '.join(dataset.inputs)}. "
+                    f"Choose another encoder with --encoder {modality}=<name> (see `msabench list encoders`)."
+                )
+
+    def check_hparams(self, method: Method, hparams: dict[str, Any]) -> None:
+        """Every hyper-parameter section names arguments its component accepts (checked before data loads)."""
+        parts = [(self.encoders[name], f"encoder {name!r}", modality) for modality, name in method.encoders.items()]
+        parts += [(self.fusions[method.fusion], f"fusion {method.fusion!r}", "fusion")]
+        parts += [(self.objectives[method.objective], f"objective {method.objective!r}", "objective")]
+        for cls, what, section in parts:
+            _bind(cls, what, section, 2 if section == "fusion" else 1, hparams.get(section, {}))
+
+    def build(self, method: Method, data: Data, hparams: dict[str, Any]) -> tuple[Model, Objective]:
+        """The model (encoders + fusion) and objective of a method for loaded data."""
+        specs = data.specs
+        encoders, inputs = {}, {}
+        for modality, name in method.encoders.items():
+            cls = self.encoders[name]
+            key = input_key(cls, modality)
+            if key not in specs:
+                raise CatalogError(f"encoder {name!r} reads input {key!r} for {modality}; {data.name} provides {', '.join(specs)}.")
+            encoders[modality] = _construct(cls, f"encoder {name!r}", modality, specs[key], **hparams.get(modality, {}))
+            inputs[modality] = key
+        in_dims = {modality: encoder.out_dim for modality, encoder in encoders.items()}
+        fusion = _construct(self.fusions[method.fusion], f"fusion {method.fusion!r}", "fusion", in_dims, data.task, **hparams.get("fusion", {}))
+        objective = _construct(self.objectives[method.objective], f"objective {method.objective!r}", "objective", data.task, **hparams.get("objective", {}))
+        return Model(encoders, inputs, fusion), objective
+
+    def describe(self, method: Method) -> dict[str, Any]:
+        """What a result records about its method, so leaderboards need nothing but result files."""
+        plugin = self.methods.plugin(method.name) if method.name in self.methods else "unknown"
+        return {
+            "paper": method.paper,
+            "url": method.url,
+            "encoders": dict(method.encoders),
+            "fusion": method.fusion,
+            "objective": method.objective,
+            "key_metric": method.key_metric,
+            "plugin": plugin,
+            "distribution": self.plugin_distributions.get(plugin, ("unknown", ""))[0],
+            "reported": [{**asdict(r), "metrics": dict(r.metrics)} for r in method.reported],
+        }
+
+    def distributions(self, method: Method) -> dict[str, str]:
+        """{distribution: version} of every plugin the method's components come from."""
+        plugins = {self.methods.plugin(method.name)} if method.name in self.methods else set()
+        plugins |= {self.encoders.plugin(name) for name in method.encoders.values()}
+        plugins |= {self.fusions.plugin(method.fusion), self.objectives.plugin(method.objective)}
+        found = (self.plugin_distributions.get(plugin, ("unknown", "")) for plugin in plugins)
+        return {dist: version for dist, version in sorted(found) if dist != "unknown"}
+
+
+def input_key(encoder: type[Encoder], modality: str) -> str:
+    """The batch key an encoder reads for a modality."""
+    return modality if encoder.consumes == "features" else encoder.consumes
+
+
+def _construct(cls: type, what: str, section: str, *args: Any, **hparams: Any) -> Any:
+    _bind(cls, what, section, len(args), hparams)
+    return cls(*args, **hparams)
+
+
+def _bind(cls: type, what: str, section: str, positional: int, hparams: dict[str, Any]) -> None:
+    signature = inspect.signature(cls)
+    try:
+        signature.bind_partial(*([None] * positional), **hparams)
+    except TypeError as error:
+        accepted = [p for p in list(signature.parameters)[positional:] if p not in ("args", "kwargs", "hparams")]
+        raise CatalogError(f"{what} cannot take the hyper-parameters of section {section!r}: {error}. It accepts: {', '.join(accepted) or 'none'}.") from None
+
+
+def _check_declarations(kind: str, obj: Any, plugin: str) -> None:
+    where = f"{kind[:-1]} {obj.name!r} (plugin {plugin!r})"
+    problems = []
+    if kind == "datasets":
+        if not isinstance(getattr(obj, "task", None), Task):
+            problems.append("set `task = Task(...)`")
+        if not getattr(obj, "inputs", None):
+            problems.append("list its `inputs`")
+    elif kind == "encoders" and obj.returns not in ("vector", "sequence"):
+        problems.append(f"`returns` is {obj.returns!r}; use 'vector' or 'sequence'")
+    elif kind == "fusions" and obj.accepts not in ("vector", "sequence"):
+        problems.append(f"`accepts` is {obj.accepts!r}; use 'vector' or 'sequence'")
+    elif kind == "fusions" and "prediction" not in obj.produces:
+        problems.append("`produces` must include 'prediction'")
+    if problems:
+        raise CatalogError(f"{where}: {'; '.join(problems)}.")
+
+
+def _where(obj: Any) -> str:
+    cls = obj if isinstance(obj, type) else type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"

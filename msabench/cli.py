@@ -1,0 +1,233 @@
+"""The `msabench` command: run, list, plugins, leaderboard, check, data."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+
+from msabench import leaderboard as boards
+from msabench.catalog import Catalog
+from msabench.components import merge
+from msabench.errors import MsabenchError
+from msabench.plugins import get_plugin_manager, get_plugins
+from msabench.protocol import PROTOCOL, Protocol
+from msabench.results import load_results, result_path, write_atomic
+
+KINDS = ("datasets", "encoders", "fusions", "objectives", "methods")
+
+
+class Group(click.Group):
+    """Prints msabench's own errors as one line (`Error: ...`), not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MsabenchError as error:
+            raise click.ClickException(str(error)) from error
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="msabench")
+def cli() -> None:
+    """msabench: benchmark multimodal sentiment analysis methods under one protocol."""
+
+
+def catalog() -> Catalog:
+    return Catalog.from_plugins(get_plugin_manager())
+
+
+def assignments(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, item = value.partition("=")
+        if not sep or not key or not item:
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint=flag)
+        pairs[key.strip()] = item.strip()
+    return pairs
+
+
+@cli.command()
+@click.option("--method", "-m", required=True, help="Method id (see `msabench list methods`).")
+@click.option("--dataset", "-d", required=True, help="Dataset id (see `msabench list datasets`).")
+@click.option("--seeds", help="Comma-separated seeds. [default: the protocol's 1111-1115]")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Folder with MMSA's layout. [default: $MSABENCH_DATA or ~/.local/share/msabench/data]")
+@click.option("--no-verify", is_flag=True, help="Use data files whose SHA-256 does not match the published one (results are marked unverified).")
+@click.option("--results", "results_dir", default="results", show_default=True, type=click.Path(file_okay=False), help="Where result JSON files go.")
+@click.option("--leaderboards", "boards_dir", default="leaderboards", show_default=True, type=click.Path(file_okay=False), help="Where the dataset's Markdown leaderboard is rendered.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+@click.option("--max-epochs", type=click.IntRange(min=1), help="Cap epochs below the protocol's 100 (changes the protocol id, so rows are ranked apart).")
+@click.option("--encoder", "encoders", multiple=True, metavar="MODALITY=NAME", help="Swap an encoder, e.g. text=lstm-text (repeatable).")
+@click.option("--objective", help="Swap the objective, e.g. l1.")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a hyper-parameter, e.g. train.lr=1e-4 (JSON values; repeatable).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per epoch.")
+@click.option("--checkpoints/--no-checkpoints", default=True, show_default=True, help="Save each seed's selected weights beside its result.")
+@click.option("--quiet", "-q", is_flag=True, help="Only print the results.")
+def run(method, dataset, seeds, data_root, no_verify, results_dir, boards_dir, device, max_epochs, encoders, objective, sets, progress, checkpoints, quiet):
+    """Train and test a method on a dataset, one result file per seed, then render its leaderboard."""
+    from msabench.train import fit
+
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    found = catalog()
+    recipe = found.methods[method]
+    swaps = assignments(encoders, "--encoder")
+    for modality, name in swaps.items():
+        found.encoders[name]  # unknown names fail here, with suggestions
+        if modality not in recipe.encoders:
+            raise click.BadParameter(f"{method} has no {modality!r} encoder; it has {', '.join(recipe.encoders)}", param_hint="--encoder")
+    if objective:
+        found.objectives[objective]
+    recipe = recipe.with_components(swaps, objective) if swaps or objective else recipe
+    dataset_cls = found.datasets[dataset]
+    found.check(recipe, dataset_cls)
+    overrides = {}
+    for key, value in assignments(sets, "--set").items():
+        section, dot, name = key.partition(".")
+        if not dot:
+            raise click.BadParameter(f"{key!r} needs a section, e.g. train.{key}", param_hint="--set")
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass  # a plain string
+        merge(overrides, {section: {name: value}})
+    hparams = merge(recipe.hparams_for(dataset_cls), overrides)
+    found.check_hparams(recipe, hparams)
+    variant = ", ".join([*(f"{m}={n}" for m, n in swaps.items()), *([f"objective={objective}"] if objective else []), *(f"{s}.{k}={json.dumps(v)}" for s, values in overrides.items() for k, v in values.items())])
+    protocol = Protocol(max_epochs=max_epochs) if max_epochs else PROTOCOL
+    seed_list = protocol.seeds if not seeds else tuple(int(s) for s in seeds.split(","))
+
+    data = dataset_cls(data_root, verify=not no_verify).load()
+    results = []
+    for seed in seed_list:
+        path = result_path(results_dir, dataset, recipe.name, seed, variant)
+        result = fit(recipe, data, catalog=found, seed=seed, protocol=protocol, hparams=hparams, variant=variant, device=device, checkpoint=path.with_suffix(".pt") if checkpoints else None, progress=progress)
+        result.save(path)
+        results.append(result)
+        summary = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+        click.echo(f"seed {seed}: best epoch {result.best_epoch}/{result.epochs}  {summary}  -> {path}", err=True)
+    page = boards.render_dataset(dataset, [r for r in load_results(results_dir) if r.dataset == dataset])
+    write_atomic(Path(boards_dir) / f"{dataset}.md", page)
+    click.echo(boards.table(results))
+    click.echo(f"\nLeaderboard: {Path(boards_dir) / f'{dataset}.md'}", err=True)
+
+
+@cli.command(name="list")
+@click.argument("kind", required=False, type=click.Choice(KINDS))
+def list_(kind):
+    """List what the installed plugins register."""
+    found = catalog()
+    for name in [kind] if kind else KINDS:
+        registry = found.registries[name]
+        click.echo(f"{name}:")
+        for item in registry:
+            obj = registry[item]
+            if name == "methods":
+                parts = ", ".join(f"{m}={e}" for m, e in obj.encoders.items())
+                about = f"{obj.paper} | {parts} | fusion={obj.fusion} | objective={obj.objective}"
+            else:
+                about = (obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else ""
+            click.echo(f"  {item:<22} [{registry.plugin(item)}] {about}")
+
+
+@cli.command()
+def plugins():
+    """Show installed plugins, their distributions and hooks (JSON)."""
+    click.echo(json.dumps(get_plugins(get_plugin_manager()), indent=2))
+
+
+@cli.command(name="leaderboard")
+@click.option("--results", "results_dir", default="results", show_default=True, type=click.Path(file_okay=False), help="Folder of result JSON files.")
+@click.option("--out", "out_dir", default="leaderboards", show_default=True, type=click.Path(file_okay=False), help="Folder for <dataset>.md files.")
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a Markdown file is missing or stale.")
+def leaderboard_(results_dir, out_dir, datasets, check):
+    """Render one Markdown leaderboard per dataset from result files."""
+    if not Path(results_dir).is_dir():
+        raise click.ClickException(f"no results folder {results_dir}: run `msabench run` first, or pass --results.")
+    pages = boards.render(load_results(results_dir))
+    if datasets:
+        pages = {name: page for name, page in pages.items() if name in datasets}
+    stale = []
+    for name, page in pages.items():
+        path = Path(out_dir) / f"{name}.md"
+        if check:
+            if not path.is_file() or path.read_text(encoding="utf-8") != page:
+                stale.append(str(path))
+        else:
+            write_atomic(path, page)
+            click.echo(f"wrote {path}")
+    if stale:
+        raise click.ClickException(f"stale leaderboards: {', '.join(stale)}. Regenerate with: msabench leaderboard --results {results_dir} --out {out_dir}")
+    if check:
+        click.echo(f"{len(pages)} leaderboards up to date")
+
+
+@cli.command()
+@click.argument("plugin")
+def check(plugin):
+    """Run the conformance kit on an installed plugin (entry-point or distribution name)."""
+    from msabench.testing import run_checks
+
+    failures = 0
+    for name, error in run_checks(plugin):
+        click.echo(f"{'PASS' if error is None else 'FAIL'}  {name}" + (f"\n      {error}" if error else ""))
+        failures += error is not None
+    if failures:
+        raise click.ClickException(f"{failures} check(s) failed for {plugin}")
+
+
+@cli.group()
+def data():
+    """Inspect, verify or generate dataset files."""
+
+
+data_root_option = click.option("--data-root", type=click.Path(file_okay=False), help="[default: $MSABENCH_DATA or ~/.local/share/msabench/data]")
+
+
+@data.command()
+@click.argument("dataset")
+@data_root_option
+def info(dataset, data_root):
+    """What a dataset holds and where its files go."""
+    cls = catalog().datasets[dataset]
+    instance = cls(data_root)
+    click.echo(f"{cls.name}: {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}")
+    click.echo(f"  task:     {cls.task.kind}, metrics: {cls.task.family}" + (f", classes: {', '.join(cls.task.classes)}" if cls.task.classes else f", labels in {list(cls.task.label_range)}"))
+    click.echo(f"  inputs:   {', '.join(cls.inputs)}; labels: {', '.join(cls.labels)}")
+    if cls.dims:
+        click.echo(f"  dims:     {', '.join(f'{k} {v}' for k, v in cls.dims.items())}")
+    if getattr(cls, "sizes", None):
+        click.echo(f"  splits:   {', '.join(f'{k} {v}' for k, v in cls.sizes.items())}")
+    click.echo(f"  language: {cls.language}; synthetic: {'yes' if cls.synthetic else 'no'}")
+    for relative, digest in cls.files.items():
+        present = "present" if (instance.root / relative).is_file() else "missing"
+        click.echo(f"  file:     {instance.root / relative} ({present}); published SHA-256: {digest or 'none'}")
+    click.echo(f"  source:   {cls.source}")
+
+
+@data.command()
+@click.argument("dataset")
+@data_root_option
+def verify(dataset, data_root):
+    """Check a dataset's files against their published SHA-256 and load them."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    loaded = catalog().datasets[dataset](data_root, verify=True).load()
+    sizes = ", ".join(f"{name} {len(split)}" for name, split in loaded.splits.items())
+    state = "verified" if loaded.provenance.get("verified") else "NOT verified (no published SHA-256)"
+    click.echo(f"{dataset}: {state}; splits {sizes}; files {json.dumps(loaded.provenance.get('files', {}))}")
+
+
+@data.command()
+@click.argument("dataset")
+@data_root_option
+def synth(dataset, data_root):
+    """Write a synthetic dataset's pickle under the data root, in MMSA's layout."""
+    cls = catalog().datasets[dataset]
+    if not cls.synthetic or not hasattr(cls, "pickled"):
+        raise click.ClickException(f"{dataset} is not a synthetic dataset; try one of: synthetic-mosi, synthetic-sims.")
+    instance = cls(data_root)
+    (relative, _), = cls.files.items()
+    write_atomic(instance.root / relative, instance.pickled())
+    click.echo(f"wrote {instance.root / relative}; `msabench run --dataset {dataset} --data-root {instance.root} ...` now reads it")

@@ -1,0 +1,284 @@
+"""What plugins build on: the Dataset, Encoder, Fusion and Objective base classes, the Method recipe, and Batch."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from msabench.train import Callback
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a dataset asks to predict, and which metric family scores it (see `msabench.metrics`)."""
+
+    kind: str  # "regression" or "classification"
+    family: str  # "mosi", "sims" or "classification"
+    label_range: tuple[float, float] | None = None  # regression labels lie in this closed range
+    classes: tuple[str, ...] = ()  # classification class names, index = label id
+
+    @property
+    def out_dim(self) -> int:
+        """Width of the model's prediction: 1 for regression, the number of classes otherwise."""
+        return 1 if self.kind == "regression" else len(self.classes)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input as the loaded data has it: name, per-sample shape, and for token ids their vocabulary."""
+
+    name: str
+    shape: tuple[int, ...]
+    vocab_size: int | None = None  # token-id inputs: ids are below this
+    tokenizer: str | None = None  # token-id inputs: the tokenizer that produced the ids (None = synthetic vocab)
+
+    @property
+    def dim(self) -> int:
+        return self.shape[-1]
+
+
+class Batch(dict):
+    """A mini-batch: input name -> tensor, plus `label` (and `label_T`/`label_A`/`label_V` where present)
+    and `index` (row numbers in the split)."""
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch({key: value.to(device, non_blocking=True) for key, value in self.items()})
+
+    @property
+    def size(self) -> int:
+        return len(self["index"])
+
+
+class Split:
+    """One split held in memory as tensors (index batching is ~50x faster than per-item loading)."""
+
+    def __init__(self, name: str, ids: list[str], tensors: Mapping[str, torch.Tensor]):
+        sizes = {key: len(value) for key, value in tensors.items()}
+        if len(set(sizes.values()) | {len(ids)}) != 1:
+            raise ValueError(f"split {name!r}: arrays disagree on the number of samples: {sizes}, ids {len(ids)}")
+        self.name, self.ids, self.tensors = name, list(ids), dict(tensors)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None) -> Iterator[Batch]:
+        """Mini-batches in split order, or shuffled with `generator` (seeded by the trainer)."""
+        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+        for start in range(0, len(self), batch_size):
+            index = order[start : start + batch_size]
+            yield Batch({key: value[index] for key, value in self.tensors.items()}, index=index)
+
+
+@dataclass
+class Data:
+    """A loaded dataset: its splits, what they hold, and where they came from."""
+
+    name: str
+    task: Task
+    splits: dict[str, Split]
+    provenance: dict[str, Any]  # files (path -> sha256), verified, source, non-finite counts, ...
+    synthetic: bool = False
+    vocab_size: int | None = None
+    tokenizer: str | None = None
+    hparams_from: str | None = None  # see Dataset.hparams_from
+
+    @property
+    def specs(self) -> dict[str, InputSpec]:
+        """Per-input shapes, read from the train split's arrays (never from config)."""
+        specs = {}
+        for key, value in self.splits["train"].tensors.items():
+            if key.startswith("label") or key.endswith("_lengths"):
+                continue
+            token_ids = not value.is_floating_point() and value.dim() >= 2
+            specs[key] = InputSpec(
+                key,
+                tuple(value.shape[1:]),
+                vocab_size=self.vocab_size if token_ids else None,
+                tokenizer=self.tokenizer if token_ids else None,
+            )
+        return specs
+
+
+class Dataset:
+    """A dataset: declares what it holds (class attributes) and loads it (`load`).
+
+    Subclasses set the class attributes and implement `load()`. Construction is cheap:
+    nothing is read until `load()`.
+    """
+
+    name: ClassVar[str]
+    task: ClassVar[Task]
+    inputs: ClassVar[tuple[str, ...]]  # e.g. ("text_bert", "text", "audio", "vision")
+    labels: ClassVar[tuple[str, ...]] = ("label",)  # plus "label_T"/"label_A"/"label_V" where annotated
+    dims: ClassVar[Mapping[str, int]] = {}  # expected feature dims, checked against the arrays
+    language: ClassVar[str] = "en"
+    files: ClassVar[Mapping[str, str | None]] = {}  # path below the data root -> published SHA-256 (None: none published)
+    source: ClassVar[str] = ""  # where the files come from
+    synthetic: ClassVar[bool] = False
+    hparams_from: ClassVar[str | None] = None  # use methods' per-dataset hyper-parameters of this dataset
+
+    def __init__(self, root: str | Path | None = None, *, verify: bool = True):
+        from msabench.data import data_root
+
+        self.root = data_root(root)
+        self.verify = verify
+
+    def load(self) -> Data:
+        raise NotImplementedError
+
+
+class Encoder(nn.Module):
+    """Turns one input of a modality into features.
+
+    ``consumes`` names the input: ``"features"`` means the modality's own feature sequence
+    (``text``, ``audio`` or ``vision``); anything else is an input key (``text_bert``, ``image``).
+    ``__init__(spec, **hparams)`` must set ``self.out_dim``; ``forward(x, lengths)`` returns
+    ``[B, out_dim]`` (``returns = "vector"``) or ``[B, L, out_dim]`` (``returns = "sequence"``).
+    ``tiny`` holds keyword arguments that build a small, offline version (tests, the conformance kit).
+    """
+
+    name: ClassVar[str]
+    consumes: ClassVar[str] = "features"
+    returns: ClassVar[str] = "vector"
+    tiny: ClassVar[Mapping[str, Any]] = {}
+    out_dim: int
+
+    def __init__(self, spec: InputSpec, **hparams: Any):
+        super().__init__()
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Fusion(nn.Module):
+    """Combines the encoders' features into the model's outputs, a dict holding at least ``prediction``
+    (``[B, task.out_dim]``: the regression value, or class logits).
+
+    ``__init__(in_dims, task, **hparams)``: ``in_dims`` maps modality -> encoder width. ``produces``
+    lists the output keys, so objectives needing more than ``prediction`` are checked before training.
+    """
+
+    name: ClassVar[str]
+    accepts: ClassVar[str] = "vector"  # "vector" or "sequence" encoder outputs
+    produces: ClassVar[tuple[str, ...]] = ("prediction",)
+    tiny: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, in_dims: Mapping[str, int], task: Task, **hparams: Any):
+        super().__init__()
+
+    def forward(self, features: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class Objective(nn.Module, Callback):
+    """Turns outputs and a batch into named losses: ``{"total": ..., "<term>": ...}``.
+
+    Every term is logged per epoch. Stateful objectives (dynamic weights, generated labels)
+    update themselves in the `Callback` methods, which the trainer calls on them.
+    """
+
+    name: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ("prediction",)  # output keys the fusion must produce
+    tasks: ClassVar[tuple[str, ...]] = ("regression",)  # task kinds it supports
+    tiny: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, task: Task, **hparams: Any):
+        super().__init__()
+        self.task = task
+
+    def forward(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class Model(nn.Module):
+    """Encoders (one per modality) feeding a fusion. Built by the catalog from a Method."""
+
+    def __init__(self, encoders: Mapping[str, Encoder], inputs: Mapping[str, str], fusion: Fusion):
+        super().__init__()
+        self.encoders = nn.ModuleDict(encoders)
+        self.inputs = dict(inputs)  # modality -> input key in the batch
+        self.fusion = fusion
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        features, lengths = {}, {}
+        for modality, encoder in self.encoders.items():
+            length = batch.get(f"{modality}_lengths")
+            features[modality] = encoder(batch[self.inputs[modality]], length)
+            lengths[modality] = length if encoder.returns == "sequence" else None
+        return self.fusion(features, lengths)
+
+
+@dataclass(frozen=True)
+class Reported:
+    """Numbers a paper reports for a method on one dataset: accuracies and F1 in percent, MAE and Corr raw."""
+
+    dataset: str
+    source: str  # e.g. "MMSA results/result-stat.md" or "Table 2"
+    metrics: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A paper's recipe: encoders per modality, fusion, objective and hyper-parameters, all by name.
+
+    ``hparams`` has sections: ``train`` (batch_size, lr, weight_decay, lr_groups, optimizer,
+    max_epochs, grad_clip, eval_batch_size), one per modality (encoder keyword arguments),
+    ``fusion`` and ``objective``. ``overrides`` maps a dataset name to section updates taken
+    from the paper (``{"mosei": {"train": {"lr": 5e-3}}}``).
+    """
+
+    name: str
+    paper: str
+    encoders: Mapping[str, str]
+    fusion: str
+    objective: str
+    hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    reported: tuple[Reported, ...] = ()
+    key_metric: str | None = None  # select on this validation metric instead of the validation loss
+    tasks: tuple[str, ...] = ("regression",)
+    url: str = ""
+
+    def hparams_for(self, dataset: type[Dataset] | Dataset | Data) -> dict[str, dict[str, Any]]:
+        """The hyper-parameters for a dataset: defaults, then the paper's values for it (or its `hparams_from`)."""
+        resolved = copy.deepcopy({section: dict(values) for section, values in self.hparams.items()})
+        for key in (dataset.hparams_from, dataset.name):
+            merge(resolved, self.overrides.get(key, {}))
+        return resolved
+
+    def with_components(self, encoders: Mapping[str, str] | None = None, objective: str | None = None) -> Method:
+        """This recipe with some components swapped; swapped components start from their own defaults."""
+        hparams = {key: dict(value) for key, value in self.hparams.items()}
+        overrides = {name: {key: dict(value) for key, value in sections.items()} for name, sections in self.overrides.items()}
+        changed = [modality for modality, name in (encoders or {}).items() if self.encoders.get(modality) != name]
+        if objective and objective != self.objective:
+            changed.append("objective")
+        for section in changed:
+            hparams.pop(section, None)
+            for sections in overrides.values():
+                sections.pop(section, None)
+        return replace(
+            self,
+            encoders={**self.encoders, **(encoders or {})},
+            objective=objective or self.objective,
+            hparams=hparams,
+            overrides=overrides,
+        )
+
+
+def merge(base: dict, updates: Mapping) -> dict:
+    """Deep-merge `updates` into `base` (in place) and return it."""
+    for key, value in updates.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = merge({}, value) if isinstance(value, Mapping) else value
+    return base

@@ -1,0 +1,38 @@
+"""Objectives most methods share: L1 (MMSA's regression loss), MSE, cross-entropy."""
+
+from torch import nn
+
+from msabench import Objective
+
+
+class L1(Objective):
+    """Mean absolute error between the prediction and the multimodal label (MMSA's regression loss)."""
+
+    name = "l1"
+
+    def forward(self, outputs, batch):
+        return {"total": nn.functional.l1_loss(outputs["prediction"].reshape(-1), batch["label"])}
+
+
+class MSE(Objective):
+    """Mean squared error between the prediction and the multimodal label."""
+
+    name = "mse"
+
+    def forward(self, outputs, batch):
+        return {"total": nn.functional.mse_loss(outputs["prediction"].reshape(-1), batch["label"])}
+
+
+class CrossEntropy(Objective):
+    """Cross-entropy of class logits against class ids, with optional label smoothing."""
+
+    name = "cross-entropy"
+    tasks = ("classification",)
+
+    def __init__(self, task, label_smoothing: float = 0.0):
+        super().__init__(task)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, outputs, batch):
+        loss = nn.functional.cross_entropy(outputs["prediction"], batch["label"], label_smoothing=self.label_smoothing)
+        return {"total": loss}

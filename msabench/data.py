@@ -1,0 +1,262 @@
+"""Reading data files safely: the data root, SHA-256 checks, a pickle reader that runs no code,
+and MMSA's pickle layout turned into tensors."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from msabench.components import Data, Dataset, Split, Task
+from msabench.errors import DataError
+from msabench.results import write_atomic
+
+log = logging.getLogger("msabench")
+
+MMSA_SOURCE = (
+    "MMSA's processed features (https://github.com/thuiar/MMSA#datasets: links to Baidu Netdisk "
+    "and Google Drive); put them under the data root in the same layout"
+)
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """`root`, else $MSABENCH_DATA, else ~/.local/share/msabench/data (XDG_DATA_HOME honoured)."""
+    if root is None:
+        root = os.environ.get("MSABENCH_DATA")
+    if root is None:
+        base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+        root = Path(base) / "msabench" / "data"
+    return Path(root).expanduser()
+
+
+def sha256(path: str | Path) -> str:
+    """SHA-256 of a file, remembered by (path, size, mtime) so a multi-GB pickle is hashed once."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+    store = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "msabench" / "sha256.json"
+    try:
+        known = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 24):
+                digest.update(chunk)
+        known[key] = digest.hexdigest()
+        try:
+            write_atomic(store, json.dumps(known, indent=0))
+        except OSError:
+            pass  # a read-only cache only costs a re-hash next time
+    return known[key]
+
+
+def check_file(root: Path, relative: str, expected: str | None, *, verify: bool, dataset: str, source: str) -> dict[str, Any]:
+    """Find a dataset file under the data root and check its hash; returns {path, sha256, verified}."""
+    path = root / relative
+    if not path.is_file():
+        raise DataError(
+            f"{dataset}: expected {path} (data root {root}), which does not exist. "
+            f"Get it from {source}, or point --data-root / MSABENCH_DATA at the folder that holds {relative}."
+        )
+    digest = sha256(path)
+    verified = expected is not None and digest == expected
+    if expected is not None and not verified and verify:
+        raise DataError(
+            f"{dataset}: {path} has SHA-256 {digest}, but the published file has {expected}. "
+            "It may be truncated or a different version: download it again, or pass --no-verify to use it anyway "
+            "(results are then marked unverified)."
+        )
+    if not verified:
+        log.warning("%s: %s is not the published file (SHA-256 %s); results will be marked unverified", dataset, path, digest[:12])
+    return {"path": relative, "sha256": digest, "verified": verified}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Admits numpy arrays, dtypes and scalars and builtin containers; refuses every other global."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("collections", "OrderedDict"),
+        ("_codecs", "encode"),  # how protocol-2 pickles store bytes
+    }
+    DTYPES = {"dtype", "ndarray"}
+
+    def find_class(self, module: str, name: str) -> Any:
+        module = module.replace("numpy.core", "numpy._core", 1) if module.startswith("numpy.core") else module
+        if (module, name) in self.ALLOWED or (module == "numpy.dtypes" and name.endswith("DType")):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}: only numpy arrays and builtin containers are allowed")
+
+
+def read_pickle(path: str | Path) -> Any:
+    """Load a pickle of numpy arrays and builtin containers without running any code it carries."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            return SafeUnpickler(handle).load()
+    except pickle.UnpicklingError as error:
+        raise DataError(f"{path}: {error}. The file is not a plain data pickle; it was not loaded and nothing in it ran.") from error
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as error:
+        raise DataError(f"{path} is truncated or corrupt ({type(error).__name__}: {error}); download it again.") from error
+
+
+def write_pickle(path: str | Path, obj: Any) -> None:
+    """Write a pickle atomically (what `msabench data synth` and tests use)."""
+    buffer = io.BytesIO()
+    pickle.dump(obj, buffer, protocol=4)
+    write_atomic(path, buffer.getvalue())
+
+
+# MMSA key -> our batch key, and how each is stored in memory.
+MMSA_FEATURES = {"text": "text", "audio": "audio", "vision": "vision"}
+MMSA_LABELS = {
+    "regression_labels": "label",
+    "regression_labels_T": "label_T",
+    "regression_labels_A": "label_A",
+    "regression_labels_V": "label_V",
+}
+
+
+def mmsa_data(
+    raw: Any,
+    *,
+    name: str,
+    task: Task,
+    inputs: tuple[str, ...],
+    labels: tuple[str, ...],
+    dims: Mapping[str, int],
+    provenance: dict[str, Any],
+    where: str,
+    **data_fields: Any,
+) -> Data:
+    """Check a pickle in MMSA's layout and turn it into in-memory tensors.
+
+    Shapes come from the arrays and are checked against each other and against `dims`;
+    -inf/NaN in features become 0 and are counted; lengths come from `*_lengths`, or for
+    aligned files from the text mask.
+    """
+    if not isinstance(raw, dict) or not all(split in raw for split in ("train", "valid", "test")):
+        found = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        raise DataError(f"{where}: expected a dict with 'train', 'valid' and 'test' (MMSA's layout); found {found}.")
+    splits, nonfinite = {}, {}
+    for split in ("train", "valid", "test"):
+        part = raw[split]
+        wanted = ["id", *(["text_bert"] if "text_bert" in inputs else []), *[k for k in MMSA_FEATURES if k in inputs], *[k for k, v in MMSA_LABELS.items() if v in labels]]
+        if missing := [key for key in wanted if key not in part]:
+            raise DataError(f"{where}: split {split!r} lacks {missing} (has {sorted(part)}). Is this the right file for {name}?")
+        n = len(part["id"])
+        tensors: dict[str, torch.Tensor] = {}
+
+        def array(key: str, ndim: int, dtype: type) -> np.ndarray:
+            value = np.asarray(part[key])
+            if value.ndim != ndim or len(value) != n:
+                raise DataError(f"{where}: {split}/{key} has shape {value.shape}; expected {ndim} dims with {n} samples (one per id).")
+            try:
+                return value.astype(dtype, copy=False)
+            except (TypeError, ValueError) as error:
+                raise DataError(f"{where}: {split}/{key} is not numeric ({value.dtype}): {error}") from None
+
+        if "text_bert" in inputs:
+            ids = array("text_bert", 3, np.float64)
+            if ids.shape[1] != 3 or not np.all(np.isfinite(ids)) or not np.all(ids == np.round(ids)):
+                raise DataError(f"{where}: {split}/text_bert must be [N, 3, L] integer ids/mask/segments; got shape {ids.shape}.")
+            tensors["text_bert"] = torch.from_numpy(ids.astype(np.int64))
+            tensors["text_lengths"] = tensors["text_bert"][:, 1].sum(1).clamp(min=1)
+        for key in (k for k in MMSA_FEATURES if k in inputs):
+            values = array(key, 3, np.float32)
+            if key in dims and values.shape[2] != dims[key]:
+                raise DataError(f"{where}: {split}/{key} has feature dim {values.shape[2]}; {name} has {dims[key]}. Is this the right file?")
+            bad = ~np.isfinite(values)
+            if count := int(bad.sum()):
+                values = np.where(bad, np.float32(0), values)
+                nonfinite[f"{split}/{key}"] = count
+            tensors[key] = torch.from_numpy(np.ascontiguousarray(values))
+            length_key = f"{key}_lengths"
+            if key == "text":
+                if "text_lengths" not in tensors:
+                    tensors["text_lengths"] = torch.full((n,), values.shape[1], dtype=torch.long)
+            elif length_key in part:
+                lengths = array(length_key, 1, np.int64).clip(1, values.shape[1])
+                tensors[length_key] = torch.from_numpy(lengths)
+            else:  # aligned files: aligned to the text tokens
+                tensors[length_key] = tensors.get("text_lengths", torch.full((n,), values.shape[1])).clamp(max=values.shape[1]).clone()
+        for key, ours in MMSA_LABELS.items():
+            if ours in labels:
+                values = array(key, 1, np.float32)
+                if not np.all(np.isfinite(values)):
+                    raise DataError(f"{where}: {split}/{key} holds NaN or infinite labels.")
+                tensors[ours] = torch.from_numpy(values.copy())
+        ids = [str(i) for i in np.asarray(part["id"]).reshape(-1)]
+        splits[split] = Split(split, ids, tensors)
+    _check_consistent(splits, where)
+    for key, count in nonfinite.items():
+        log.warning("%s: %s had %d non-finite values (-inf/NaN), set to 0", where, key, count)
+    provenance = {**provenance, "nonfinite": nonfinite, "sizes": {s: len(v) for s, v in splits.items()}}
+    return Data(name=name, task=task, splits=splits, provenance=provenance, **data_fields)
+
+
+def _check_consistent(splits: dict[str, Split], where: str) -> None:
+    train = splits["train"].tensors
+    for split in ("valid", "test"):
+        for key, value in splits[split].tensors.items():
+            if key.startswith("label") or key.endswith("_lengths"):
+                continue
+            if key == "text_bert" or key == "text":
+                same = value.shape[-1] == train[key].shape[-1] and value.shape[1:-1] == train[key].shape[1:-1]
+            else:
+                same = value.shape[2:] == train[key].shape[2:]
+            if not same:
+                raise DataError(f"{where}: {split}/{key} has shape {tuple(value.shape)}, but train/{key} has {tuple(train[key].shape)}.")
+
+
+class MMSADataset(Dataset):
+    """A dataset stored as one MMSA pickle below the data root (`files` names it and its SHA-256)."""
+
+    inputs = ("text_bert", "text", "audio", "vision")
+    source = MMSA_SOURCE
+    sizes: ClassVar[Mapping[str, int]] = {}  # published split sizes (a subset only gets a warning)
+    vocab_size: ClassVar[int | None] = None  # size of the tokenizer vocabulary behind text_bert
+    tokenizer: ClassVar[str | None] = None  # the tokenizer that produced text_bert (a transformers name)
+
+    def load(self) -> Data:
+        (relative, expected), = self.files.items()
+        found = check_file(self.root, relative, expected, verify=self.verify, dataset=self.name, source=self.source)
+        raw = read_pickle(self.root / relative)
+        provenance = {"source": "file", "files": {relative: found["sha256"]}, "verified": found["verified"]}
+        return self.from_mmsa(raw, provenance, where=str(self.root / relative))
+
+    def from_mmsa(self, raw: Any, provenance: dict[str, Any], where: str) -> Data:
+        """Tensors from MMSA's dict of arrays, checked against what this class declares."""
+        data = mmsa_data(
+            raw,
+            name=self.name,
+            task=self.task,
+            inputs=self.inputs,
+            labels=self.labels,
+            dims=self.dims,
+            provenance={**provenance, "synthetic": self.synthetic},
+            where=where,
+            synthetic=self.synthetic,
+            vocab_size=self.vocab_size,
+            tokenizer=self.tokenizer,
+            hparams_from=self.hparams_from,
+        )
+        found = {split: len(part) for split, part in data.splits.items()}
+        if self.sizes and found != dict(self.sizes):
+            log.warning("%s: split sizes %s differ from the published %s", where, found, dict(self.sizes))
+        return data

@@ -1,0 +1,124 @@
+"""The published metric definitions (MMSA's semantics), computed with numpy and scikit-learn.
+
+`evaluate(family, predictions, labels)` returns the family's metrics in a fixed order:
+
+- ``"mosi"`` (CMU-MOSI, CMU-MOSEI): Acc-2 and weighted F1 with zero counted as positive
+  (``_has0``) and with zero-labelled samples dropped (``_non0``); Acc-3/5/7 after clipping
+  to ±1/±2/±3 and rounding (half to even); MAE and Pearson Corr on the raw values.
+- ``"sims"`` (CH-SIMS, CH-SIMS v2): clip both to [-1, 1], then bin with right-closed
+  intervals (Acc-2 puts 0 in the negative class); F1 is the weighted F1 of the Acc-2
+  classes; MAE and Corr on the clipped values.
+- ``"classification"``: accuracy, weighted and macro F1 on class ids.
+
+Accuracies and F1 are fractions in [0, 1]; the leaderboard shows them in percent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    percent: bool  # shown ×100 on leaderboards, and reported that way by papers
+    definition: str
+
+
+METRICS = {
+    m.name: m
+    for m in [
+        Metric("Acc-2_has0", True, True, "binary accuracy, y >= 0 vs p >= 0, all samples"),
+        Metric("F1_has0", True, True, "weighted F1 of the Acc-2_has0 classes"),
+        Metric("Acc-2_non0", True, True, "binary accuracy, y > 0 vs p > 0, samples with y != 0"),
+        Metric("F1_non0", True, True, "weighted F1 of the Acc-2_non0 classes"),
+        Metric("Acc-2", True, True, "SIMS: bins (-1.01, 0], (0, 1.01] after clipping to [-1, 1]"),
+        Metric("Acc-3", True, True, "MOSI: clip to ±1, round; SIMS: bins at -0.1, 0.1"),
+        Metric("Acc-5", True, True, "MOSI: clip to ±2, round; SIMS: bins at -0.7, -0.1, 0.1, 0.7"),
+        Metric("Acc-7", True, True, "clip to ±3, round, compare exactly"),
+        Metric("F1", True, True, "SIMS: weighted F1 of the Acc-2 classes"),
+        Metric("MAE", False, False, "mean absolute error"),
+        Metric("Corr", True, False, "Pearson correlation (NaN for a constant input)"),
+        Metric("Acc", True, True, "classification accuracy"),
+        Metric("F1_weighted", True, True, "support-weighted F1 over classes"),
+        Metric("F1_macro", True, True, "unweighted mean F1 over classes"),
+    ]
+}
+
+FAMILIES = {
+    "mosi": ("Acc-2_has0", "F1_has0", "Acc-2_non0", "F1_non0", "Acc-3", "Acc-5", "Acc-7", "MAE", "Corr"),
+    "sims": ("Acc-2", "Acc-3", "Acc-5", "F1", "MAE", "Corr"),
+    "classification": ("Acc", "F1_weighted", "F1_macro"),
+}
+
+SIMS_BINS = {
+    "Acc-2": (0.0,),
+    "Acc-3": (-0.1, 0.1),
+    "Acc-5": (-0.7, -0.1, 0.1, 0.7),
+}
+
+
+def evaluate(family: str, predictions, labels) -> dict[str, float]:
+    """The metrics of `family` for predictions against labels, keys in `FAMILIES[family]` order."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown metric family {family!r}; expected one of {', '.join(FAMILIES)}")
+    p = np.asarray(predictions, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    if p.shape != y.shape:
+        raise ValueError(f"{len(p)} predictions for {len(y)} labels")
+    if len(y) == 0:
+        raise ValueError("cannot evaluate an empty split")
+    if family == "classification":
+        return {
+            "Acc": _accuracy(y, p),
+            "F1_weighted": _f1(y, p, "weighted"),
+            "F1_macro": _f1(y, p, "macro"),
+        }
+    if family == "sims":
+        p, y = np.clip(p, -1, 1), np.clip(y, -1, 1)
+        bins = {key: (_bin(y, edges), _bin(p, edges)) for key, edges in SIMS_BINS.items()}
+        return {
+            "Acc-2": _accuracy(*bins["Acc-2"]),
+            "Acc-3": _accuracy(*bins["Acc-3"]),
+            "Acc-5": _accuracy(*bins["Acc-5"]),
+            "F1": _f1(*bins["Acc-2"], "weighted"),
+            "MAE": float(np.mean(np.abs(p - y))),
+            "Corr": _pearson(p, y),
+        }
+    nonzero = y != 0
+    return {
+        "Acc-2_has0": _accuracy(y >= 0, p >= 0),
+        "F1_has0": _f1(y >= 0, p >= 0, "weighted"),
+        "Acc-2_non0": _accuracy(y[nonzero] > 0, p[nonzero] > 0),
+        "F1_non0": _f1(y[nonzero] > 0, p[nonzero] > 0, "weighted"),
+        "Acc-3": _accuracy(np.round(np.clip(y, -1, 1)), np.round(np.clip(p, -1, 1))),
+        "Acc-5": _accuracy(np.round(np.clip(y, -2, 2)), np.round(np.clip(p, -2, 2))),
+        "Acc-7": _accuracy(np.round(np.clip(y, -3, 3)), np.round(np.clip(p, -3, 3))),
+        "MAE": float(np.mean(np.abs(p - y))),
+        "Corr": _pearson(p, y),
+    }
+
+
+def _bin(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
+    """Class index for right-closed bins: (-inf, e0] -> 0, (e0, e1] -> 1, ..."""
+    return np.searchsorted(np.asarray(edges), values, side="left")
+
+
+def _accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean(truth == pred)) if len(truth) else float("nan")
+
+
+def _f1(truth: np.ndarray, pred: np.ndarray, average: str) -> float:
+    if not len(truth):
+        return float("nan")
+    return float(f1_score(truth, pred, average=average, zero_division=0))
+
+
+def _pearson(p: np.ndarray, y: np.ndarray) -> float:
+    p, y = p - p.mean(), y - y.mean()
+    denominator = np.sqrt(np.sum(p * p) * np.sum(y * y))
+    return float(np.sum(p * y) / denominator) if denominator > 0 else float("nan")

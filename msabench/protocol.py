@@ -1,0 +1,51 @@
+"""What is held equal for every leaderboard row. Fixed by the host; plugins cannot change it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from msabench.metrics import METRICS
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """MMSA's published protocol.
+
+    Five seeds; the model is selected on the validation split (lowest validation loss, or the
+    method's declared key metric); training stops after `patience` epochs without improvement
+    or at `max_epochs` (or the method's own, smaller epoch count); the test split is evaluated
+    once, on the selected checkpoint. Leaderboards report mean ± std over seeds with `ddof`.
+    """
+
+    name: str = "mmsa"
+    version: int = 1
+    seeds: tuple[int, ...] = (1111, 1112, 1113, 1114, 1115)
+    patience: int = 8
+    max_epochs: int = 100
+    ddof: int = 1
+
+    @property
+    def id(self) -> str:
+        """`mmsa-1`, with any departure from the defaults spelled out (`mmsa-1+max_epochs=3`).
+
+        The seeds are not part of the id: rows report how many seeds they average.
+        """
+        default = Protocol()
+        changed = [
+            f"{f.name}={getattr(self, f.name)}"
+            for f in fields(self)
+            if f.name not in ("name", "version", "seeds") and getattr(self, f.name) != getattr(default, f.name)
+        ]
+        return "+".join([f"{self.name}-{self.version}", *changed])
+
+    def selection(self, key_metric: str | None) -> tuple[str, str]:
+        """(validation key, "min" or "max") used to pick the best epoch."""
+        if key_metric is None:
+            return "loss", "min"
+        return key_metric, "max" if METRICS[key_metric].higher_is_better else "min"
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, **asdict(self)}
+
+
+PROTOCOL = Protocol()

@@ -1,0 +1,325 @@
+"""The conformance kit for plugin authors, and tiny synthetic data to run it on.
+
+In a plugin's tests::
+
+    import msabench_myplugin
+    from msabench.testing import parametrize_with_checks
+
+    @parametrize_with_checks(msabench_myplugin)
+    def test_conformance(check):
+        check()
+
+Each check is its own test id (``pytest -k check_method_fits_two_steps``). The same checks run
+from the command line as ``msabench check <plugin>``. Nothing is downloaded: encoders,
+fusions and objectives are built with their ``tiny`` keyword arguments on `TinyMSA`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import math
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from msabench.catalog import KINDS, Catalog, input_key
+from msabench.components import Batch, Data, Dataset, Encoder, InputSpec, Method, Task, merge
+from msabench.core.synthetic import SyntheticMMSA
+from msabench.errors import PluginError
+from msabench.plugins import ENTRY_POINT_GROUP, get_plugin_manager
+from msabench.protocol import Protocol
+from msabench.results import RunResult
+from msabench.train import fit, seed_everything
+
+
+class TinyMSA(SyntheticMMSA):
+    """A few dozen synthetic samples with every MMSA input and unimodal labels; loads in milliseconds."""
+
+    name = "tiny-msa"
+    task = Task("regression", "mosi", label_range=(-3.0, 3.0))
+    labels = ("label", "label_T", "label_A", "label_V")
+    dims = {"text": 16, "audio": 4, "vision": 6}
+    sizes = {"train": 32, "valid": 16, "test": 16}
+    lengths = {"text": 10, "audio": 8, "vision": 6}
+    files = {"tiny-msa/Processed/unaligned.pkl": None}
+
+    def load(self) -> Data:
+        provenance = {"source": "generated", "files": {}, "verified": True}
+        return self.from_mmsa(self.generate(), provenance, where="generated tiny-msa")
+
+
+TINY_DATASETS: list[type[Dataset]] = [TinyMSA]
+
+
+@functools.cache
+def tiny_data(dataset: type[Dataset]) -> Data:
+    return dataset(tempfile.gettempdir()).load()
+
+
+def tiny_hparams(catalog: Catalog, method: Method, dataset: type[Dataset]) -> dict[str, Any]:
+    """The method's hyper-parameters with each component's `tiny` arguments and small batches."""
+    hparams = method.hparams_for(dataset)
+    for modality, name in method.encoders.items():
+        merge(hparams.setdefault(modality, {}), catalog.encoders[name].tiny)
+    merge(hparams.setdefault("fusion", {}), catalog.fusions[method.fusion].tiny)
+    merge(hparams.setdefault("objective", {}), catalog.objectives[method.objective].tiny)
+    merge(hparams.setdefault("train", {}), {"batch_size": 8, "eval_batch_size": 8})
+    hparams["train"].pop("max_epochs", None)
+    return hparams
+
+
+def tiny_dataset_for(catalog: Catalog, method: Method) -> type[Dataset]:
+    for dataset in TINY_DATASETS:
+        try:
+            catalog.check(method, dataset)
+            return dataset
+        except Exception:
+            continue
+    raise AssertionError(f"no tiny dataset provides what method {method.name!r} needs; add one to msabench.testing.TINY_DATASETS")
+
+
+# -- the checks ---------------------------------------------------------------------------------
+
+
+def check_hookimpls_match_specs(plugin: ModuleType) -> None:
+    """pluggy accepts the plugin's hook implementations and nothing is left unmatched."""
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(plugin)
+    pm.check_pending()
+
+
+def check_registers_something(plugin: ModuleType) -> None:
+    """At least one register_* hook registers at least one thing."""
+    assert sum(len(own) for own in _own(plugin).values()) > 0, f"{plugin.__name__} registers nothing"
+
+
+def check_catalog_accepts_plugin(plugin: ModuleType) -> None:
+    """Beside every installed plugin: unique kebab-case names, right base classes, resolvable methods."""
+    _catalog(plugin)
+
+
+def check_dataset_schema(plugin: ModuleType) -> None:
+    """Datasets declare task, inputs, labels and where their files come from (nothing is downloaded)."""
+    for dataset in _own(plugin)["datasets"]:
+        assert dataset.__doc__, f"dataset {dataset.name!r} needs a docstring (shown by `msabench list`)"
+        assert dataset.task.kind in ("regression", "classification"), dataset.task
+        assert dataset.synthetic or (dataset.files and dataset.source), f"dataset {dataset.name!r} must declare `files` and `source`"
+        if dataset.task.kind == "classification":
+            assert dataset.task.classes, f"dataset {dataset.name!r}: a classification task needs class names"
+
+
+def check_encoder_output_shape(plugin: ModuleType) -> None:
+    """Each encoder, built tiny, maps a tiny batch to [B, out_dim] (or [B, L, out_dim] for sequences)."""
+    for encoder in _own(plugin)["encoders"]:
+        data, key = _tiny_input(encoder)
+        seed_everything(0)
+        module = encoder(data.specs[key], **encoder.tiny)
+        batch = next(data.splits["train"].batches(4))
+        output = module(batch[key], batch.get(f"{_modality(encoder, key)}_lengths"))
+        expected = 2 if encoder.returns == "vector" else 3
+        assert output.dim() == expected and output.shape[0] == 4 and output.shape[-1] == module.out_dim, (
+            f"encoder {encoder.name!r} returned {tuple(output.shape)}; expected {'[4, out_dim]' if expected == 2 else '[4, L, out_dim]'} with out_dim {module.out_dim}"
+        )
+        assert torch.isfinite(output).all(), f"encoder {encoder.name!r} returned non-finite values"
+
+
+def check_fusion_output_shape(plugin: ModuleType) -> None:
+    """Each fusion maps per-modality features to a dict with a [B, out_dim] (or [B]) prediction and what it declares."""
+    in_dims = {"text": 8, "audio": 4, "vision": 6}
+    for fusion in _own(plugin)["fusions"]:
+        for task in (Task("regression", "mosi", (-3.0, 3.0)), Task("classification", "classification", classes=("negative", "neutral", "positive"))):
+            out_dim = task.out_dim
+            seed_everything(0)
+            module = fusion(in_dims, task, **fusion.tiny)
+            lengths = torch.tensor([5, 3, 1, 5])
+            if fusion.accepts == "vector":
+                features, lens = {m: torch.randn(4, d) for m, d in in_dims.items()}, {m: None for m in in_dims}
+            else:
+                features, lens = {m: torch.randn(4, 5, d) for m, d in in_dims.items()}, {m: lengths for m in in_dims}
+            outputs = module(features, lens)
+            assert set(fusion.produces) <= set(outputs), f"fusion {fusion.name!r} declares {fusion.produces} but returned {sorted(outputs)}"
+            prediction = outputs["prediction"]
+            assert prediction.shape[0] == 4 and prediction.reshape(4, -1).shape[1] == out_dim, (
+                f"fusion {fusion.name!r}: prediction shape {tuple(prediction.shape)} for out_dim {out_dim}"
+            )
+
+
+def check_objective_finite_with_grad(plugin: ModuleType) -> None:
+    """On each of the plugin's methods (or a plain prediction), the loss is a finite scalar whose gradient reaches the model."""
+    catalog = _catalog(plugin)
+    own = _own(plugin)
+    methods = [m for m in own["methods"]] or [m for m in (catalog.methods[n] for n in catalog.methods) if m.objective in {o.name for o in own["objectives"]}]
+    for method in methods:
+        dataset = tiny_dataset_for(catalog, method)
+        data = tiny_data(dataset)
+        seed_everything(0)
+        model, objective = catalog.build(method, data, tiny_hparams(catalog, method, dataset))
+        batch = next(data.splits["train"].batches(8, shuffle=True, generator=torch.Generator().manual_seed(0)))
+        losses = objective(model(batch), batch)
+        total = losses["total"]
+        assert total.dim() == 0 and torch.isfinite(total), f"{method.name}: total loss {total}"
+        assert all(torch.isfinite(v).all() for v in losses.values()), f"{method.name}: non-finite loss terms {losses}"
+        total.backward()
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), f"{method.name}: no gradient reaches the model"
+    for objective_cls in own["objectives"]:
+        if objective_cls.needs == ("prediction",) and "regression" in objective_cls.tasks:
+            task = Task("regression", "mosi", (-3.0, 3.0))
+            prediction = torch.randn(6, 1, requires_grad=True)
+            batch = Batch(label=torch.randn(6), index=torch.arange(6), label_T=torch.randn(6), label_A=torch.randn(6), label_V=torch.randn(6))
+            losses = objective_cls(task, **objective_cls.tiny)({"prediction": prediction}, batch)
+            losses["total"].backward()
+            assert torch.isfinite(losses["total"]) and prediction.grad is not None, f"objective {objective_cls.name!r}"
+
+
+def check_method_fits_two_steps(plugin: ModuleType) -> None:
+    """fit() runs each method for two epochs on tiny data, on the CPU, with finite losses and all metrics."""
+    for method, result in _fits(plugin).items():
+        assert result.epochs == 2, f"{method}: ran {result.epochs} epochs"
+        assert all(math.isfinite(epoch["train"]["total"]) for epoch in result.history), f"{method}: non-finite training loss"
+        assert set(result.metrics) == set(_family_keys(result)), f"{method}: metrics {sorted(result.metrics)}"
+        assert len(result.predictions["predictions"]) == len(result.predictions["ids"]) > 0
+
+
+def check_method_deterministic(plugin: ModuleType) -> None:
+    """The same seed gives the same losses and predictions on the CPU."""
+    first = _fits(plugin)
+    _fits.cache_clear()
+    second = _fits(plugin)
+    for method in first:
+        assert first[method].history == second[method].history, f"{method}: training differs between two runs with one seed"
+        assert first[method].predictions == second[method].predictions, f"{method}: predictions differ between two runs with one seed"
+
+
+def check_result_round_trips_json(plugin: ModuleType) -> None:
+    """A RunResult survives save -> load unchanged."""
+    for method, result in _fits(plugin).items():
+        with tempfile.TemporaryDirectory() as folder:
+            path = result.save(Path(folder) / "seed.json")
+            loaded = RunResult.load(path)
+        assert _comparable(loaded.to_dict()) == _comparable(result.to_dict()), f"{method}: result changed through JSON"
+
+
+def check_installed(plugin: ModuleType) -> None:
+    """The plugin is found through the `msabench` entry-point group."""
+    modules = {ep.value.split(":")[0] for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    assert plugin.__name__ in modules, f"{plugin.__name__} is not an installed msabench entry point; add [project.entry-points.msabench] to its pyproject.toml and pip install it"
+
+
+CHECKS: list[Callable[[ModuleType], None]] = [
+    check_hookimpls_match_specs,
+    check_registers_something,
+    check_catalog_accepts_plugin,
+    check_dataset_schema,
+    check_encoder_output_shape,
+    check_fusion_output_shape,
+    check_objective_finite_with_grad,
+    check_method_fits_two_steps,
+    check_method_deterministic,
+    check_result_round_trips_json,
+]
+
+
+def checks(plugin: ModuleType, installed: bool = True) -> Iterator[tuple[str, Callable[[], None]]]:
+    for check in [*CHECKS, *([check_installed] if installed else [])]:
+        yield check.__name__, functools.partial(check, plugin)
+
+
+def parametrize_with_checks(plugin: ModuleType, installed: bool = True):
+    """A pytest decorator: one test per check, its id the check's name."""
+    import pytest
+
+    names, calls = zip(*checks(plugin, installed))
+    return pytest.mark.parametrize("check", calls, ids=names)
+
+
+def run_checks(name: str) -> list[tuple[str, str | None]]:
+    """Run every check on an installed plugin (entry-point or distribution name): [(check, error or None)]."""
+    entry_points = [ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if name in (ep.name, ep.dist.name if ep.dist else None)]
+    if not entry_points:
+        installed = ", ".join(sorted(ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)))
+        raise PluginError(f"no installed msabench plugin is called {name!r}. Installed: {installed}.")
+    outcomes = []
+    for ep in entry_points:
+        for check_name, call in checks(ep.load()):
+            try:
+                call()
+                outcomes.append((check_name, None))
+            except Exception as error:  # a failed check is reported, not raised
+                outcomes.append((check_name, f"{type(error).__name__}: {error}"))
+    return outcomes
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _catalog(plugin: ModuleType) -> Catalog:
+    pm = get_plugin_manager()
+    if not pm.is_registered(plugin):
+        pm.register(plugin)
+    return Catalog.from_plugins(pm)
+
+
+def _own(plugin: ModuleType) -> dict[str, list]:
+    """What this plugin alone registers, by kind."""
+    own: dict[str, list] = {kind: [] for kind in KINDS}
+    for kind in KINDS:
+        hook = getattr(plugin, f"register_{kind}", None)
+        if hook is not None:
+            hook(own[kind].append)
+    return own
+
+
+@functools.cache
+def _fits(plugin: ModuleType) -> dict[str, RunResult]:
+    catalog = _catalog(plugin)
+    results = {}
+    for method in _own(plugin)["methods"]:
+        dataset = tiny_dataset_for(catalog, method)
+        results[method.name] = fit(
+            method,
+            tiny_data(dataset),
+            catalog=catalog,
+            seed=1111,
+            protocol=Protocol(max_epochs=2),
+            hparams=tiny_hparams(catalog, method, dataset),
+            device="cpu",
+        )
+    return results
+
+
+def _tiny_input(encoder: type[Encoder]) -> tuple[Data, str]:
+    for dataset in TINY_DATASETS:
+        for modality in ("text", "audio", "vision"):
+            key = input_key(encoder, modality)
+            if key in dataset.inputs:
+                return tiny_data(dataset), key
+    raise AssertionError(f"no tiny dataset provides input {encoder.consumes!r} for encoder {encoder.name!r}")
+
+
+def _modality(encoder: type[Encoder], key: str) -> str:
+    return key if encoder.consumes == "features" else key.split("_")[0]
+
+
+def _family_keys(result: RunResult) -> tuple[str, ...]:
+    from msabench.metrics import FAMILIES
+
+    return FAMILIES[result.task["family"]]
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    return value
+
+
+__all__ = ["TINY_DATASETS", "TinyMSA", "InputSpec", "check_installed", "checks", "parametrize_with_checks", "run_checks", "tiny_data", "tiny_hparams"]
