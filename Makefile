@@ -5,7 +5,7 @@ PLUGINS := $(sort $(wildcard plugins/msabench-*))
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test leaderboards
+.PHONY: demo test leaderboards reproduce
 
 # torch stays the CPU build 2.13.0 (constraints.txt); unpinned, pip pulls a newer CUDA torch of several GB.
 $(VENV)/.installed: pyproject.toml constraints.txt $(PLUGINS:%=%/pyproject.toml)
@@ -21,3 +21,11 @@ test: $(VENV)/.installed
 
 leaderboards: $(VENV)/.installed
 	$(VENV)/bin/msabench leaderboard --results leaderboards/results --out leaderboards
+
+# Re-run every (method, dataset) in leaderboards/runs.txt over the protocol's five seeds.
+reproduce: $(VENV)/.installed
+	grep -v '^#' leaderboards/runs.txt | while read -r method dataset; do \
+		[ -n "$$method" ] || continue; \
+		$(VENV)/bin/msabench run --method $$method --dataset $$dataset --no-progress --no-checkpoints \
+			--results leaderboards/results --leaderboards leaderboards || exit 1; \
+	done

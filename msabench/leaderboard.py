@@ -59,9 +59,9 @@ def render_dataset(dataset: str, results: list[RunResult]) -> str:
         ]
         if any(not r.data.get("verified", False) for r in group):
             lines += ["", "† at least one run used a data file that does not match the published SHA-256 (`verified: false`)."]
-    reported = _reported(dataset, results, columns)
-    if reported:
-        lines += ["", "## Reported vs reproduced", "", "Each cell: paper / ours (ours − paper), ours being the seed mean.", "", reported]
+        reported = _reported(dataset, group, columns)
+        if reported:
+            lines += ["", "### Reported vs reproduced", "", "Each cell: paper / ours (ours − paper), ours being the seed mean.", "", reported]
     return "\n".join(lines) + "\n"
 
 
@@ -75,9 +75,9 @@ def _table(results: list[RunResult], columns: tuple[str, ...], ddof: int) -> str
     for result in results:
         rows[result.row].append(result)
     stats = {row: {c: _mean_std([r.metrics.get(c, math.nan) for r in group], ddof) for c in columns} for row, group in rows.items()}
-    best = {}
+    best = {}  # compared as shown, so equal-looking values are both marked
     for column in columns:
-        means = [stats[row][column][0] for row in rows if not math.isnan(stats[row][column][0])]
+        means = [_shown(column, stats[row][column][0]) for row in rows if not math.isnan(stats[row][column][0])]
         if means:
             best[column] = max(means) if METRICS[column].higher_is_better else min(means)
     first = columns[0]
@@ -90,7 +90,7 @@ def _table(results: list[RunResult], columns: tuple[str, ...], ddof: int) -> str
         for column in columns:
             mean, std = stats[row][column]
             text = _format(column, mean, std)
-            cells.append(f"**{text}**" if column in best and mean == best[column] else text)
+            cells.append(f"**{text}**" if column in best and _shown(column, mean) == best[column] else text)
         cells += [len(group), group[0].method_info.get("paper", "")]
         table.append(cells)
     headers = ["Method", *(f"{c} {'↑' if METRICS[c].higher_is_better else '↓'}" for c in columns), "Seeds", "Paper"]
@@ -132,6 +132,11 @@ def _mean_std(values: list[float], ddof: int) -> tuple[float, float]:
         return math.nan, math.nan
     std = float(np.std(values, ddof=ddof)) if len(values) > ddof else math.nan
     return float(np.mean(values)), std
+
+
+def _shown(column: str, value: float) -> float:
+    """The value as the table shows it (percent with 2 decimals, or 4 decimals)."""
+    return round(100 * value, 2) if METRICS[column].percent else round(value, 4)
 
 
 def _format(column: str, mean: float, std: float) -> str:

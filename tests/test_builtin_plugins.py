@@ -1,0 +1,59 @@
+"""Built-in plugins are packaged like a third party's: own distribution, entry point, public API only."""
+
+import importlib.metadata
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from msabench.cli import cli
+
+ROOT = Path(__file__).parent.parent
+PLUGINS = sorted(path for path in (ROOT / "plugins").iterdir() if (path / "pyproject.toml").is_file())
+
+
+def test_there_are_built_in_plugins():
+    assert {path.name for path in PLUGINS} >= {"msabench-baselines"}
+
+
+@pytest.mark.parametrize("folder", PLUGINS, ids=lambda path: path.name)
+def test_plugin_is_a_distribution_discovered_through_its_entry_point(folder):
+    project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+    assert project["name"] == folder.name and "msabench" in project["dependencies"]
+    (name, module), = project["entry-points"]["msabench"].items()
+    assert module == folder.name.replace("-", "_") and name == folder.name.removeprefix("msabench-")
+    installed = {ep.name: ep for ep in importlib.metadata.entry_points(group="msabench")}
+    assert installed[name].value == module and installed[name].dist.name == folder.name
+
+
+@pytest.mark.parametrize("folder", PLUGINS, ids=lambda path: path.name)
+def test_plugin_code_imports_only_the_public_api(folder):
+    package = folder / folder.name.replace("-", "_")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in package.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.match(r"\s*(from msabench\.|import msabench\.)", line)
+    ]
+    assert not offenders, f"import from `msabench` only (the public API): {offenders}"
+
+
+@pytest.mark.parametrize("folder", PLUGINS, ids=lambda path: path.name)
+def test_plugin_runs_the_conformance_kit(folder):
+    tests = "\n".join(path.read_text() for path in (folder / "tests").glob("test_*.py"))
+    assert "parametrize_with_checks(" in tests
+
+
+def test_committed_leaderboards_are_fresh():
+    results = ROOT / "leaderboards" / "results"
+    assert any(results.rglob("seed-*.json")), "leaderboards/results holds the committed result files"
+    outcome = CliRunner().invoke(cli, ["leaderboard", "--results", str(results), "--out", str(ROOT / "leaderboards"), "--check"])
+    assert outcome.exit_code == 0, outcome.output
+
+
+def test_readme_documents_the_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text().splitlines()[-1]

@@ -1,0 +1,215 @@
+"""The catalog: what plugins register, validated before anything trains."""
+
+from dataclasses import replace
+
+import pytest
+from fakes import TINY, ConcatFusion, MeanEncoder, NeedsShared, Plugin, TinyData
+
+import msabench.core
+from msabench import Catalog, CatalogError, Dataset, Encoder, Method, PluginError, Task, UnknownName, get_plugin_manager, hookimpl
+
+
+def catalog_with(*plugins):
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(msabench.core, name="core")
+    for plugin in plugins:
+        pm.register(plugin)
+    return Catalog.from_plugins(pm)
+
+
+def plugin(**hooks):
+    """A plugin object whose register_<kind> hooks register the given things."""
+
+    class Extra:
+        pass
+
+    for kind, things in hooks.items():
+
+        def hook(register, things=things):
+            for thing in things:
+                register(thing)
+
+        hook.__name__ = f"register_{kind}"
+        setattr(Extra, f"register_{kind}", staticmethod(hookimpl(hook)))
+    return Extra()
+
+
+def test_valid_plugin_is_catalogued_with_its_plugin_name():
+    catalog = catalog_with(Plugin())
+    assert "tiny-data" in catalog.datasets and "mean-linear" in catalog.encoders
+    assert catalog.methods["tiny"] is TINY
+    assert catalog.objectives.plugin("l1") == "core"
+
+
+def test_hook_register_datasets_rejects_a_class_that_is_not_a_dataset():
+    class NotData:
+        name = "not-data"
+
+    with pytest.raises(CatalogError, match=r"dataset .*NotData from plugin .* must subclass msabench.Dataset"):
+        catalog_with(plugin(datasets=[NotData]))
+
+
+def test_hook_register_datasets_requires_task_and_inputs():
+    class NoTask(Dataset):
+        """No task."""
+
+        name = "no-task"
+
+    with pytest.raises(CatalogError, match=r"dataset 'no-task'.*set `task = Task\(...\)`; list its `inputs`"):
+        catalog_with(plugin(datasets=[NoTask]))
+
+
+def test_hook_register_datasets_rejects_a_duplicate_name_naming_both_plugins():
+    class Again(TinyData):
+        """Same name."""
+
+    with pytest.raises(CatalogError, match=r"dataset 'tiny-data' is registered twice: by plugin .*\(fakes.TinyData\) and by plugin .*Again"):
+        catalog_with(Plugin(), plugin(datasets=[Again]))
+
+
+def test_hook_register_encoders_rejects_an_instance_and_a_bad_name():
+    with pytest.raises(CatalogError, match="must subclass msabench.Encoder"):
+        catalog_with(plugin(encoders=[MeanEncoder]), plugin(encoders=[object()]))
+
+    class Badly(Encoder):
+        name = "Bad_Name"
+
+    with pytest.raises(CatalogError, match=r"has name 'Bad_Name': set a kebab-case name such as 'my-encoder'"):
+        catalog_with(plugin(encoders=[Badly]))
+
+    class Nameless(Encoder):
+        pass
+
+    with pytest.raises(CatalogError, match=r"has name None"):
+        catalog_with(plugin(encoders=[Nameless]))
+
+
+def test_hook_register_encoders_checks_returns():
+    class Odd(MeanEncoder):
+        name = "odd"
+        returns = "matrix"
+
+    with pytest.raises(CatalogError, match=r"encoder 'odd'.*`returns` is 'matrix'; use 'vector' or 'sequence'"):
+        catalog_with(plugin(encoders=[Odd]))
+
+
+def test_hook_register_fusions_requires_a_prediction_output():
+    class NoPrediction(ConcatFusion):
+        name = "no-prediction"
+        produces = ("logits",)
+
+    with pytest.raises(CatalogError, match="`produces` must include 'prediction'"):
+        catalog_with(plugin(fusions=[NoPrediction]))
+
+
+def test_hook_register_objectives_rejects_a_duplicate_of_a_core_objective():
+    class L1Again(NeedsShared):
+        name = "l1"
+
+    with pytest.raises(CatalogError, match=r"objective 'l1' is registered twice: by plugin 'core'"):
+        catalog_with(plugin(objectives=[L1Again]))
+
+
+def test_hook_register_methods_rejects_a_non_method():
+    with pytest.raises(CatalogError, match="passed 'tiny' to register_methods; expected a msabench.Method instance"):
+        catalog_with(plugin(methods=["tiny"]))
+
+
+def test_hook_register_methods_rejects_a_dangling_reference_with_a_suggestion():
+    typo = replace(TINY, name="typo", fusion="concat-linaer")
+    with pytest.raises(CatalogError, match=r"method 'typo' \(plugin .*\) names fusion 'concat-linaer', which no plugin registers. Did you mean: concat-linear, concat-shared\?"):
+        catalog_with(Plugin(), plugin(methods=[typo]))
+
+
+def test_hook_register_methods_rejects_an_objective_needing_outputs_the_fusion_lacks():
+    wrong = replace(TINY, name="wrong", objective="needs-shared")
+    with pytest.raises(CatalogError, match=r"objective 'needs-shared' needs outputs \['shared'\] that fusion 'concat-linear' does not produce"):
+        catalog_with(Plugin(), plugin(methods=[wrong]))
+    right = replace(TINY, name="right", fusion="concat-shared", objective="needs-shared")
+    assert "right" in catalog_with(Plugin(), plugin(methods=[right])).methods
+
+
+def test_hook_register_methods_rejects_unknown_reported_metrics():
+    from msabench import Reported
+
+    bad = replace(TINY, name="bad", reported=(Reported("mosi", "Table 1", {"Acc2": 80.0}),))
+    with pytest.raises(CatalogError, match=r"reports unknown metrics \['Acc2'\]"):
+        catalog_with(Plugin(), plugin(methods=[bad]))
+
+
+def test_a_plugin_that_raises_inside_a_hook_is_named():
+    class Broken:
+        @hookimpl
+        def register_encoders(self, register):
+            raise RuntimeError("boom")
+
+    with pytest.raises(PluginError, match=r"plugin '.*' failed in register_encoders: RuntimeError: boom.*MSABENCH_LOAD_PLUGINS"):
+        catalog_with(Broken())
+
+
+def test_unknown_names_suggest_close_matches_and_list_what_exists():
+    catalog = catalog_with(Plugin())
+    with pytest.raises(UnknownName, match=r"Unknown method 'tiyn'. Did you mean: tiny\? Available: tiny."):
+        catalog.methods["tiyn"]
+    with pytest.raises(UnknownName, match=r"Unknown dataset 'zzz'. Available: .*synthetic-mosi"):
+        catalog.datasets["zzz"]
+
+
+def test_check_refuses_a_dataset_without_the_encoder_input():
+    class TextOnly(TinyData):
+        """Text features only."""
+
+        name = "text-only"
+        inputs = ("text",)
+
+    catalog = catalog_with(Plugin())
+    with pytest.raises(CatalogError, match=r"encodes audio with encoder 'mean-linear', which reads input 'audio'; dataset 'text-only' provides text. Choose another encoder with --encoder audio="):
+        catalog.check(TINY, TextOnly)
+
+
+def test_check_refuses_a_task_mismatch():
+    class Classes(TinyData):
+        """Three classes."""
+
+        name = "classes"
+        task = Task("classification", "classification", classes=("a", "b", "c"))
+
+    with pytest.raises(CatalogError, match="method 'tiny' handles regression tasks; dataset 'classes' is a classification task"):
+        catalog_with(Plugin()).check(TINY, Classes)
+
+
+def test_check_hparams_names_the_component_section_and_accepted_arguments():
+    catalog = catalog_with(Plugin())
+    with pytest.raises(CatalogError, match=r"encoder 'mean-linear' cannot take the hyper-parameters of section 'audio'.*'widht'. It accepts: width"):
+        catalog.check_hparams(TINY, {"audio": {"widht": 3}})
+    catalog.check_hparams(TINY, {"audio": {"width": 3}, "fusion": {"dropout": 0.1}})
+
+
+def test_build_makes_the_model_from_the_data_shapes():
+    catalog = catalog_with(Plugin())
+    data = TinyData().load()
+    model, objective = catalog.build(TINY, data, {"text": {"width": 5}})
+    assert model.encoders["text"].linear.in_features == 8 and model.encoders["text"].out_dim == 5
+    assert model.fusion.linear.in_features == 5 + 4 + 4
+    batch = next(data.splits["train"].batches(7))
+    assert model(batch)["prediction"].shape == (7, 1)
+    assert objective(model(batch), batch)["total"].dim() == 0
+
+
+def test_with_components_swaps_and_drops_the_swapped_sections():
+    method = Method("m", "p", {"text": "a", "audio": "b"}, "f", "o", hparams={"text": {"x": 1}, "audio": {"y": 2}, "train": {"lr": 1}}, overrides={"mosi": {"text": {"x": 3}, "train": {"lr": 2}}})
+    swapped = method.with_components({"text": "c"}, objective="o2")
+    assert swapped.encoders == {"text": "c", "audio": "b"} and swapped.objective == "o2"
+    assert "text" not in swapped.hparams and swapped.hparams["audio"] == {"y": 2}
+    assert swapped.overrides == {"mosi": {"train": {"lr": 2}}}
+    assert method.hparams["text"] == {"x": 1}  # the registered recipe is untouched
+
+
+def test_hparams_for_applies_the_dataset_and_its_hparams_from():
+    method = Method("m", "p", {}, "f", "o", hparams={"train": {"lr": 1, "batch_size": 8}}, overrides={"mosi": {"train": {"lr": 2}}, "tiny-data": {"train": {"batch_size": 4}}})
+
+    class LikeMosi(TinyData):
+        hparams_from = "mosi"
+
+    assert method.hparams_for(LikeMosi)["train"] == {"lr": 2, "batch_size": 4}
+    assert method.hparams_for(TinyData)["train"] == {"lr": 1, "batch_size": 4}
