@@ -31,7 +31,7 @@ MMSA_SOURCE = (
 def data_root(root: str | Path | None = None) -> Path:
     """`root`, else $MSABENCH_DATA, else ~/.local/share/msabench/data (XDG_DATA_HOME honoured)."""
     if root is None:
-        root = os.environ.get("MSABENCH_DATA")
+        root = os.environ.get("MSABENCH_DATA") or None
     if root is None:
         base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
         root = Path(base) / "msabench" / "data"
@@ -82,10 +82,19 @@ def check_file(root: Path, relative: str, expected: str | None, *, verify: bool,
     return {"path": relative, "sha256": digest, "verified": verified}
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """A pickle names a global that could run code."""
+
+
 class SafeUnpickler(pickle.Unpickler):
     """Admits numpy arrays, dtypes and scalars and builtin containers; refuses every other global."""
 
     ALLOWED = {
+        ("builtins", "bytes"),  # protocols 0-2 store bytes (and empty arrays) through these
+        ("builtins", "bytearray"),
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "complex"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("numpy._core.multiarray", "_reconstruct"),
@@ -94,13 +103,13 @@ class SafeUnpickler(pickle.Unpickler):
         ("collections", "OrderedDict"),
         ("_codecs", "encode"),  # how protocol-2 pickles store bytes
     }
-    DTYPES = {"dtype", "ndarray"}
 
     def find_class(self, module: str, name: str) -> Any:
-        module = module.replace("numpy.core", "numpy._core", 1) if module.startswith("numpy.core") else module
+        module = "builtins" if module == "__builtin__" else module  # Python 2 names, as pickle maps them
+        module = module.replace("numpy.core", "numpy._core", 1) if module.startswith("numpy.core.") else module
         if (module, name) in self.ALLOWED or (module == "numpy.dtypes" and name.endswith("DType")):
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refused to load {module}.{name}: only numpy arrays and builtin containers are allowed")
+        raise RefusedGlobal(f"refused to load {module}.{name}: only numpy arrays and builtin containers are allowed")
 
 
 def read_pickle(path: str | Path) -> Any:
@@ -109,9 +118,9 @@ def read_pickle(path: str | Path) -> Any:
     try:
         with open(path, "rb") as handle:
             return SafeUnpickler(handle).load()
-    except pickle.UnpicklingError as error:
+    except RefusedGlobal as error:
         raise DataError(f"{path}: {error}. The file is not a plain data pickle; it was not loaded and nothing in it ran.") from error
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as error:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as error:
         raise DataError(f"{path} is truncated or corrupt ({type(error).__name__}: {error}); download it again.") from error
 
 

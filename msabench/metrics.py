@@ -119,6 +119,8 @@ def _f1(truth: np.ndarray, pred: np.ndarray, average: str) -> float:
 
 
 def _pearson(p: np.ndarray, y: np.ndarray) -> float:
+    if np.all(p == p[0]) or np.all(y == y[0]):  # constant input: undefined (rounding would give ~1e-16)
+        return float("nan")
     p, y = p - p.mean(), y - y.mean()
     denominator = np.sqrt(np.sum(p * p) * np.sum(y * y))
     return float(np.sum(p * y) / denominator) if denominator > 0 else float("nan")

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import re
-import tempfile
+import secrets
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,6 @@ from typing import Any
 from msabench.errors import DataError
 
 SCHEMA = 1
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @dataclass
@@ -53,9 +51,14 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:
-        known = {f.name for f in fields(cls)}
-        if unknown := set(data) - known:
+        if not isinstance(data, dict):
+            raise DataError(f"a result is a JSON object, not {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        if unknown := set(data) - set(known):
             raise DataError(f"result has unknown keys {sorted(unknown)}: written by a newer msabench?")
+        for name, value in data.items():
+            if known[name].type.startswith("dict") and not isinstance(value, dict):
+                raise DataError(f"result field {name!r} must be an object, not {type(value).__name__}")
         result = cls(**data)
         for name in ("metrics", "valid_metrics"):
             setattr(result, name, {key: math.nan if value is None else value for key, value in getattr(result, name).items()})
@@ -69,7 +72,7 @@ class RunResult:
     def load(cls, path: str | Path) -> RunResult:
         try:
             return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError) as error:
+        except (OSError, ValueError, TypeError, DataError) as error:
             raise DataError(f"cannot read result file {path}: {error}") from error
 
 
@@ -89,9 +92,14 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Write a file so that readers see the old contents or the new, never half: temp file, fsync, rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    while True:  # like mkstemp, but with a normal file's mode (0o666 less the umask), not 0o600
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
-        os.fchmod(descriptor, 0o666 & ~_UMASK)  # mkstemp makes it private; give it a normal file's mode
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
