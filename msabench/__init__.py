@@ -23,7 +23,7 @@ from msabench.components import (
     Task,
 )
 from msabench.data import MMSADataset, check_file, data_root, mmsa_data, read_pickle, sha256, write_pickle
-from msabench.errors import CatalogError, DataError, MsabenchError, PluginError, UnknownName
+from msabench.errors import CatalogError, DataError, MsabenchError, PluginError, TrainingError, UnknownName
 from msabench.hookspecs import hookimpl
 from msabench.metrics import evaluate
 from msabench.plugins import get_plugin_manager
@@ -55,6 +55,7 @@ __all__ = [
     "RunResult",
     "Split",
     "Task",
+    "TrainingError",
     "UnknownName",
     "__version__",
     "check_file",

@@ -19,3 +19,7 @@ class UnknownName(CatalogError):
 
 class DataError(MsabenchError):
     """A data file is missing, unreadable, unsafe, or has the wrong contents."""
+
+
+class TrainingError(MsabenchError):
+    """Training cannot go on (a diverging loss, no usable epoch)."""

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from msabench.errors import TrainingError
 from msabench.metrics import evaluate as score
 from msabench.protocol import PROTOCOL, Protocol
 from msabench.results import RunResult, write_atomic
@@ -126,7 +127,7 @@ def fit(
                 batch = batch.to(device)
                 losses = objective(model(batch), batch)
                 if not torch.isfinite(losses["total"]):
-                    raise FloatingPointError(
+                    raise TrainingError(
                         f"{method.name} on {data.name}, seed {seed}: the loss became {losses['total'].item()} "
                         f"at epoch {epoch}, step {step}. Lower the learning rate (--set train.lr=...) or check the data."
                     )
@@ -161,7 +162,7 @@ def fit(
                 break
 
         if best_state is None:
-            raise FloatingPointError(f"{method.name} on {data.name}, seed {seed}: no epoch gave a finite validation {key}.")
+            raise TrainingError(f"{method.name} on {data.name}, seed {seed}: no epoch gave a finite validation {key}.")
         # Test once, on the selected epoch's weights.
         model.load_state_dict(best_state)
         test = evaluate(model, objective, data.splits["test"], eval_batch_size, device, family)
