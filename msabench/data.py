@@ -39,10 +39,10 @@ def data_root(root: str | Path | None = None) -> Path:
 
 
 def sha256(path: str | Path) -> str:
-    """SHA-256 of a file, remembered by (path, size, mtime) so a multi-GB pickle is hashed once."""
+    """SHA-256 of a file, remembered by (path, size, mtime, inode, ctime) so a multi-GB pickle is hashed once."""
     path = Path(path).resolve()
     stat = path.stat()
-    key = f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+    key = f"{path}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}:{stat.st_ctime_ns}"
     store = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "msabench" / "sha256.json"
     try:
         known = json.loads(store.read_text())
@@ -77,17 +77,31 @@ def check_file(root: Path, relative: str, expected: str | None, *, verify: bool,
             "It may be truncated or a different version: download it again, or pass --no-verify to use it anyway "
             "(results are then marked unverified)."
         )
-    if not verified:
+    if expected is None:
+        log.warning("%s: no SHA-256 is published for %s (it has %s); results will be marked unverified", dataset, path, digest[:12])
+    elif not verified:
         log.warning("%s: %s is not the published file (SHA-256 %s); results will be marked unverified", dataset, path, digest[:12])
     return {"path": relative, "sha256": digest, "verified": verified}
 
 
 class RefusedGlobal(pickle.UnpicklingError):
-    """A pickle names a global that could run code."""
+    """A pickle names a global, or sets a state, that could run code or forge pointers."""
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """Admits numpy arrays, dtypes and scalars and builtin containers; refuses every other global."""
+def _latin1(text: str, encoding: str = "latin1") -> bytes:
+    """`_codecs.encode` as protocol-2 pickles use it (bytes stored as latin-1 text), and nothing else."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise RefusedGlobal(f"refused _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+class SafeUnpickler(pickle._Unpickler):
+    """Admits numpy arrays, dtypes and scalars and builtin containers; refuses every other global.
+
+    It is pickle's pure-Python unpickler, so that the state given to a numpy dtype can be
+    checked too: a dtype whose flags were altered (an object dtype that numpy no longer
+    treats as holding objects) would let array bytes be read as object pointers.
+    """
 
     ALLOWED = {
         ("builtins", "bytes"),  # protocols 0-2 store bytes (and empty arrays) through these
@@ -101,15 +115,28 @@ class SafeUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "scalar"),
         ("numpy._core.numeric", "_frombuffer"),
         ("collections", "OrderedDict"),
-        ("_codecs", "encode"),  # how protocol-2 pickles store bytes
     }
 
     def find_class(self, module: str, name: str) -> Any:
         module = "builtins" if module == "__builtin__" else module  # Python 2 names, as pickle maps them
         module = module.replace("numpy.core", "numpy._core", 1) if module.startswith("numpy.core.") else module
-        if (module, name) in self.ALLOWED or (module == "numpy.dtypes" and name.endswith("DType")):
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1
+        if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
         raise RefusedGlobal(f"refused to load {module}.{name}: only numpy arrays and builtin containers are allowed")
+
+    def load_build(self) -> None:
+        state, instance = self.stack[-1], self.stack[-2]
+        if isinstance(instance, np.dtype):
+            canonical = instance.__reduce__()[2]
+            byte_order_only = not instance.hasobject and isinstance(state, tuple) and len(state) == len(canonical) and state[1] in "<>|=" and state[:1] + state[2:] == canonical[:1] + canonical[2:]
+            if instance.names is not None or instance.subdtype is not None or not (state == canonical or byte_order_only):
+                raise RefusedGlobal(f"refused a numpy dtype {instance} with the altered state {state!r}")
+        super().load_build()
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch[pickle.BUILD[0]] = load_build
 
 
 def read_pickle(path: str | Path) -> Any:
@@ -120,7 +147,9 @@ def read_pickle(path: str | Path) -> Any:
             return SafeUnpickler(handle).load()
     except RefusedGlobal as error:
         raise DataError(f"{path}: {error}. The file is not a plain data pickle; it was not loaded and nothing in it ran.") from error
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as error:
+    except MemoryError as error:
+        raise DataError(f"{path} does not fit in memory ({error}).") from error
+    except Exception as error:  # anything else a malformed stream raises inside pickle or numpy
         raise DataError(f"{path} is truncated or corrupt ({type(error).__name__}: {error}); download it again.") from error
 
 
@@ -157,7 +186,8 @@ def mmsa_data(
 
     Shapes come from the arrays and are checked against each other and against `dims`;
     -inf/NaN in features become 0 and are counted; lengths come from `*_lengths`, or for
-    aligned files from the text mask.
+    aligned files from the text mask. `raw` is consumed: arrays are zeroed in place and
+    shared with the tensors, so a multi-GB file is not held twice.
     """
     if not isinstance(raw, dict) or not all(split in raw for split in ("train", "valid", "test")):
         found = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
@@ -180,30 +210,39 @@ def mmsa_data(
             except (TypeError, ValueError) as error:
                 raise DataError(f"{where}: {split}/{key} is not numeric ({value.dtype}): {error}") from None
 
-        if "text_bert" in inputs:
+        if "text_bert" in part:  # its mask gives the text lengths, whichever text input is used
             ids = array("text_bert", 3, np.float64)
             if ids.shape[1] != 3 or not np.all(np.isfinite(ids)) or not np.all(ids == np.round(ids)):
                 raise DataError(f"{where}: {split}/text_bert must be [N, 3, L] integer ids/mask/segments; got shape {ids.shape}.")
-            tensors["text_bert"] = torch.from_numpy(ids.astype(np.int64))
-            tensors["text_lengths"] = tensors["text_bert"][:, 1].sum(1).clamp(min=1)
+            ids = torch.from_numpy(ids.astype(np.int64))
+            tensors["text_lengths"] = ids[:, 1].sum(1).clamp(min=1)
+            if "text_bert" in inputs:
+                tensors["text_bert"] = ids
         for key in (k for k in MMSA_FEATURES if k in inputs):
             values = array(key, 3, np.float32)
             if key in dims and values.shape[2] != dims[key]:
                 raise DataError(f"{where}: {split}/{key} has feature dim {values.shape[2]}; {name} has {dims[key]}. Is this the right file?")
             bad = ~np.isfinite(values)
             if count := int(bad.sum()):
-                values = np.where(bad, np.float32(0), values)
+                values = values if values.flags.writeable else values.copy()
+                values[bad] = 0  # in place: MOSEI's audio alone is gigabytes
                 nonfinite[f"{split}/{key}"] = count
+            del bad
             tensors[key] = torch.from_numpy(np.ascontiguousarray(values))
             length_key = f"{key}_lengths"
+            steps = values.shape[1]
             if key == "text":
-                if "text_lengths" not in tensors:
-                    tensors["text_lengths"] = torch.full((n,), values.shape[1], dtype=torch.long)
+                tensors.setdefault("text_lengths", torch.full((n,), steps, dtype=torch.long))
+                tensors["text_lengths"] = tensors["text_lengths"].clamp(max=steps)
             elif length_key in part:
-                lengths = array(length_key, 1, np.int64).clip(1, values.shape[1])
-                tensors[length_key] = torch.from_numpy(lengths)
-            else:  # aligned files: aligned to the text tokens
-                tensors[length_key] = tensors.get("text_lengths", torch.full((n,), values.shape[1])).clamp(max=values.shape[1]).clone()
+                tensors[length_key] = torch.from_numpy(array(length_key, 1, np.int64).clip(1, steps))
+            elif "text_lengths" in tensors and "text_bert" in part and steps == np.asarray(part["text_bert"]).shape[2]:
+                tensors[length_key] = tensors["text_lengths"].clone()  # aligned files: aligned to the text tokens
+            else:
+                raise DataError(
+                    f"{where}: {split} has no {length_key!r}, and its {key} ({steps} steps) is not aligned to the text tokens. "
+                    f"Add {length_key} (the number of real frames per sample) to the file."
+                )
         for key, ours in MMSA_LABELS.items():
             if ours in labels:
                 values = array(key, 1, np.float32)

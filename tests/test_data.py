@@ -4,6 +4,7 @@ MMSA's pickle layout, and the synthetic datasets."""
 from __future__ import annotations
 
 import collections
+import copy
 import hashlib
 import json
 import logging
@@ -316,7 +317,8 @@ def test_sha256_is_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
     assert sha256(path) == hashlib.sha256(b"one").hexdigest()
     store = tmp_path / "cache" / "msabench" / "sha256.json"
     known = json.loads(store.read_text())
-    key = f"{path.resolve()}:3:1000000000"
+    stat = path.stat()
+    key = f"{path.resolve()}:3:1000000000:{stat.st_ino}:{stat.st_ctime_ns}"
     assert known == {key: hashlib.sha256(b"one").hexdigest()}
 
     # The cache is what answers: a planted value comes back without re-hashing.
@@ -442,14 +444,20 @@ def test_mmsa_lengths_are_clipped_to_the_arrays(tmp_path):
 
 
 def test_mmsa_aligned_lengths_come_from_the_text_mask(tmp_path):
-    raw = mmsa_raw(L=6, La=6, Lv=4, lengths=False)
+    raw = mmsa_raw(L=6, La=6, Lv=6, lengths=False)
     put(tmp_path, "MOSI/Processed/aligned_50.pkl", raw)
     data = MOSIAligned(tmp_path, verify=False).load()
     for name, split in data.splits.items():
         text = raw[name]["text_bert"][:, 1].sum(1).astype(int)
         assert split.tensors["text_lengths"].tolist() == text.tolist()
         assert split.tensors["audio_lengths"].tolist() == text.tolist()
-        assert split.tensors["vision_lengths"].tolist() == np.minimum(text, 4).tolist()
+        assert split.tensors["vision_lengths"].tolist() == text.tolist()
+
+
+def test_mmsa_unaligned_sequences_without_lengths_are_refused(tmp_path):
+    put(tmp_path, MOSI_FILE, mmsa_raw(L=6, La=6, Lv=4, lengths=False))
+    with pytest.raises(DataError, match=r"train has no 'vision_lengths', and its vision \(4 steps\) is not aligned to the text tokens"):
+        MOSI(tmp_path, verify=False).load()
 
 
 def test_mmsa_nonfinite_features_become_zero_and_are_counted(tmp_path, caplog):
@@ -620,7 +628,7 @@ def test_sims_wrong_dims_refused(tmp_path):
 
 
 def test_sims_v2_without_published_hash_loads_unverified(tmp_path):
-    put(tmp_path, "SIMSv2/Processed/unaligned.pkl", mmsa_raw(dims=(768, 25, 177), unimodal=True, L=4, La=6, Lv=3))
+    put(tmp_path, "SIMSv2/Processed/sims_unaligned.pkl", mmsa_raw(dims=(768, 25, 177), unimodal=True, L=4, La=6, Lv=3))
     data = SIMSv2(tmp_path).load()  # verify=True: nothing published to compare with
     assert data.provenance["verified"] is False
     assert set(data.splits["train"].tensors) >= {"label_T", "label_A", "label_V"}
@@ -643,7 +651,8 @@ def mosi_generation(tmp_path_factory):
     seen = []
     generate = SyntheticMOSI.generate
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(SyntheticMOSI, "generate", lambda self: seen.append(generate(self)) or seen[-1])
+        # load() consumes what it is given (non-finite values are zeroed in place): keep a copy
+        patch.setattr(SyntheticMOSI, "generate", lambda self: seen.append(generate(self)) or copy.deepcopy(seen[-1]))
         data = SyntheticMOSI(tmp_path_factory.mktemp("empty")).load()
     assert len(seen) == 1
     return data, seen[0]
@@ -851,3 +860,56 @@ def test_synthetic_tampered_file_loads_unverified_when_opted_out(tmp_path, mosi_
     original = mosi_raw["train"]["vision"]
     assert loaded[0, 0, 0].item() != original[0, 0, 0]
     np.testing.assert_array_equal(loaded.numpy().reshape(-1)[1:], original.reshape(-1)[1:])
+
+
+# --- forged numpy dtypes (flags altered so raw bytes would be read as object pointers) -------------
+
+
+class _ForgedObjectDtype:
+    def __reduce__(self):
+        return (np.dtype, ("O8", False, True), (3, "|", None, None, None, -1, -1, 0))
+
+
+class _ForgedStructuredDtype:
+    def __reduce__(self):
+        return (np.dtype, ("V8", False, True), (3, "|", None, ("a",), {"a": (np.dtype("O"), 0)}, 8, 1, 0))
+
+
+class _ArrayFromBytes:
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def __reduce__(self):
+        from numpy._core.numeric import _frombuffer
+
+        return (_frombuffer, (b"\x41" * 16, self.dtype, (2,), "C"))
+
+
+@pytest.mark.parametrize("dtype", [_ForgedObjectDtype(), _ForgedStructuredDtype()], ids=["object-flags", "structured-object-field"])
+def test_read_pickle_refuses_a_dtype_with_forged_flags(tmp_path, dtype):
+    path = tmp_path / "forged.pkl"
+    path.write_bytes(pickle.dumps({"id": _ArrayFromBytes(dtype)}, protocol=4))
+    with pytest.raises(DataError, match="refused a numpy dtype .* altered state.*nothing in it ran"):
+        read_pickle(path)
+
+
+def test_read_pickle_keeps_big_endian_and_object_arrays(tmp_path):
+    arrays = {"be": np.arange(4, dtype=">f4"), "objects": np.array(["a", "bb"], dtype=object), "bytes": np.array([b"x"])}
+    for protocol in (2, 4, 5):
+        path = tmp_path / f"p{protocol}.pkl"
+        path.write_bytes(pickle.dumps(arrays, protocol=protocol))
+        loaded, reference = read_pickle(path), pickle.loads(path.read_bytes())
+        assert all(np.array_equal(loaded[k], v) and loaded[k].dtype == reference[k].dtype for k, v in arrays.items())
+
+
+def test_read_pickle_refuses_codecs_encode_with_another_codec(tmp_path):
+    import _codecs
+
+    class Odd:
+        def __reduce__(self):
+            return (_codecs.encode, ("abc", "rot13"))
+
+    path = tmp_path / "odd.pkl"
+    path.write_bytes(pickle.dumps(Odd(), protocol=2))
+    with pytest.raises(DataError, match="refused _codecs.encode with encoding 'rot13'"):
+        read_pickle(path)

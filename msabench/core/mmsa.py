@@ -66,5 +66,5 @@ class SIMSv2(SIMS):
     name = "ch-sims-v2"
     dims = {"text": 768, "audio": 25, "vision": 177}
     sizes = {"train": 2722, "valid": 647, "test": 1034}
-    files = {"SIMSv2/Processed/unaligned.pkl": None}
-    source = "the CH-SIMS v2 release (https://github.com/thuiar/ch-sims-v2), file unaligned.pkl"
+    files = {"SIMSv2/Processed/sims_unaligned.pkl": None}  # MMSA's config name for it
+    source = "the CH-SIMS v2 release (https://github.com/thuiar/ch-sims-v2; its unaligned.pkl), saved under MMSA's name"
