@@ -1,4 +1,4 @@
-# Set-up is part of each target: a fresh clone needs only python3 (3.10+) and pip.
+# Set-up is part of each target: a fresh clone needs only python3 (3.11+) and pip.
 PYTHON ?= python3
 VENV := .venv
 PLUGINS := $(sort $(wildcard plugins/msabench-*))
@@ -7,14 +7,16 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: demo test leaderboards reproduce
 
-# torch stays the CPU build 2.13.0 (constraints.txt); unpinned, pip pulls a newer CUDA torch of several GB.
+# torch stays the CPU build 2.13.0 (constraints.txt; this machine's pip finds its CPU wheel locally, elsewhere
+# add --extra-index-url https://download.pytorch.org/whl/cpu); unpinned, pip pulls a newer CUDA torch of several GB.
 $(VENV)/.installed: pyproject.toml constraints.txt $(PLUGINS:%=%/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]' $(PLUGINS:%=-e %)
 	touch $@
 
+# The demo works in ./demo (results/ and leaderboards/ there), away from the committed leaderboards/.
 demo: $(VENV)/.installed
-	$(VENV)/bin/msabench run --method tfn --dataset synthetic-mosi --seeds 1111
+	mkdir -p demo && cd demo && ../$(VENV)/bin/msabench run --method tfn --dataset synthetic-mosi --seeds 1111
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -13,8 +14,9 @@ import pluggy
 
 from msabench.components import Data, Dataset, Encoder, Fusion, Method, Model, Objective, Task
 from msabench.errors import CatalogError, PluginError, UnknownName
-from msabench.metrics import METRICS
+from msabench.metrics import FAMILIES, METRICS
 from msabench.plugins import distribution
+from msabench.train import TRAIN_KEYS
 
 KINDS = {"datasets": Dataset, "encoders": Encoder, "fusions": Fusion, "objectives": Objective, "methods": Method}
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -69,6 +71,8 @@ class Catalog:
             catalog.plugin_distributions[name] = distribution(pm, name)
         for kind in KINDS:
             for impl in getattr(pm.hook, f"register_{kind}").get_hookimpls():
+                if impl.hookwrapper or impl.wrapper:
+                    raise PluginError(f"msabench plugin {impl.plugin_name!r}: register_{kind} cannot be a hook wrapper; register things directly.")
                 register = lambda obj, kind=kind, plugin=impl.plugin_name: catalog.add(kind, obj, plugin)  # noqa: E731
                 try:
                     impl.function(**{arg: register for arg in impl.argnames})
@@ -115,8 +119,15 @@ class Catalog:
                 if ref not in self.registries[kind]:
                     close = difflib.get_close_matches(ref, self.registries[kind], n=3)
                     hint = f" Did you mean: {', '.join(close)}?" if close else " Is the plugin that provides it installed?"
+                    if os.environ.get("MSABENCH_LOAD_PLUGINS") is not None:
+                        hint += f" (MSABENCH_LOAD_PLUGINS={os.environ['MSABENCH_LOAD_PLUGINS']!r} is set: the plugin may be left out.)"
                     raise CatalogError(f"{where} names {kind[:-1]} {ref!r}, which no plugin registers.{hint}")
             self.check_components(method, where)
+            for values in [method.hparams, *method.overrides.values()]:
+                try:
+                    self.check_hparams(method, dict(values))
+                except CatalogError as error:
+                    raise CatalogError(f"{where}: {error}") from None
             for reported in method.reported:
                 if unknown := set(reported.metrics) - set(METRICS):
                     raise CatalogError(f"{where} reports unknown metrics {sorted(unknown)} for {reported.dataset!r}. Known: {', '.join(METRICS)}.")
@@ -148,6 +159,11 @@ class Catalog:
             raise CatalogError(
                 f"method {method.name!r} handles {'/'.join(method.tasks)} tasks; dataset {dataset.name!r} is a {dataset.task.kind} task."
             )
+        if method.key_metric is not None and method.key_metric not in FAMILIES[dataset.task.family]:
+            raise CatalogError(
+                f"method {method.name!r} selects on {method.key_metric!r}, which {dataset.task.family} datasets do not report "
+                f"(they report {', '.join(FAMILIES[dataset.task.family])})."
+            )
         for modality, name in method.encoders.items():
             key = input_key(self.encoders[name], modality)
             if key not in dataset.inputs:
@@ -159,6 +175,15 @@ class Catalog:
 
     def check_hparams(self, method: Method, hparams: dict[str, Any]) -> None:
         """Every hyper-parameter section names arguments its component accepts (checked before data loads)."""
+        sections = [*method.encoders, "fusion", "objective", "train"]
+        for section, values in hparams.items():
+            if section not in sections:
+                raise CatalogError(f"method {method.name!r} has no hyper-parameter section {section!r}{_close(section, sections)} Sections: {', '.join(sections)}.")
+            if not isinstance(values, dict):
+                raise CatalogError(f"method {method.name!r}: hyper-parameter section {section!r} must map names to values, not {values!r}.")
+        for key in hparams.get("train", {}):
+            if key not in TRAIN_KEYS:
+                raise CatalogError(f"method {method.name!r}: unknown training setting train.{key}{_close(key, TRAIN_KEYS)} Known: {', '.join(TRAIN_KEYS)}.")
         parts = [(self.encoders[name], f"encoder {name!r}", modality) for modality, name in method.encoders.items()]
         parts += [(self.fusions[method.fusion], f"fusion {method.fusion!r}", "fusion")]
         parts += [(self.objectives[method.objective], f"objective {method.objective!r}", "objective")]
@@ -208,6 +233,11 @@ class Catalog:
 def input_key(encoder: type[Encoder], modality: str) -> str:
     """The batch key an encoder reads for a modality."""
     return modality if encoder.consumes == "features" else encoder.consumes
+
+
+def _close(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3)
+    return f". Did you mean: {', '.join(close)}?" if close else "."
 
 
 def _construct(cls: type, what: str, section: str, *args: Any, **hparams: Any) -> Any:

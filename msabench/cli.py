@@ -58,7 +58,7 @@ def assignments(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--results", "results_dir", default="results", show_default=True, type=click.Path(file_okay=False), help="Where result JSON files go.")
 @click.option("--leaderboards", "boards_dir", default="leaderboards", show_default=True, type=click.Path(file_okay=False), help="Where the dataset's Markdown leaderboard is rendered.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-@click.option("--max-epochs", type=click.IntRange(min=1), help="Cap epochs below the protocol's 100 (changes the protocol id, so rows are ranked apart).")
+@click.option("--max-epochs", type=click.IntRange(min=1), help="Cap epochs at N instead of the protocol's 100 (changes the protocol id, so rows are ranked apart).")
 @click.option("--encoder", "encoders", multiple=True, metavar="MODALITY=NAME", help="Swap an encoder, e.g. text=lstm-text (repeatable).")
 @click.option("--objective", help="Swap the objective, e.g. l1.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a hyper-parameter, e.g. train.lr=1e-4 (JSON values; repeatable).")
@@ -94,9 +94,14 @@ def run(method, dataset, seeds, data_root, no_verify, results_dir, boards_dir, d
         merge(overrides, {section: {name: value}})
     hparams = merge(recipe.hparams_for(dataset_cls), overrides)
     found.check_hparams(recipe, hparams)
-    variant = ", ".join([*(f"{m}={n}" for m, n in swaps.items()), *([f"objective={objective}"] if objective else []), *(f"{s}.{k}={json.dumps(v)}" for s, values in overrides.items() for k, v in values.items())])
+    changes = [f"{m}={n}" for m, n in sorted(swaps.items())] + ([f"objective={objective}"] if objective else [])
+    changes += sorted(f"{section}.{key}={json.dumps(value)}" for section, values in overrides.items() for key, value in values.items())
+    variant = ", ".join(changes)  # sorted: the same changes in any flag order are one row
     protocol = Protocol(max_epochs=max_epochs) if max_epochs else PROTOCOL
-    seed_list = protocol.seeds if not seeds else tuple(int(s) for s in seeds.split(","))
+    try:
+        seed_list = protocol.seeds if not seeds else tuple(int(s) for s in seeds.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as 1111,1112; got {seeds!r}", param_hint="--seeds") from None
 
     data = dataset_cls(data_root, verify=not no_verify).load()
     results = []
@@ -147,6 +152,10 @@ def leaderboard_(results_dir, out_dir, datasets, check):
     if not Path(results_dir).is_dir():
         raise click.ClickException(f"no results folder {results_dir}: run `msabench run` first, or pass --results.")
     pages = boards.render(load_results(results_dir))
+    if not pages:
+        raise click.ClickException(f"no result files (seed-*.json) under {results_dir}.")
+    if missing := [name for name in datasets if name not in pages]:
+        raise click.ClickException(f"no results for {', '.join(missing)} under {results_dir}; results cover {', '.join(pages)}.")
     if datasets:
         pages = {name: page for name, page in pages.items() if name in datasets}
     stale = []
@@ -158,6 +167,8 @@ def leaderboard_(results_dir, out_dir, datasets, check):
         else:
             write_atomic(path, page)
             click.echo(f"wrote {path}")
+    if check and not datasets:  # a page whose results are gone is stale too
+        stale += sorted(str(path) for path in Path(out_dir).glob("*.md") if path.stem not in pages and path.read_text(encoding="utf-8").startswith("# Leaderboard: "))
     if stale:
         raise click.ClickException(f"stale leaderboards: {', '.join(stale)}. Regenerate with: msabench leaderboard --results {results_dir} --out {out_dir}")
     if check:

@@ -53,7 +53,8 @@ def render_dataset(dataset: str, results: list[RunResult]) -> str:
             f"## Protocol `{protocol_id}`",
             "",
             f"Test metrics of the epoch selected on validation, mean ± std over seeds (std with ddof={ddof}); "
-            "accuracies and F1 in %. ↑ higher is better, ↓ lower is better; the best mean per column is in bold.",
+            "accuracies and F1 in %. ↑ higher is better, ↓ lower is better; the best mean per column among the rows "
+            "with the most seeds is in bold.",
             "",
             _table(group, columns, ddof),
         ]
@@ -75,9 +76,10 @@ def _table(results: list[RunResult], columns: tuple[str, ...], ddof: int) -> str
     for result in results:
         rows[result.row].append(result)
     stats = {row: {c: _mean_std([r.metrics.get(c, math.nan) for r in group], ddof) for c in columns} for row, group in rows.items()}
-    best = {}  # compared as shown, so equal-looking values are both marked
+    most = max(len(group) for group in rows.values())
+    best = {}  # among the rows with the most seeds, compared as shown (equal-looking values are both marked)
     for column in columns:
-        means = [_shown(column, stats[row][column][0]) for row in rows if not math.isnan(stats[row][column][0])]
+        means = [_shown(column, stats[row][column][0]) for row in rows if len(rows[row]) == most and not math.isnan(stats[row][column][0])]
         if means:
             best[column] = max(means) if METRICS[column].higher_is_better else min(means)
     first = columns[0]
@@ -90,7 +92,8 @@ def _table(results: list[RunResult], columns: tuple[str, ...], ddof: int) -> str
         for column in columns:
             mean, std = stats[row][column]
             text = _format(column, mean, std)
-            cells.append(f"**{text}**" if column in best and _shown(column, mean) == best[column] else text)
+            marked = column in best and len(group) == most and _shown(column, mean) == best[column]
+            cells.append(f"**{text}**" if marked else text)
         cells += [len(group), group[0].method_info.get("paper", "")]
         table.append(cells)
     headers = ["Method", *(f"{c} {'↑' if METRICS[c].higher_is_better else '↓'}" for c in columns), "Seeds", "Paper"]

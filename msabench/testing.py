@@ -30,7 +30,7 @@ import torch
 from msabench.catalog import KINDS, Catalog, input_key
 from msabench.components import Batch, Data, Dataset, Encoder, InputSpec, Method, Task, merge
 from msabench.core.synthetic import SyntheticMMSA
-from msabench.errors import PluginError
+from msabench.errors import CatalogError, PluginError
 from msabench.plugins import ENTRY_POINT_GROUP, get_plugin_manager
 from msabench.protocol import Protocol
 from msabench.results import RunResult
@@ -78,7 +78,7 @@ def tiny_dataset_for(catalog: Catalog, method: Method) -> type[Dataset]:
         try:
             catalog.check(method, dataset)
             return dataset
-        except Exception:
+        except CatalogError:
             continue
     raise AssertionError(f"no tiny dataset provides what method {method.name!r} needs; add one to msabench.testing.TINY_DATASETS")
 

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from msabench.errors import TrainingError
-from msabench.metrics import evaluate as score
+from msabench.metrics import evaluate
 from msabench.protocol import PROTOCOL, Protocol
 from msabench.results import RunResult, write_atomic
 
@@ -31,6 +31,17 @@ if TYPE_CHECKING:
     from msabench.components import Data, Method, Model, Objective, Split
 
 log = logging.getLogger("msabench")
+
+TRAIN_KEYS = {
+    "batch_size": "training mini-batch size",
+    "eval_batch_size": "validation/test mini-batch size (default: batch_size)",
+    "lr": "learning rate",
+    "weight_decay": "weight decay",
+    "lr_groups": "{parameter-name prefix: lr or {lr, weight_decay}}",
+    "optimizer": "adam, adamw or sgd",
+    "max_epochs": "the method's own epoch count (the protocol's cap still applies)",
+    "grad_clip": "clip the gradient norm to this value",
+}
 
 
 class Callback:
@@ -141,7 +152,7 @@ def fit(
                 seen += batch.size
 
             # Validate; only the validation split decides which epoch is kept.
-            valid = evaluate(model, objective, data.splits["valid"], eval_batch_size, device, family)
+            valid = evaluate_split(model, objective, data.splits["valid"], eval_batch_size, device, family)
             logs = {"epoch": epoch, "train": {name: total / seen for name, total in sums.items()}, "valid": {"loss": valid.loss, **valid.metrics}}
             for callback in callbacks:
                 callback.on_epoch_end(run, epoch, logs)
@@ -165,7 +176,7 @@ def fit(
             raise TrainingError(f"{method.name} on {data.name}, seed {seed}: no epoch gave a finite validation {key}.")
         # Test once, on the selected epoch's weights.
         model.load_state_dict(best_state)
-        test = evaluate(model, objective, data.splits["test"], eval_batch_size, device, family)
+        test = evaluate_split(model, objective, data.splits["test"], eval_batch_size, device, family)
     except BaseException as error:
         for callback in callbacks:
             callback.on_exception(run, error)
@@ -203,7 +214,7 @@ def fit(
 
 
 @torch.no_grad()
-def evaluate(model: Model, objective: Objective, split: Split, batch_size: int, device: torch.device, family: str) -> Evaluation:
+def evaluate_split(model: Model, objective: Objective, split: Split, batch_size: int, device: torch.device, family: str) -> Evaluation:
     """Loss and metrics on a split, in split order (never shuffled)."""
     model.eval()
     objective.eval()
@@ -220,7 +231,7 @@ def evaluate(model: Model, objective: Objective, split: Split, batch_size: int, 
     predictions, labels = torch.cat(predictions), torch.cat(labels)
     return Evaluation(
         loss=total / len(split),
-        metrics=score(family, predictions.double().numpy(), labels.double().numpy()),
+        metrics=evaluate(family, predictions.double().numpy(), labels.double().numpy()),
         predictions=predictions.tolist(),
         labels=labels.tolist(),
         index=torch.cat(index).tolist(),

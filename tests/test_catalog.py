@@ -213,3 +213,35 @@ def test_hparams_for_applies_the_dataset_and_its_hparams_from():
 
     assert method.hparams_for(LikeMosi)["train"] == {"lr": 2, "batch_size": 4}
     assert method.hparams_for(TinyData)["train"] == {"lr": 1, "batch_size": 4}
+
+
+def test_check_hparams_refuses_unknown_sections_and_training_settings():
+    catalog = catalog_with(Plugin())
+    with pytest.raises(CatalogError, match=r"method 'tiny' has no hyper-parameter section 'fuison'. Did you mean: fusion, vision\? Sections: text, audio, vision, fusion, objective, train"):
+        catalog.check_hparams(TINY, {"fuison": {"dropout": 0.1}})
+    with pytest.raises(CatalogError, match=r"unknown training setting train.lrr. Did you mean: lr\?"):
+        catalog.check_hparams(TINY, {"train": {"lrr": 5}})
+
+
+def test_hook_register_methods_rejects_a_typo_in_the_method_hparams():
+    typo = replace(TINY, name="typo", overrides={"mosi": {"train": {"batchsize": 4}}})
+    with pytest.raises(CatalogError, match=r"method 'typo' \(plugin .*\): .*unknown training setting train.batchsize. Did you mean: batch_size"):
+        catalog_with(Plugin(), plugin(methods=[typo]))
+
+
+def test_check_refuses_a_key_metric_the_dataset_does_not_report():
+    from msabench.core.synthetic import SyntheticSIMS
+
+    by_has0 = replace(TINY, key_metric="Acc-2_has0")
+    with pytest.raises(CatalogError, match="selects on 'Acc-2_has0', which sims datasets do not report"):
+        catalog_with(Plugin()).check(by_has0, SyntheticSIMS)
+
+
+def test_hook_register_encoders_cannot_be_a_wrapper():
+    class Wrapping:
+        @hookimpl(wrapper=True)
+        def register_encoders(self, register):
+            return (yield)
+
+    with pytest.raises(PluginError, match="register_encoders cannot be a hook wrapper"):
+        catalog_with(Wrapping())

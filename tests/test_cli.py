@@ -51,9 +51,9 @@ def test_overrides_become_a_variant_row(invoke, tmp_path):
     assert outcome.exit_code == 0, outcome.output
     path = next((tmp_path / "results/synthetic-mosi").glob("lf-dnn+*/seed-3.json"))
     result = RunResult.load(path)
-    assert result.variant == "train.lr=0.01, fusion.post_fusion_dim=16"
+    assert result.variant == "fusion.post_fusion_dim=16, train.lr=0.01"  # sorted: flag order does not matter
     assert result.hparams["train"]["lr"] == 0.01 and result.hparams["fusion"]["post_fusion_dim"] == 16
-    assert "| lf-dnn [train.lr=0.01, fusion.post_fusion_dim=16] " in (tmp_path / "leaderboards/synthetic-mosi.md").read_text()
+    assert "| lf-dnn [fusion.post_fusion_dim=16, train.lr=0.01] " in (tmp_path / "leaderboards/synthetic-mosi.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -110,3 +110,20 @@ def test_data_verify_refuses_a_tampered_file(invoke, tmp_path):
     path.write_bytes(bytes(content))
     outcome = invoke("data", "verify", "synthetic-mosi", "--data-root", "root")
     assert outcome.exit_code == 1 and "but the published file has" in outcome.output and "--no-verify" in outcome.output
+
+
+def test_bad_seeds_and_typoed_settings_are_one_line_errors(invoke):
+    seeds = invoke("run", "-m", "tfn", "-d", "synthetic-mosi", "--seeds", "1,x")
+    assert seeds.exit_code == 2 and "expected comma-separated integers such as 1111,1112; got '1,x'" in seeds.output
+    typo = invoke("run", "-m", "tfn", "-d", "synthetic-mosi", "--set", "train.lrr=5")
+    assert typo.exit_code == 1 and "unknown training setting train.lrr. Did you mean: lr?" in typo.output
+
+
+def test_leaderboard_check_fails_without_results_or_with_orphan_pages(invoke, tmp_path):
+    (tmp_path / "results").mkdir()
+    assert "no result files" in invoke("leaderboard", "--check").output
+    invoke("run", "-m", "lmf", "-d", "synthetic-mosi", "--seeds", "1", "--max-epochs", "1", "--no-progress", "--no-checkpoints")
+    assert "no results for nosuch" in invoke("leaderboard", "--check", "--dataset", "nosuch").output
+    (tmp_path / "leaderboards/gone.md").write_text("# Leaderboard: gone\n")
+    orphan = invoke("leaderboard", "--check")
+    assert orphan.exit_code == 1 and "leaderboards/gone.md" in orphan.output
