@@ -255,16 +255,20 @@ class Method:
         return resolved
 
     def with_components(self, encoders: Mapping[str, str] | None = None, objective: str | None = None) -> Method:
-        """This recipe with some components swapped; swapped components start from their own defaults."""
-        hparams = {key: dict(value) for key, value in self.hparams.items()}
-        overrides = {name: {key: dict(value) for key, value in sections.items()} for name, sections in self.overrides.items()}
+        """This recipe with some components swapped; swapped components start from their own defaults
+        (their hyper-parameter section and any ``train.lr_groups`` entry for their parameters are dropped)."""
+        hparams = copy.deepcopy({key: dict(value) for key, value in self.hparams.items()})
+        overrides = copy.deepcopy({name: {key: dict(value) for key, value in sections.items()} for name, sections in self.overrides.items()})
         changed = [modality for modality, name in (encoders or {}).items() if self.encoders.get(modality) != name]
         if objective and objective != self.objective:
             changed.append("objective")
-        for section in changed:
-            hparams.pop(section, None)
-            for sections in overrides.values():
+        prefixes = [f"encoders.{section}" if section != "objective" else section for section in changed]
+        for sections in (hparams, *overrides.values()):
+            for section in changed:
                 sections.pop(section, None)
+            groups = sections.get("train", {}).get("lr_groups")
+            if groups:
+                sections["train"]["lr_groups"] = {p: v for p, v in groups.items() if not any(p == x or p.startswith(x + ".") for x in prefixes)}
         return replace(
             self,
             encoders={**self.encoders, **(encoders or {})},

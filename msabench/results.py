@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -110,8 +111,12 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         raise
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.=,_-]+", "_", text).strip("_")
+def _slug(text: str, limit: int = 120) -> str:
+    """A folder-name-safe form of `text`; long ones are cut and end in a hash of the whole (names stay under 255 bytes)."""
+    slug = re.sub(r"[^A-Za-z0-9.=,_-]+", "_", text).strip("_")
+    if len(slug) > limit:
+        slug = f"{slug[:limit - 13]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    return slug
 
 
 def _nan_to_none(value: Any) -> Any:

@@ -1,0 +1,140 @@
+"""BERT over MMSA's `text_bert` token ids ([B, 3, L]: ids, attention mask, segment ids).
+
+Which weights it loads:
+
+1. ``pretrained`` (a transformers name such as ``bert-base-chinese``, or a local folder), else
+   the tokenizer that produced the dataset's ids (``bert-base-uncased`` for MOSI/MOSEI,
+   ``bert-base-chinese`` for CH-SIMS);
+2. a name is looked up as a folder under ``$MSABENCH_MODELS`` first
+   (``$MSABENCH_MODELS/bert-base-chinese``), then through ``transformers.AutoModel.from_pretrained``
+   (the Hugging Face cache, or the hub when online);
+3. data with a synthetic vocabulary (no tokenizer), or ``random_init=True``, get a BERT with random
+   weights built from the size arguments (tests, benchmarks, CPU smoke runs).
+
+A checkpoint that cannot be found fails at once with a message that names it and says how to
+point at a local copy; set ``HF_HUB_OFFLINE=1`` to stop transformers retrying the hub first.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from msabench import CatalogError, Encoder
+
+MODELS_ENV = "MSABENCH_MODELS"
+
+
+class BertText(Encoder):
+    """BERT (or any transformers encoder) over `text_bert` token ids; returns the [CLS] vector (fine-tuned by default)."""
+
+    name = "bert-text"
+    consumes = "text_bert"
+    returns = "vector"
+    tiny = {"random_init": True, "hidden_size": 16, "layers": 1, "heads": 2, "intermediate_size": 32}
+
+    def __init__(
+        self,
+        spec,
+        pretrained: str | None = None,
+        finetune: bool = True,
+        pooling: str = "cls",
+        random_init: bool = False,
+        hidden_size: int = 64,
+        layers: int = 2,
+        heads: int = 2,
+        intermediate_size: int = 128,
+        dropout: float = 0.1,
+    ):
+        super().__init__(spec)
+        if pooling not in ("cls", "pooler", "mean"):
+            raise CatalogError(f"encoder 'bert-text': pooling {pooling!r} is not one of cls, pooler, mean.")
+        checkpoint = pretrained or spec.tokenizer
+        if random_init or checkpoint is None:
+            self.bert = random_bert(spec, hidden_size, layers, heads, intermediate_size, dropout)
+            self.checkpoint = None
+        else:
+            self.bert = load_pretrained(checkpoint)
+            self.checkpoint = checkpoint
+            vocab = getattr(self.bert.config, "vocab_size", None)
+            if spec.vocab_size and vocab and vocab < spec.vocab_size:
+                raise CatalogError(
+                    f"encoder 'bert-text': checkpoint {checkpoint!r} has a vocabulary of {vocab}, but {spec.name} holds ids of "
+                    f"tokenizer {spec.tokenizer!r} ({spec.vocab_size} ids). Use the checkpoint that matches that tokenizer."
+                )
+        self.pooling = pooling
+        self.finetune = finetune
+        if not finetune:
+            self.bert.requires_grad_(False)
+        self.out_dim = self.bert.config.hidden_size
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if not self.finetune:
+            self.bert.eval()  # a frozen BERT keeps its dropout off
+        return self
+
+    def forward(self, x, lengths):
+        ids, mask, segments = x[:, 0].long(), x[:, 1].long(), x[:, 2].long()
+        with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
+            output = self.bert(input_ids=ids, attention_mask=mask, token_type_ids=segments)
+        if self.pooling == "pooler":
+            if output.pooler_output is None:
+                raise CatalogError(f"encoder 'bert-text': {self.checkpoint or 'this model'} has no pooler; use pooling='cls'.")
+            return output.pooler_output
+        hidden = output.last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
+def random_bert(spec, hidden_size: int, layers: int, heads: int, intermediate_size: int, dropout: float):
+    """A BERT with random weights sized by the arguments, for the dataset's vocabulary and length."""
+    from transformers import BertConfig, BertModel
+
+    if not spec.vocab_size:
+        raise CatalogError(f"encoder 'bert-text': input {spec.name!r} declares no vocabulary size, so no random BERT can be built for it.")
+    config = BertConfig(
+        vocab_size=spec.vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate_size,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        max_position_embeddings=max(512, spec.shape[-1]),
+    )
+    return BertModel(config)
+
+
+def resolve(checkpoint: str) -> str:
+    """A local folder for `checkpoint` if there is one (itself, or under $MSABENCH_MODELS), else the name."""
+    if Path(checkpoint).expanduser().is_dir():
+        return str(Path(checkpoint).expanduser())
+    if root := os.environ.get(MODELS_ENV):
+        local = Path(root).expanduser() / checkpoint
+        if local.is_dir():
+            return str(local)
+    return checkpoint
+
+
+def load_pretrained(checkpoint: str):
+    """`transformers.AutoModel.from_pretrained` of a name or folder, with one clear error when it is not available."""
+    from transformers import AutoModel
+
+    where = resolve(checkpoint)
+    try:
+        return AutoModel.from_pretrained(where)
+    except (OSError, ValueError) as error:
+        offline = " with HF_HUB_OFFLINE set" if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0") else ""
+        root = os.environ.get(MODELS_ENV)
+        models = f"{root}/{checkpoint}" if root else f"${MODELS_ENV} (not set)"
+        looked = f"folder {where}" if where != checkpoint else f"{models} and the Hugging Face cache{offline}"
+        raise CatalogError(
+            f"encoder 'bert-text' could not load checkpoint {checkpoint!r} (looked in {looked}; {type(error).__name__}). "
+            f"Point at a local copy of it (a folder written by save_pretrained) with --set text.pretrained=/path/to/folder, "
+            f"or put it at ${MODELS_ENV}/{checkpoint}; or pass --set text.random_init=true to train from random weights."
+        ) from None
