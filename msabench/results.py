@@ -112,9 +112,10 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
 
 
 def _slug(text: str, limit: int = 120) -> str:
-    """A folder-name-safe form of `text`; long ones are cut and end in a hash of the whole (names stay under 255 bytes)."""
+    """A folder-name-safe form of `text`. When characters had to be replaced or the name cut (to stay under
+    255 bytes), it ends in a hash of the whole text, so two variants never share a folder."""
     slug = re.sub(r"[^A-Za-z0-9.=,_-]+", "_", text).strip("_")
-    if len(slug) > limit:
+    if slug != text or len(slug) > limit:
         slug = f"{slug[:limit - 13]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
     return slug
 

@@ -10,3 +10,10 @@ def test_long_variants_are_cut_with_a_hash_and_stay_distinct(tmp_path):
     path.parent.mkdir(parents=True)  # a valid folder name (255 bytes at most on common file systems)
     assert result_path(tmp_path, "ch-sims", "dmmsa", 1111, long + ", x=1").parent != path.parent
     assert result_path(tmp_path, "ch-sims", "dmmsa", 1111, "train.lr=0.001").parent.name == "dmmsa+train.lr=0.001"
+
+
+def test_variants_that_slug_alike_get_different_folders(tmp_path):
+    spaced = result_path(tmp_path, "mosi", "tfn", 1, 'fusion.x="a b"')
+    underscored = result_path(tmp_path, "mosi", "tfn", 1, 'fusion.x="a_b"')
+    assert spaced.parent != underscored.parent
+    assert spaced.parent.name.startswith("tfn+fusion.x=_a_b-")
