@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from msabench.features import prepare
 from msabench.metrics import evaluate as score
 from msabench.protocol import PROTOCOL, Protocol
 from msabench.results import RunResult, write_atomic
@@ -101,6 +102,7 @@ def fit(
     # Build: everything below depends only on the seed.
     seed_everything(seed)
     model, objective = catalog.build(method, data, hparams)
+    data = prepare(model, data, device=device)  # raw inputs preprocessed once; frozen encoders run once (cached)
     model.to(device)
     objective.to(device)
     optimizer = build_optimizer(model, objective, train_hp)
