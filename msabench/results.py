@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -103,7 +104,10 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.=,_-]+", "_", text).strip("_")
+    slug = re.sub(r"[^A-Za-z0-9.=,_-]+", "_", text).strip("_")
+    if len(slug) > 160:  # file names stop at 255 bytes: keep a readable start and a digest of the whole
+        slug = f"{slug[:140]}~{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    return slug
 
 
 def _nan_to_none(value: Any) -> Any:
