@@ -123,7 +123,7 @@ def _precompute(model: Model, modality: str, encoder: Encoder, fingerprint: dict
     encoder.to("cpu")
     model.encoders[modality] = Precomputed(encoder, weights)
     model.inputs[modality] = target
-    return {"encoder": encoder.name, "input": key, "frozen": True, "weights": weights, "fingerprint": digest(fingerprint), "cache": outcome, "seconds": seconds, "cache_root": str(cache.root) if cache.enabled else None}
+    return {"encoder": encoder.name, "input": key, "frozen": True, "weights": weights, "fingerprint": fingerprint, "cache": outcome, "seconds": seconds, "cache_root": str(cache.root) if cache.enabled else None}
 
 
 @torch.no_grad()
