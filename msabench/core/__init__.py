@@ -1,15 +1,18 @@
-"""msabench's core plugin: the MMSA datasets, the image-text datasets, the synthetic datasets and the
-shared objectives.
+"""msabench's core plugin: the MMSA datasets, the image-text datasets, the synthetic datasets, the
+shared pretrained encoders and the shared objectives.
 
 It is registered through the `msabench` entry-point group like any third-party plugin.
 """
 
 from msabench import hookimpl
 
+from .clip import ClipImage, ClipText
 from .imagetext import MVSAMultiple, MVSASingle, Lab5, SyntheticImageText
+from .language import HFText
 from .mmsa import MOSEI, MOSI, SIMS, MOSEIAligned, MOSIAligned, SIMSv2
 from .objectives import L1, MSE, CrossEntropy
 from .synthetic import SyntheticMOSI, SyntheticSIMS
+from .vision import ResNet50Image
 
 
 @hookimpl
@@ -18,6 +21,12 @@ def register_datasets(register):
         register(dataset)
     for dataset in (MVSASingle, MVSAMultiple, Lab5, SyntheticImageText):
         register(dataset)
+
+
+@hookimpl
+def register_encoders(register):
+    for encoder in (ClipImage, ClipText, HFText, ResNet50Image):
+        register(encoder)
 
 
 @hookimpl
