@@ -203,6 +203,7 @@ class Fusion(nn.Module):
     name: ClassVar[str]
     accepts: ClassVar[str] = "vector"  # "vector" or "sequence" encoder outputs
     produces: ClassVar[tuple[str, ...]] = ("prediction",)
+    modalities: ClassVar[tuple[str, ...] | None] = None  # the modalities it needs (e.g. ("text", "image")); None: any
     tiny: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, in_dims: Mapping[str, int], task: Task, **hparams: Any):
