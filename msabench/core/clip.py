@@ -26,7 +26,7 @@ from torch import nn
 
 from msabench import DataError
 
-from .pretrained import OPENAI_MEAN, OPENAI_STD, ImageProcessing, PretrainedEncoder, char_tokenizer, load_pretrained, preprocessor_config, tokenize, tokenizer_digest, trim
+from .pretrained import OPENAI_MEAN, OPENAI_STD, ImageProcessing, PretrainedEncoder, char_tokenizer, check_tokenizer, load_pretrained, preprocessor_config, tokenize, tokenizer_digest, trim
 
 DEFAULT = "openai/clip-vit-base-patch32"
 TINY_CONFIG = {
@@ -133,7 +133,8 @@ class ClipText(PretrainedEncoder):
             else:
                 from transformers import AutoTokenizer
 
-                self.tokenizer = load_pretrained(AutoTokenizer.from_pretrained, pretrained, encoder=self.name, section="text", what="tokenizer")
+                tokenizer = load_pretrained(AutoTokenizer.from_pretrained, pretrained, encoder=self.name, section="text", what="tokenizer")
+                self.tokenizer = check_tokenizer(tokenizer, encoder=self.name, source=pretrained)
             vocabulary = tokenizer_digest(self.tokenizer)
         elif backend == "open_clip":
             model, open_clip = open_clip_model(model_name, pretrained, self.name)

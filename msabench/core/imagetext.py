@@ -103,7 +103,7 @@ def open_image(data: bytes, *, draft: tuple[int, int] | None = None) -> tuple[An
         try:
             image.load()
         except OSError as error:
-            if "truncated" not in str(error):
+            if "truncated" not in str(error).lower():
                 raise
             with _TRUNCATED:  # Pillow's switch is global: hold it only for this one decode
                 ImageFile.LOAD_TRUNCATED_IMAGES = True

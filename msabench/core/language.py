@@ -6,7 +6,7 @@ import torch
 
 from msabench import DataError
 
-from .pretrained import PretrainedEncoder, char_tokenizer, load_pretrained, tokenize, tokenizer_digest, trim
+from .pretrained import PretrainedEncoder, char_tokenizer, check_tokenizer, load_pretrained, tokenize, tokenizer_digest, trim
 
 TINY_CONFIG = {"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64}
 POOLING = ("cls", "mean", "pooler")
@@ -43,7 +43,8 @@ class HFText(PretrainedEncoder):
             settings.setdefault("pad_token_id", 0)
             self.model = AutoModel.from_config(AutoConfig.for_model(model_type, **settings))
         else:
-            self.tokenizer = load_pretrained(AutoTokenizer.from_pretrained, pretrained, encoder=self.name, section="text", what="tokenizer")
+            tokenizer = load_pretrained(AutoTokenizer.from_pretrained, pretrained, encoder=self.name, section="text", what="tokenizer")
+            self.tokenizer = check_tokenizer(tokenizer, encoder=self.name, source=pretrained)
             self.model = load_pretrained(AutoModel.from_pretrained, pretrained, encoder=self.name, section="text")
         if pooling == "pooler" and getattr(self.model, "pooler", None) is None:
             raise DataError(f"encoder {self.name!r}: {type(self.model).__name__} has no pooler; use pooling 'cls' or 'mean'.")

@@ -226,6 +226,24 @@ def trim(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return ids[:, : max(length, 1)], mask[:, : max(length, 1)]
 
 
+def check_tokenizer(tokenizer: Any, *, encoder: str, source: str) -> Any:
+    """The tokenizer, after checking that it does not map its own vocabulary's words to the unknown token
+    (transformers 5's BertTokenizer(vocab_file=...) silently does; models then see only [UNK])."""
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    words = [word for word in sorted(vocab, key=vocab.get) if word.isascii() and word.isalpha() and word.islower() and len(word) > 2][:20]
+    if unknown is None or len(words) < 5:
+        return tokenizer
+    ids = tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
+    if ids and all(i == unknown for i in ids):
+        raise DataError(
+            f"encoder {encoder!r}: the tokenizer of {source!r} turns every word of its own vocabulary into {tokenizer.unk_token!r}, "
+            "so the model would see nothing. Save it with a working tokenizer.json (e.g. BertTokenizer(vocab={...}), not vocab_file=, "
+            "in transformers 5) or use the model's original folder."
+        )
+    return tokenizer
+
+
 def tokenizer_digest(tokenizer: Any) -> str:
     """A digest of everything that decides a tokenizer's ids (its full JSON for fast tokenizers)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
