@@ -17,6 +17,7 @@ fusions and objectives are built with their ``tiny`` keyword arguments on `TinyM
 from __future__ import annotations
 
 import functools
+import io
 import importlib.metadata
 import math
 import tempfile
@@ -29,7 +30,7 @@ import torch
 
 from msabench.catalog import KINDS, Catalog, input_key
 from msabench.components import Batch, Data, Dataset, Encoder, InputSpec, Method, Task, merge
-from msabench.core.imagetext import SyntheticImageText
+from msabench.core.imagetext import SyntheticImageText, open_image
 from msabench.core.synthetic import SyntheticMMSA
 from msabench.errors import PluginError
 from msabench.features import prepare
@@ -66,6 +67,27 @@ class TinyImageText(SyntheticImageText):
 
 
 TINY_DATASETS: list[type[Dataset]] = [TinyMSA, TinyImageText]
+
+
+def write_lab5(folder: str | Path, n: int = 30, unlabelled: int = 6, seed: int = 0) -> Path:
+    """Write a small Lab5-format folder (train.txt, test_without_label.txt, data/{guid}.txt|jpg) of generated
+    samples, for tests of loaders and of `msabench predict`; returns the folder. Images are 16 px JPEGs."""
+    folder = Path(folder)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    samples = TinyImageText().generate(n + unlabelled, seed=seed, prefix="")
+    classes = TinyImageText.task.classes
+    train, test = ["guid,tag"], ["guid,tag"]
+    for i, sample in enumerate(samples):
+        guid = str(i + 1)
+        image, _ = open_image(sample.image)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG")
+        (folder / "data" / f"{guid}.txt").write_bytes(sample.text.encode())
+        (folder / "data" / f"{guid}.jpg").write_bytes(buffer.getvalue())
+        (train if i < n else test).append(f"{guid},{classes[sample.label] if i < n else 'null'}")
+    (folder / "train.txt").write_text("\n".join(train) + "\n")
+    (folder / "test_without_label.txt").write_text("\n".join(test) + "\n")
+    return folder
 
 
 @functools.cache
@@ -338,4 +360,4 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-__all__ = ["TINY_DATASETS", "TinyImageText", "TinyMSA", "InputSpec", "check_installed", "checks", "parametrize_with_checks", "run_checks", "tiny_data", "tiny_hparams"]
+__all__ = ["TINY_DATASETS", "TinyImageText", "TinyMSA", "InputSpec", "write_lab5", "check_installed", "checks", "parametrize_with_checks", "run_checks", "tiny_data", "tiny_hparams"]
