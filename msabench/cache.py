@@ -104,7 +104,13 @@ class FeatureCache:
             })
             schema = datasets.Features({"id": datasets.Value("string"), "features": datasets.List(datasets.Value("float32"), length=width)})
             dataset = datasets.Dataset(table, info=datasets.DatasetInfo(description="msabench feature cache", features=schema))
-            dataset.save_to_disk(str(temporary))
+            quiet = datasets.utils.are_progress_bars_disabled()
+            datasets.utils.disable_progress_bars()
+            try:
+                dataset.save_to_disk(str(temporary))
+            finally:
+                if not quiet:
+                    datasets.utils.enable_progress_bars()
             (temporary / "key.json").write_text(json.dumps(key, indent=1, sort_keys=True) + "\n")
             try:
                 os.replace(temporary, path)
