@@ -108,7 +108,7 @@ def load_pretrained(loader: Callable[..., Any], name_or_path: str, *, encoder: s
     try:
         return loader(str(local) if looks_local else name_or_path)
     except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
         where = "in the folder" if looks_local else ("(HF_HUB_OFFLINE is set, and it is not in the local Hugging Face cache)" if offline else "(no network or model hub? set HF_HUB_OFFLINE=1 to fail at once)")
         raise DataError(
