@@ -56,9 +56,10 @@ def projection(in_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
 
 
 class DualCrossAttention(Fusion):
-    """Low (coarse) and high (fine) projections of text and image features, DECA on the low ones and IDCA on
-    the high ones (both directions), combined as Linear(concat(x f_t2v_low, x f_v2t_low, y v_high + z f_t2v_high,
-    y t_high + z f_v2t_high)) -> refinement -> classifier.
+    """DECA on low (coarse) and IDCA on high (fine) projections of text and image features, fused and classified.
+
+    Both attentions run in both directions; the outputs are combined as Linear(concat(x f_t2v_low,
+    x f_v2t_low, y v_high + z f_t2v_high, y t_high + z f_v2t_high)) -> refinement -> classifier.
 
     ``attention``: "both", "deca", "idca" or "none" (the ablations; a removed attention passes its
     query features through). ``weights``: [x, y, z] (the paper's best is 1.2, 0.7, 0.3) or
