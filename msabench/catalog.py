@@ -138,6 +138,8 @@ class Catalog:
         """The encoders, fusion and objective of a method fit together."""
         where = where or f"method {method.name!r}"
         fusion, objective = self.fusions[method.fusion], self.objectives[method.objective]
+        if fusion.modalities is not None and set(method.encoders) != set(fusion.modalities):
+            raise CatalogError(f"{where}: fusion {method.fusion!r} fuses {', '.join(fusion.modalities)}; the method encodes {', '.join(method.encoders)}.")
         for modality, name in method.encoders.items():
             if self.encoders[name].returns != fusion.accepts:
                 raise CatalogError(

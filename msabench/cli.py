@@ -1,4 +1,4 @@
-"""The `msabench` command: run, list, plugins, leaderboard, check, data."""
+"""The `msabench` command: run, list, plugins, leaderboard, check, predict, data."""
 
 from __future__ import annotations
 
@@ -62,10 +62,11 @@ def assignments(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--encoder", "encoders", multiple=True, metavar="MODALITY=NAME", help="Swap an encoder, e.g. text=lstm-text (repeatable).")
 @click.option("--objective", help="Swap the objective, e.g. l1.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a hyper-parameter, e.g. train.lr=1e-4 (JSON values; repeatable).")
+@click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE", help="A dataset option, e.g. skip_unreadable=true or split_file=PATH (repeatable; recorded in the result's variant).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per epoch.")
 @click.option("--checkpoints/--no-checkpoints", default=True, show_default=True, help="Save each seed's selected weights beside its result.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print the results.")
-def run(method, dataset, seeds, data_root, no_verify, results_dir, boards_dir, device, max_epochs, encoders, objective, sets, progress, checkpoints, quiet):
+def run(method, dataset, seeds, data_root, no_verify, results_dir, boards_dir, device, max_epochs, encoders, objective, sets, data_options, progress, checkpoints, quiet):
     """Train and test a method on a dataset, one result file per seed, then render its leaderboard."""
     from msabench.train import fit
 
@@ -94,8 +95,10 @@ def run(method, dataset, seeds, data_root, no_verify, results_dir, boards_dir, d
         merge(overrides, {section: {name: value}})
     hparams = merge(recipe.hparams_for(dataset_cls), overrides)
     found.check_hparams(recipe, hparams)
+    options = dataset_options(dataset_cls, data_options)
     changes = [f"{m}={n}" for m, n in sorted(swaps.items())] + ([f"objective={objective}"] if objective else [])
     changes += sorted(f"{section}.{key}={json.dumps(value)}" for section, values in overrides.items() for key, value in values.items())
+    changes += sorted(f"data.{key}={json.dumps(value)}" for key, value in options.items())
     variant = ", ".join(changes)  # sorted: the same changes in any flag order are one row
     protocol = Protocol(max_epochs=max_epochs) if max_epochs else PROTOCOL
     try:
@@ -103,7 +106,7 @@ def run(method, dataset, seeds, data_root, no_verify, results_dir, boards_dir, d
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers such as 1111,1112; got {seeds!r}", param_hint="--seeds") from None
 
-    data = dataset_cls(data_root, verify=not no_verify).load()
+    data = dataset_cls(data_root, verify=not no_verify, **options).load()
     results = []
     for seed in seed_list:
         path = result_path(results_dir, dataset, recipe.name, seed, variant)
@@ -116,6 +119,22 @@ def run(method, dataset, seeds, data_root, no_verify, results_dir, boards_dir, d
     write_atomic(Path(boards_dir) / f"{dataset}.md", page)
     click.echo(boards.table(results))
     click.echo(f"\nLeaderboard: {Path(boards_dir) / f'{dataset}.md'}", err=True)
+
+
+def dataset_options(dataset_cls, values: tuple[str, ...]) -> dict:
+    """--data-option KEY=VALUE pairs (JSON values) checked against the dataset class's keyword arguments."""
+    import inspect
+
+    options = {}
+    for key, value in assignments(values, "--data-option").items():
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value  # a plain string, e.g. a path
+    accepted = [name for name, p in inspect.signature(dataset_cls).parameters.items() if p.kind == p.KEYWORD_ONLY and name != "verify"]
+    if unknown := sorted(set(options) - set(accepted)):
+        raise click.BadParameter(f"{dataset_cls.name} has no option {', '.join(unknown)}; it accepts: {', '.join(accepted) or 'none'}", param_hint="--data-option")
+    return options
 
 
 @cli.command(name="list")
@@ -187,6 +206,34 @@ def check(plugin):
         failures += error is not None
     if failures:
         raise click.ClickException(f"{failures} check(s) failed for {plugin}")
+
+
+@cli.command()
+@click.option("--run", "run_path", required=True, type=click.Path(exists=True, dir_okay=False), help="A result JSON (with its checkpoint .pt beside it) or a checkpoint .pt.")
+@click.option("--dataset", "-d", help="Dataset id whose unlabelled inputs to label. [default: the run's dataset]")
+@click.option("--data-root", type=click.Path(file_okay=False), help="[default: $MSABENCH_DATA or ~/.local/share/msabench/data]")
+@click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE", help="A dataset option, e.g. skip_unreadable=true (unreadable samples are then written as null).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where the predictions go, in the dataset's own format (Lab5: guid,tag).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, ...")
+def predict(run_path, dataset, data_root, data_options, out, device):
+    """Label a dataset's unlabelled inputs (Lab5: test_without_label.txt) with a trained run's checkpoint."""
+    from msabench.inference import load_run
+    from msabench.inference import predict as label
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    found = catalog()
+    checkpoint, result = load_run(run_path)
+    dataset_cls = found.datasets[dataset or checkpoint.get("dataset")]
+    instance = dataset_cls(data_root, **dataset_options(dataset_cls, data_options))
+    predictions = label(checkpoint, result, instance, found, device=device)
+    instance.write_predictions(out, predictions.ids, predictions.labels)
+    skipped = getattr(instance, "skipped_unlabelled", {}).get("count", 0)
+    click.echo(
+        f"wrote {len(predictions.ids)} predictions of {predictions.method} (seed {predictions.seed}) to {out}"
+        + (f"; {skipped} unreadable samples written as null" if skipped else "")
+        + f"; evaluation batch size {predictions.batch_size}",
+        err=True,
+    )
 
 
 @cli.group()

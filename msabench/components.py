@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -58,13 +58,19 @@ class Batch(dict):
 
 
 class Split:
-    """One split held in memory as tensors (index batching is ~50x faster than per-item loading)."""
+    """One split held in memory as tensors (index batching is ~50x faster than per-item loading).
 
-    def __init__(self, name: str, ids: list[str], tensors: Mapping[str, torch.Tensor]):
-        sizes = {key: len(value) for key, value in tensors.items()}
+    ``raw`` holds per-sample inputs that are not tensors yet (``raw_text`` strings, ``image`` file
+    bytes). They never reach a batch: before training, the host runs the encoder that reads them
+    through its `Encoder.preprocess` once per split (see `msabench.features`).
+    """
+
+    def __init__(self, name: str, ids: list[str], tensors: Mapping[str, torch.Tensor], raw: Mapping[str, Sequence[Any]] | None = None):
+        sizes = {key: len(value) for key, value in {**tensors, **(raw or {})}.items()}
         if len(set(sizes.values()) | {len(ids)}) != 1:
             raise ValueError(f"split {name!r}: arrays disagree on the number of samples: {sizes}, ids {len(ids)}")
         self.name, self.ids, self.tensors = name, list(ids), dict(tensors)
+        self.raw = {key: list(values) for key, values in (raw or {}).items()}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -104,6 +110,8 @@ class Data:
                 vocab_size=self.vocab_size if token_ids else None,
                 tokenizer=self.tokenizer if token_ids else None,
             )
+        for key in self.splits["train"].raw:
+            specs[key] = InputSpec(key, ())  # raw inputs: their encoder's `preprocess` makes the tensors
         return specs
 
 
@@ -134,6 +142,18 @@ class Dataset:
     def load(self) -> Data:
         raise NotImplementedError
 
+    def unlabelled(self) -> Split:
+        """Inputs without labels that `msabench predict` labels (e.g. Lab5's test_without_label.txt)."""
+        from msabench.errors import DataError
+
+        raise DataError(f"dataset {self.name!r} has no unlabelled inputs to predict.")
+
+    def write_predictions(self, path: str | Path, ids: Sequence[str], labels: Sequence[str | None]) -> None:
+        """Write predicted class names (None: not predicted) in the dataset's own format; `id,label` CSV by default."""
+        from msabench.results import write_atomic
+
+        write_atomic(path, "id,label\n" + "".join(f"{i},{'null' if label is None else label}\n" for i, label in zip(ids, labels)))
+
 
 class Encoder(nn.Module):
     """Turns one input of a modality into features.
@@ -157,6 +177,20 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
+    def preprocess(self, values: Sequence[Any]) -> torch.Tensor:
+        """Raw inputs (strings, image file bytes) -> the tensor `forward` takes, first dim = len(values).
+
+        Needed only by encoders that consume a raw input (``raw_text``, ``image``). The host calls it
+        once per dataset split, never per epoch, and keeps the result in memory.
+        """
+        raise NotImplementedError(f"encoder {self.name!r} reads a raw input but does not implement preprocess()")
+
+    def fingerprint(self) -> dict[str, Any] | None:
+        """What, besides its weights, decides this encoder's outputs (JSON-able: class, pooling, tokenizer,
+        image preprocessing...), or None. With a fingerprint, a frozen encoder (no parameter needs a
+        gradient) is run once per split before training and its outputs are cached on disk."""
+        return None
+
 
 class Fusion(nn.Module):
     """Combines the encoders' features into the model's outputs, a dict holding at least ``prediction``
@@ -169,6 +203,7 @@ class Fusion(nn.Module):
     name: ClassVar[str]
     accepts: ClassVar[str] = "vector"  # "vector" or "sequence" encoder outputs
     produces: ClassVar[tuple[str, ...]] = ("prediction",)
+    modalities: ClassVar[tuple[str, ...] | None] = None  # the modalities it needs (e.g. ("text", "image")); None: any
     tiny: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, in_dims: Mapping[str, int], task: Task, **hparams: Any):
@@ -230,9 +265,11 @@ class Method:
     """A paper's recipe: encoders per modality, fusion, objective and hyper-parameters, all by name.
 
     ``hparams`` has sections: ``train`` (batch_size, lr, weight_decay, lr_groups, optimizer,
-    max_epochs, grad_clip, eval_batch_size), one per modality (encoder keyword arguments),
+    max_epochs, grad_clip, eval_batch_size, lr_decay: multiply every learning rate by it every
+    lr_decay_every epochs (default 1)), one per modality (encoder keyword arguments),
     ``fusion`` and ``objective``. ``overrides`` maps a dataset name to section updates taken
-    from the paper (``{"mosei": {"train": {"lr": 5e-3}}}``).
+    from the paper (``{"mosei": {"train": {"lr": 5e-3}}}``). Strings may contain ``{seed}`` and
+    ``{dataset}``, which `fit` replaces with the run's seed and dataset name.
     """
 
     name: str

@@ -56,7 +56,7 @@ def _load_entrypoints(pm: PluginManager, only: str | None) -> None:
             pm.distributions[ep.name] = dist
         except Exception as error:
             raise PluginError(
-                f"Error loading msabench plugin {ep.name!r} from {dist[0]} {dist[1]}: {type(error).__name__}: {error}. "
+                f"Error loading msabench plugin {ep.name!r} from {' '.join(dist).strip()}: {type(error).__name__}: {error}. "
                 f"Fix or uninstall it, or set MSABENCH_LOAD_PLUGINS={others!r} to skip it."
             ) from error
 

@@ -17,6 +17,7 @@ fusions and objectives are built with their ``tiny`` keyword arguments on `TinyM
 from __future__ import annotations
 
 import functools
+import io
 import importlib.metadata
 import math
 import tempfile
@@ -29,8 +30,10 @@ import torch
 
 from msabench.catalog import KINDS, Catalog, input_key
 from msabench.components import Batch, Data, Dataset, Encoder, InputSpec, Method, Task, merge
+from msabench.core.imagetext import SyntheticImageText, open_image
 from msabench.core.synthetic import SyntheticMMSA
 from msabench.errors import CatalogError, PluginError
+from msabench.features import prepare
 from msabench.plugins import ENTRY_POINT_GROUP, get_plugin_manager
 from msabench.protocol import Protocol
 from msabench.results import RunResult
@@ -53,7 +56,38 @@ class TinyMSA(SyntheticMMSA):
         return self.from_mmsa(self.generate(), provenance, where="generated tiny-msa")
 
 
-TINY_DATASETS: list[type[Dataset]] = [TinyMSA]
+class TinyImageText(SyntheticImageText):
+    """A few dozen synthetic tweet texts with 16 px images, three classes, plus unlabelled samples; loads in milliseconds."""
+
+    name = "tiny-imagetext"
+    sizes = {"train": 32, "valid": 16, "test": 16}
+    image_size = 16
+    words = 6
+    n_unlabelled = 6
+
+
+TINY_DATASETS: list[type[Dataset]] = [TinyMSA, TinyImageText]
+
+
+def write_lab5(folder: str | Path, n: int = 30, unlabelled: int = 6, seed: int = 0) -> Path:
+    """Write a small Lab5-format folder (train.txt, test_without_label.txt, data/{guid}.txt|jpg) of generated
+    samples, for tests of loaders and of `msabench predict`; returns the folder. Images are 16 px JPEGs."""
+    folder = Path(folder)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    samples = TinyImageText().generate(n + unlabelled, seed=seed, prefix="")
+    classes = TinyImageText.task.classes
+    train, test = ["guid,tag"], ["guid,tag"]
+    for i, sample in enumerate(samples):
+        guid = str(i + 1)
+        image, _ = open_image(sample.image)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG")
+        (folder / "data" / f"{guid}.txt").write_bytes(sample.text.encode())
+        (folder / "data" / f"{guid}.jpg").write_bytes(buffer.getvalue())
+        (train if i < n else test).append(f"{guid},{classes[sample.label] if i < n else 'null'}")
+    (folder / "train.txt").write_text("\n".join(train) + "\n")
+    (folder / "test_without_label.txt").write_text("\n".join(test) + "\n")
+    return folder
 
 
 @functools.cache
@@ -119,8 +153,10 @@ def check_encoder_output_shape(plugin: ModuleType) -> None:
         data, key = _tiny_input(encoder)
         seed_everything(0)
         module = encoder(data.specs[key], **encoder.tiny)
-        batch = next(data.splits["train"].batches(4))
-        output = module(batch[key], batch.get(f"{_modality(encoder, key)}_lengths"))
+        split = data.splits["train"]
+        batch = next(split.batches(4))
+        x = module.preprocess(split.raw[key][:4]) if key in split.raw else batch[key]  # raw inputs: the encoder's own preprocessing
+        output = module(x, batch.get(f"{_modality(encoder, key)}_lengths"))
         expected = 2 if encoder.returns == "vector" else 3
         assert output.dim() == expected and output.shape[0] == 4 and output.shape[-1] == module.out_dim, (
             f"encoder {encoder.name!r} returned {tuple(output.shape)}; expected {'[4, out_dim]' if expected == 2 else '[4, L, out_dim]'} with out_dim {module.out_dim}"
@@ -130,8 +166,9 @@ def check_encoder_output_shape(plugin: ModuleType) -> None:
 
 def check_fusion_output_shape(plugin: ModuleType) -> None:
     """Each fusion maps per-modality features to a dict with a [B, out_dim] (or [B]) prediction and what it declares."""
-    in_dims = {"text": 8, "audio": 4, "vision": 6}
+    dims = {"text": 8, "audio": 4, "vision": 6, "image": 6}
     for fusion in _own(plugin)["fusions"]:
+        in_dims = {m: dims.get(m, 5) for m in fusion.modalities} if fusion.modalities is not None else {m: dims[m] for m in ("text", "audio", "vision")}
         for task in (Task("regression", "mosi", (-3.0, 3.0)), Task("classification", "classification", classes=("negative", "neutral", "positive"))):
             out_dim = task.out_dim
             seed_everything(0)
@@ -159,6 +196,7 @@ def check_objective_finite_with_grad(plugin: ModuleType) -> None:
         data = tiny_data(dataset)
         seed_everything(0)
         model, objective = catalog.build(method, data, tiny_hparams(catalog, method, dataset))
+        data = prepare(model, data, device="cpu")  # as fit() does: raw inputs preprocessed, frozen encoders precomputed
         batch = next(data.splits["train"].batches(8, shuffle=True, generator=torch.Generator().manual_seed(0)))
         losses = objective(model(batch), batch)
         total = losses["total"]
@@ -322,4 +360,4 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-__all__ = ["TINY_DATASETS", "TinyMSA", "InputSpec", "check_installed", "checks", "parametrize_with_checks", "run_checks", "tiny_data", "tiny_hparams"]
+__all__ = ["TINY_DATASETS", "TinyImageText", "TinyMSA", "InputSpec", "write_lab5", "check_installed", "checks", "parametrize_with_checks", "run_checks", "tiny_data", "tiny_hparams"]

@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from msabench.errors import TrainingError
+from msabench.features import prepare
 from msabench.metrics import evaluate
 from msabench.protocol import PROTOCOL, Protocol
 from msabench.results import RunResult, write_atomic
@@ -41,6 +42,8 @@ TRAIN_KEYS = {
     "optimizer": "adam, adamw or sgd",
     "max_epochs": "the method's own epoch count (the protocol's cap still applies)",
     "grad_clip": "clip the gradient norm to this value",
+    "lr_decay": "multiply the learning rates by this factor every lr_decay_every epochs",
+    "lr_decay_every": "epochs between learning-rate decays (default 1)",
 }
 
 
@@ -102,7 +105,8 @@ def fit(
     """Train `method` on `data` with one seed; select on validation; test once on the selected epoch."""
     started = time.perf_counter()
     device = select_device(device)
-    hparams = json.loads(json.dumps(hparams if hparams is not None else method.hparams_for(data)))
+    # Strings may name {seed} and {dataset}, e.g. a per-seed checkpoint to start an encoder from.
+    hparams = json.loads(json.dumps(hparams if hparams is not None else method.hparams_for(data)).replace("{seed}", str(seed)).replace("{dataset}", data.name))
     train_hp = hparams.setdefault("train", {})
     batch_size = train_hp.setdefault("batch_size", 32)
     eval_batch_size = train_hp.setdefault("eval_batch_size", batch_size)
@@ -113,9 +117,11 @@ def fit(
     # Build: everything below depends only on the seed.
     seed_everything(seed)
     model, objective = catalog.build(method, data, hparams)
+    data = prepare(model, data, device=device)  # raw inputs preprocessed once; frozen encoders run once (cached)
     model.to(device)
     objective.to(device)
     optimizer = build_optimizer(model, objective, train_hp)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, train_hp.get("lr_decay_every", 1), train_hp["lr_decay"]) if train_hp.get("lr_decay") else None
     run = Run(method, data, seed, hparams, protocol, model, objective, optimizer, device)
     callbacks = (objective, *callbacks)
     generator = torch.Generator().manual_seed(seed)
@@ -169,6 +175,8 @@ def fit(
                 method.name, data.name, seed, epoch, max_epochs, logs["train"]["total"], valid.loss, selected, best_epoch,
                 time.perf_counter() - epoch_started,
             )
+            if scheduler is not None:
+                scheduler.step()
             if stale >= protocol.patience:
                 break
 

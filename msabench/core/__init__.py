@@ -1,27 +1,34 @@
-"""msabench's core plugin: the MMSA datasets, the synthetic datasets, the shared encoders and objectives.
+"""msabench's core plugin: the MMSA datasets, the image-text datasets, the synthetic datasets, the
+shared pretrained encoders and the shared objectives.
 
 It is registered through the `msabench` entry-point group like any third-party plugin.
 """
 
 from msabench import hookimpl
 
+from .clip import ClipImage, ClipText
+from .imagetext import MVSAMultiple, MVSASingle, Lab5, SyntheticImageText
+from .language import HFText
 from .mmsa import MOSEI, MOSI, SIMS, MOSEIAligned, MOSIAligned, SIMSv2
 from .objectives import L1, MSE, CrossEntropy
 from .sequence import TransformerSequence
 from .synthetic import SyntheticMOSI, SyntheticSIMS
 from .text import BertText
+from .vision import ResNet50Image
 
 
 @hookimpl
 def register_datasets(register):
     for dataset in (MOSI, MOSIAligned, MOSEI, MOSEIAligned, SIMS, SIMSv2, SyntheticMOSI, SyntheticSIMS):
         register(dataset)
+    for dataset in (MVSASingle, MVSAMultiple, Lab5, SyntheticImageText):
+        register(dataset)
 
 
 @hookimpl
 def register_encoders(register):
-    register(BertText)
-    register(TransformerSequence)
+    for encoder in (BertText, TransformerSequence, ClipImage, ClipText, HFText, ResNet50Image):
+        register(encoder)
 
 
 @hookimpl

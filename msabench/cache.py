@@ -1,0 +1,162 @@
+"""The feature cache: frozen encoders' outputs on disk, computed once per
+(dataset, split, encoder, config, weights) and read back by later epochs, seeds and runs.
+
+Each entry is a folder of Arrow files written with the `datasets` library (`save_to_disk`;
+`load_from_disk` memory-maps it): an ``id`` column and a fixed-length float32 ``features``
+column, plus ``key.json`` saying what was computed. The folder's name is a digest of that key:
+
+    <root>/<dataset>/<split>/<encoder>-<digest>/
+
+The key holds the dataset name, the split name, a digest of the split's ids and of the input
+the encoder reads, the encoder's name and `Encoder.fingerprint()` (class, pooling, tokenizer
+vocabulary, image preprocessing, library version...), a digest of its weights, the device type
+and the torch version. Change any of them and the entry is a different one; nothing is ever
+updated in place. An entry is written to a temporary folder and renamed when complete, so a
+killed run leaves no half entry.
+
+The root is ``$MSABENCH_CACHE`` (``off`` keeps features in memory only), else
+``$XDG_CACHE_HOME/msabench/features``, else ``~/.cache/msabench/features``. Delete it at any
+time to reclaim the space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger("msabench")
+
+OFF = ("off", "0", "none", "false")
+
+
+class FeatureCache:
+    """Arrow folders of frozen encoders' outputs under `root` (None: a cache that stores nothing)."""
+
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root).expanduser() if root is not None else None
+
+    @classmethod
+    def default(cls) -> FeatureCache:
+        """$MSABENCH_CACHE ("off" disables it), else $XDG_CACHE_HOME/msabench/features, else ~/.cache/msabench/features."""
+        value = os.environ.get("MSABENCH_CACHE")
+        if value is not None:
+            return cls(None if value.strip().lower() in OFF or not value.strip() else value)
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        return cls(Path(base) / "msabench" / "features")
+
+    @property
+    def enabled(self) -> bool:
+        return self.root is not None
+
+    def path(self, key: dict[str, Any]) -> Path:
+        """Where the entry for `key` lives (whether or not it exists)."""
+        if self.root is None:
+            raise ValueError("this feature cache is off")
+        return self.root / _safe(key["dataset"]) / _safe(key["split"]) / f"{_safe(key['encoder'])}-{digest(key)[:20]}"
+
+    def load(self, key: dict[str, Any], ids: list[str]) -> torch.Tensor | None:
+        """The cached features for `key` as a [N, D] float32 tensor, or None when there is no (valid) entry."""
+        if self.root is None:
+            return None
+        path = self.path(key)
+        if not (path / "key.json").is_file():
+            return None
+        import datasets
+
+        try:
+            table = datasets.load_from_disk(str(path)).data
+            stored_ids = table.column("id").to_pylist()
+            column = table.column("features").combine_chunks()
+            values = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
+        except Exception as error:  # a damaged entry is recomputed, not trusted
+            log.warning("feature cache entry %s is unreadable (%s: %s); recomputing it", path, type(error).__name__, error)
+            return None
+        if stored_ids != list(ids):
+            log.warning("feature cache entry %s holds other ids than the split; recomputing it", path)
+            return None
+        return torch.from_numpy(np.array(values, dtype=np.float32))
+
+    def save(self, key: dict[str, Any], ids: list[str], features: torch.Tensor) -> Path | None:
+        """Store [N, D] features for `key` atomically (temporary folder, then rename); returns the entry's folder."""
+        if self.root is None:
+            return None
+        import datasets
+        import pyarrow as pa
+
+        values = features.detach().to("cpu", torch.float32).reshape(len(ids), -1).numpy()
+        width = values.shape[1]
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
+        shutil.rmtree(temporary, ignore_errors=True)
+        try:
+            table = pa.table({
+                "id": pa.array([str(i) for i in ids], pa.string()),
+                "features": pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(values).reshape(-1)), width),
+            })
+            schema = datasets.Features({"id": datasets.Value("string"), "features": datasets.List(datasets.Value("float32"), length=width)})
+            dataset = datasets.Dataset(table, info=datasets.DatasetInfo(description="msabench feature cache", features=schema))
+            quiet = datasets.utils.are_progress_bars_disabled()
+            datasets.utils.disable_progress_bars()
+            try:
+                dataset.save_to_disk(str(temporary))
+            finally:
+                if not quiet:
+                    datasets.utils.enable_progress_bars()
+            (temporary / "key.json").write_text(json.dumps(key, indent=1, sort_keys=True) + "\n")
+            try:
+                os.replace(temporary, path)
+            except OSError:  # another run wrote the same entry first: keep theirs
+                if not (path / "key.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+        return path
+
+
+def digest(value: Any) -> str:
+    """A stable hex digest of a JSON-able value."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """A digest of a module's parameters and buffers (names, dtypes, shapes and bytes)."""
+    hasher = hashlib.blake2b(digest_size=20)
+    for name, tensor in module.state_dict().items():
+        tensor = tensor.detach().to("cpu").contiguous()
+        hasher.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return hasher.hexdigest()
+
+
+def content_digest(ids: list[str], values: Any) -> str:
+    """A digest of a split's ids and of one input's values (strings, bytes, or a tensor)."""
+    hasher = hashlib.blake2b(digest_size=20)
+    for sample in ids:
+        hasher.update(str(sample).encode() + b"\0")
+    if isinstance(values, torch.Tensor):
+        tensor = values.detach().to("cpu").contiguous()
+        hasher.update(f"{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    else:
+        for value in values:
+            data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
+            hasher.update(len(data).to_bytes(8, "little") + data)
+    return hasher.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """The torch version, part of every cache key (encoders add their own library's version to their fingerprint)."""
+    return {"torch": torch.__version__}
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) or "_"

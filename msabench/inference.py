@@ -1,0 +1,102 @@
+"""Labelling unlabelled inputs with a trained run (what `msabench predict` does).
+
+A run is its checkpoint (``seed-<n>.pt``, saved beside the result JSON): the trained weights, the
+method, its components and resolved hyper-parameters. The model is rebuilt from the catalog with
+the same seed; frozen encoders are not in the checkpoint (see `msabench.features`), so they are
+rebuilt from their source (pretrained name or folder, `init_from` checkpoint) and run on the new
+inputs through the feature cache, and their weights' digest must equal the one the result
+recorded. Samples are predicted in the dataset's order, in batches of the run's
+``eval_batch_size``, exactly as the run evaluated its test split.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from msabench.catalog import Catalog
+from msabench.components import Data, Dataset
+from msabench.errors import DataError
+from msabench.features import Precomputed, prepare
+from msabench.results import RunResult
+from msabench.train import seed_everything, select_device
+
+log = logging.getLogger("msabench")
+
+
+@dataclass
+class Predictions:
+    ids: list[str]
+    labels: list[str]  # class names (classification) or formatted values (regression)
+    batch_size: int
+    method: str
+    seed: int
+
+
+def load_run(path: str | Path) -> tuple[dict[str, Any], RunResult | None]:
+    """(checkpoint, result or None) from a result JSON (its .pt beside it) or a checkpoint .pt."""
+    path = Path(path)
+    checkpoint_path = path.with_suffix(".pt")
+    result_path = path.with_suffix(".json")
+    if not checkpoint_path.is_file():
+        raise DataError(f"no checkpoint {checkpoint_path} beside {path}: `msabench run` saves one unless --no-checkpoints; rerun the method to get it.")
+    try:
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise DataError(f"cannot read checkpoint {checkpoint_path}: {type(error).__name__}: {error}") from None
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "method" not in checkpoint:
+        raise DataError(f"{checkpoint_path} is not an msabench run checkpoint (it lacks 'model' and 'method').")
+    result = RunResult.load(result_path) if result_path.is_file() else None
+    return checkpoint, result
+
+
+def predict(checkpoint: dict[str, Any], result: RunResult | None, dataset: Dataset, catalog: Catalog, *, device: str | torch.device | None = "cpu") -> Predictions:
+    """Predict every readable sample of `dataset.unlabelled()` with the run's weights."""
+    device = select_device(device)
+    recipe = catalog.methods[checkpoint["method"]]
+    swapped = {m: e for m, e in checkpoint.get("encoders", {}).items() if recipe.encoders.get(m) != e}
+    objective = checkpoint.get("objective")
+    if swapped or (objective and objective != recipe.objective):
+        recipe = recipe.with_components(swapped, objective)
+    if checkpoint.get("fusion", recipe.fusion) != recipe.fusion:
+        raise DataError(f"the run used fusion {checkpoint['fusion']!r}, but method {recipe.name!r} now has {recipe.fusion!r}; install the plugin version that made the run.")
+    if result is not None and result.task.get("classes") and list(dataset.task.classes) != list(result.task["classes"]):
+        raise DataError(f"the run predicts classes {result.task['classes']}; dataset {dataset.name!r} has {list(dataset.task.classes)}.")
+    catalog.check(recipe, type(dataset))
+    hparams = checkpoint["hparams"]
+    batch_size = int(hparams.get("train", {}).get("eval_batch_size") or hparams.get("train", {}).get("batch_size", 32))
+
+    inputs = dataset.unlabelled()
+    shell = Data(name=dataset.name, task=dataset.task, splits={"train": inputs}, provenance={}, synthetic=dataset.synthetic)
+    seed_everything(int(checkpoint.get("seed", 0)))
+    model, _ = catalog.build(recipe, shell, hparams)
+    ready = prepare(model, Data(name=dataset.name, task=dataset.task, splits={"predict": inputs}, provenance={}, synthetic=dataset.synthetic), device=device)
+    recorded = (result.data.get("encoders") or {}) if result is not None else {}
+    for modality, encoder in model.encoders.items():
+        if isinstance(encoder, Precomputed):
+            expected = recorded.get(modality, {}).get("weights")
+            if expected is None:
+                log.warning("cannot check the frozen %s encoder's weights: no result file with their digest beside the checkpoint", modality)
+            elif expected != encoder.weights:
+                raise DataError(
+                    f"the frozen {modality} encoder ({encoder.name}) rebuilt now has other weights (digest {encoder.weights[:12]}) than in the run "
+                    f"({expected[:12]}): its pretrained folder or init_from checkpoint changed since. Restore the files the run used: {hparams.get(modality)}."
+                )
+    try:
+        model.load_state_dict(checkpoint["model"], strict=True)
+    except RuntimeError as error:
+        raise DataError(f"the checkpoint's weights do not fit method {recipe.name!r} as installed now: {str(error).splitlines()[0]}") from None
+    model.to(device).eval()
+    split = ready.splits["predict"]
+    outputs = []
+    with torch.no_grad():
+        for batch in split.batches(batch_size):
+            prediction = model(batch.to(device))["prediction"]
+            outputs.append(prediction.argmax(-1).cpu() if dataset.task.kind == "classification" else prediction.reshape(-1).cpu())
+    values = torch.cat(outputs).tolist() if outputs else []
+    labels = [dataset.task.classes[int(v)] for v in values] if dataset.task.kind == "classification" else [f"{v:.4f}" for v in values]
+    return Predictions(split.ids, labels, batch_size, recipe.name, int(checkpoint.get("seed", 0)))

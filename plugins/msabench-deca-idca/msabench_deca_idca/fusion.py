@@ -1,0 +1,113 @@
+"""DECA and IDCA, the two cross-attentions of Ye et al., and the fusion that combines them.
+
+Both attentions compare every query sample with every key sample **of the same mini-batch**
+("expanded ... to enable pairwise comparison across the batch"): scores are [B, B], the softmax
+runs over the batch's samples, and each sample's output mixes the values of the other samples.
+A prediction therefore depends on which samples share its batch and on the batch size. This is
+implemented as the paper describes; the evaluation batch size is fixed in the method's
+hyper-parameters (``train.eval_batch_size``, recorded in every result) and evaluation batches
+are never shuffled, so results are reproducible, but they are not per-sample predictions.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from msabench import Fusion
+
+
+def deca_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """DECA's [B, B] scores between projected queries q [B, d] and keys k [B, d]:
+    exp(-sum_d |q_i - k_j| * sigmoid(q_i + k_j))."""
+    distance = (q[:, None, :] - k[None, :, :]).abs()
+    scale = torch.sigmoid(q[:, None, :] + k[None, :, :])
+    return torch.exp(-(distance * scale).sum(-1))
+
+
+def idca_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """IDCA's [B, B] scores: sum_d (q_i * k_j) * relu(q_i - k_j)."""
+    interaction = q[:, None, :] * k[None, :, :]
+    difference = torch.relu(q[:, None, :] - k[None, :, :])
+    return (interaction * difference).sum(-1)
+
+
+class BatchCrossAttention(nn.Module):
+    """Q = W_q query, K = W_k key, V = W_v query; attn = softmax_j(scores(Q_i, K_j)); LayerNorm(query + attn V).
+
+    As in the paper, the values come from the query's modality (image low features are Q and V
+    with text low features as K, and the reverse).
+    """
+
+    def __init__(self, dim: int, scores):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.scores = scores
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        attention = torch.softmax(self.scores(self.q(query), self.k(key)), dim=-1)
+        return self.norm(query + attention @ self.v(query))
+
+
+def projection(in_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
+    """Linear, then normalisation, non-linearity and dropout."""
+    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.LayerNorm(out_dim), nn.ReLU(), nn.Dropout(dropout))
+
+
+class DualCrossAttention(Fusion):
+    """DECA on low (coarse) and IDCA on high (fine) projections of text and image features, fused and classified.
+
+    Both attentions run in both directions; the outputs are combined as Linear(concat(x f_t2v_low,
+    x f_v2t_low, y v_high + z f_t2v_high, y t_high + z f_v2t_high)) -> refinement -> classifier.
+
+    ``attention``: "both", "deca", "idca" or "none" (the ablations; a removed attention passes its
+    query features through). ``weights``: [x, y, z] (the paper's best is 1.2, 0.7, 0.3) or
+    "adaptive", where each sample's weights come from cosine similarities (see `adaptive_weights`).
+    f_t2v are the image-side outputs (image queries and values, text keys), f_v2t the text-side ones.
+    """
+
+    name = "dual-cross-attention"
+    modalities = ("text", "image")
+    tiny = {"low_dim": 4, "high_dim": 12, "hidden": 8}
+
+    def __init__(self, in_dims, task, low_dim: int = 256, high_dim: int = 1024, hidden: int = 512, dropout: float = 0.1, attention: str = "both", weights: list[float] | str = (1.2, 0.7, 0.3)):
+        super().__init__(in_dims, task)
+        if attention not in ("both", "deca", "idca", "none"):
+            raise ValueError(f"attention must be 'both', 'deca', 'idca' or 'none'; got {attention!r}")
+        if weights != "adaptive" and (isinstance(weights, str) or len(weights) != 3):
+            raise ValueError(f"weights must be [x, y, z] or 'adaptive'; got {weights!r}")
+        self.attention, self.weights = attention, weights if weights == "adaptive" else tuple(float(w) for w in weights)
+        self.text_low, self.image_low = projection(in_dims["text"], low_dim, dropout), projection(in_dims["image"], low_dim, dropout)
+        self.text_high, self.image_high = projection(in_dims["text"], high_dim, dropout), projection(in_dims["image"], high_dim, dropout)
+        if attention in ("both", "deca"):
+            self.deca_t2v, self.deca_v2t = BatchCrossAttention(low_dim, deca_scores), BatchCrossAttention(low_dim, deca_scores)
+        if attention in ("both", "idca"):
+            self.idca_t2v, self.idca_v2t = BatchCrossAttention(high_dim, idca_scores), BatchCrossAttention(high_dim, idca_scores)
+        self.fuse = nn.Linear(2 * low_dim + 2 * high_dim, hidden)
+        self.refine = nn.Sequential(nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.classifier = nn.Linear(hidden, task.out_dim)
+
+    def forward(self, features, lengths):
+        t, v = features["text"], features["image"]
+        t_low, v_low, t_high, v_high = self.text_low(t), self.image_low(v), self.text_high(t), self.image_high(v)
+        if self.attention in ("both", "deca"):
+            t2v_low, v2t_low = self.deca_t2v(v_low, t_low), self.deca_v2t(t_low, v_low)
+        else:
+            t2v_low, v2t_low = v_low, t_low
+        if self.attention in ("both", "idca"):
+            t2v_high, v2t_high = self.idca_t2v(v_high, t_high), self.idca_v2t(t_high, v_high)
+        else:
+            t2v_high, v2t_high = v_high, t_high
+        x, y, z = adaptive_weights(t_low, v_low, t_high, v_high) if self.weights == "adaptive" else self.weights
+        fused = torch.cat([x * t2v_low, x * v2t_low, y * v_high + z * t2v_high, y * t_high + z * v2t_high], dim=-1)
+        return {"prediction": self.classifier(self.refine(self.fuse(fused)))}
+
+
+def adaptive_weights(t_low: torch.Tensor, v_low: torch.Tensor, t_high: torch.Tensor, v_high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample (x, y, z) from cosine similarities, our reading of the paper's "self-adaptation" variant:
+    c = (1 + cos) / 2 in [0, 1]; x = 2 c_low (1 when the low features are unrelated), z = c_high, y = 1 - c_high
+    (y + z = 1 as in the paper's fixed settings: the more the modalities agree, the more the cross-modal part counts)."""
+    c_low = (1 + nn.functional.cosine_similarity(t_low, v_low, dim=-1, eps=1e-8)).unsqueeze(-1) / 2
+    c_high = (1 + nn.functional.cosine_similarity(t_high, v_high, dim=-1, eps=1e-8)).unsqueeze(-1) / 2
+    return 2 * c_low, 1 - c_high, c_high

@@ -1,0 +1,137 @@
+"""The feature cache and the preparation step: frozen encoders computed once and read back, keys that
+change with weights and config, atomic writes, raw inputs preprocessed once, and fit() reading the cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from msabench import Catalog, Protocol, fit, get_plugin_manager
+from msabench.cache import FeatureCache
+from msabench.core.imagetext import Lab5
+from msabench.core.language import TINY_CONFIG as BERT_TINY
+from msabench.core.language import HFText
+from msabench.core.vision import TINY_CONFIG as RESNET_TINY
+from msabench.core.vision import ResNet50Image
+from msabench.features import Precomputed, compute, prepare
+from msabench.testing import write_lab5
+from torch import nn
+
+KEY = {"dataset": "lab5", "split": "train", "encoder": "hf-text", "weights": "abc"}
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def lab5(tmp_path_factory):
+    return Lab5(write_lab5(tmp_path_factory.mktemp("lab5"), n=24)).load()
+
+
+class TwoEncoders(nn.Module):
+    """The shape of msabench.Model that prepare() works on."""
+
+    def __init__(self, text, image):
+        super().__init__()
+        self.encoders = nn.ModuleDict({"text": text, "image": image})
+        self.inputs = {"text": "raw_text", "image": "image"}
+
+
+def encoders(seed=0, freeze_text=True, max_length=32):
+    torch.manual_seed(seed)
+    text = HFText(None, config=BERT_TINY, max_length=max_length, freeze=freeze_text)
+    image = ResNet50Image(None, config=RESNET_TINY, image_size=16, freeze=True)
+    return TwoEncoders(text, image)
+
+
+def test_round_trip_and_stale_entries(tmp_path):
+    cache = FeatureCache(tmp_path)
+    features = torch.randn(3, 5)
+    path = cache.save(KEY, ["a", "b", "c"], features)
+    assert path.parent == tmp_path / "lab5" / "train" and path.name.startswith("hf-text-") and (path / "key.json").is_file()
+    assert any(p.suffix == ".arrow" for p in path.iterdir())
+    assert torch.equal(cache.load(KEY, ["a", "b", "c"]), features)
+    assert cache.load(KEY, ["a", "c", "b"]) is None  # other ids: recomputed, never trusted
+    assert cache.load({**KEY, "weights": "abd"}, ["a", "b", "c"]) is None
+    assert FeatureCache(None).load(KEY, ["a"]) is None and FeatureCache(None).save(KEY, ["a"], features[:1]) is None
+
+
+def test_a_killed_write_leaves_no_entry(tmp_path, monkeypatch):
+    import datasets
+
+    def killed(self, folder, **kwargs):
+        (tmp_path / "half").mkdir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", killed)
+    cache = FeatureCache(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        cache.save(KEY, ["a"], torch.ones(1, 2))
+    assert not cache.path(KEY).exists() and not list(cache.path(KEY).parent.glob(".*.tmp"))
+    assert cache.load(KEY, ["a"]) is None
+
+
+def test_cache_location(monkeypatch, tmp_path):
+    monkeypatch.setenv("MSABENCH_CACHE", "off")
+    assert not FeatureCache.default().enabled
+    monkeypatch.setenv("MSABENCH_CACHE", str(tmp_path / "here"))
+    assert FeatureCache.default().root == tmp_path / "here"
+    monkeypatch.delenv("MSABENCH_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert FeatureCache.default().root == tmp_path / "xdg" / "msabench" / "features"
+
+
+def test_frozen_encoders_are_computed_once_then_read(lab5, tmp_path):
+    cache = FeatureCache(tmp_path)
+    model = encoders()
+    expected = compute(model.encoders["text"], lab5.splits["valid"], "raw_text", "cpu")
+    first = prepare(model, lab5, cache=cache)
+    assert isinstance(model.encoders["text"], Precomputed) and model.inputs == {"text": "text@hf-text", "image": "image@resnet50-image"}
+    assert first.provenance["encoders"]["text"]["cache"] == {"train": "written", "valid": "written", "test": "written"}
+    torch.testing.assert_close(first.splits["valid"].tensors["text@hf-text"], expected)
+    assert first.splits["train"].tensors["image@resnet50-image"].shape == (len(lab5.splits["train"]), 16)
+    assert "text@hf-text" not in lab5.splits["train"].tensors  # the loaded data are not changed
+
+    again = encoders()
+    second = prepare(again, lab5, cache=cache)
+    assert second.provenance["encoders"]["image"]["cache"] == {"train": "read", "valid": "read", "test": "read"}
+    for name in ("train", "valid", "test"):
+        assert torch.equal(second.splits[name].tensors["text@hf-text"], first.splits[name].tensors["text@hf-text"])
+    assert again.encoders["text"].weights == first.provenance["encoders"]["text"]["weights"]
+    assert sum(1 for _ in tmp_path.rglob("key.json")) == 6
+
+
+def test_new_weights_or_config_make_new_entries(lab5, tmp_path):
+    cache = FeatureCache(tmp_path)
+    paths = set()
+    for model in (encoders(seed=0), encoders(seed=1), encoders(seed=0, max_length=16)):
+        data = prepare(model, lab5, cache=cache)
+        assert data.provenance["encoders"]["text"]["cache"]["train"] == "written"
+        paths.add(model.encoders["text"].weights + str(data.provenance["encoders"]["text"]["fingerprint"]["max_length"]))
+    assert len(paths) == 3 and sum(1 for _ in tmp_path.rglob("key.json")) == 3 * 3 + 2 * 3  # the image tower changed with the seed only
+
+
+def test_trained_encoders_get_their_inputs_preprocessed_once(lab5, tmp_path):
+    model = encoders(freeze_text=False)
+    data = prepare(model, lab5, cache=FeatureCache(tmp_path))
+    tokens = data.splits["train"].tensors["raw_text@hf-text"]
+    assert model.inputs["text"] == "raw_text@hf-text" and isinstance(model.encoders["text"], HFText)
+    assert tokens.shape == (len(lab5.splits["train"]), 2, 32) and tokens.dtype == torch.long
+    assert "text" not in data.provenance["encoders"]  # not frozen: nothing cached
+    again = prepare(encoders(freeze_text=False), lab5, cache=FeatureCache(tmp_path))
+    assert again.splits["train"].tensors["raw_text@hf-text"] is tokens  # the same process reuses it
+
+
+def test_fit_reads_the_cache_and_gives_the_same_numbers(lab5, tmp_path, monkeypatch):
+    monkeypatch.setenv("MSABENCH_CACHE", str(tmp_path))
+    catalog = Catalog.from_plugins(get_plugin_manager())
+    method = catalog.methods["lab5-concat"]
+    hparams = method.hparams_for(lab5)
+    hparams["text"].update(config=BERT_TINY, max_length=32, init_from=None)
+    hparams["image"].update(config=RESNET_TINY, image_size=16, init_from=None)
+    hparams["train"].update(lr=1e-2)
+    runs = [fit(method, lab5, catalog=catalog, seed=1111, protocol=Protocol(max_epochs=2), hparams=hparams, device="cpu") for _ in range(2)]
+    assert runs[0].data["encoders"]["text"]["cache"]["train"] == "written" and runs[1].data["encoders"]["text"]["cache"]["train"] == "read"
+    assert runs[0].history == runs[1].history and runs[0].predictions == runs[1].predictions
+    assert runs[0].hparams["text"]["freeze"] is True

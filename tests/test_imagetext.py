@@ -1,0 +1,379 @@
+"""Image-text data and encoders: text decoding, MVSA cleaning, Lab5/MVSA loaders with broken files,
+splits, image preprocessing against transformers, loading tiny models from save_pretrained folders."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import msabench.core
+import numpy as np
+import pytest
+import torch
+from msabench import DataError, InputSpec
+from msabench.core.clip import TINY_CONFIG as CLIP_TINY
+from msabench.core.clip import ClipImage, ClipText
+from msabench.core.imagetext import (
+    Lab5,
+    MVSAMultiple,
+    MVSASingle,
+    clean_pair,
+    decode_text,
+    majority,
+    open_image,
+    read_split_file,
+    stratified_split,
+)
+from msabench.core.language import HFText
+from msabench.core.pretrained import ImageProcessing, char_tokenizer
+from msabench.core.vision import ResNet50Image
+from msabench.testing import checks, write_lab5
+from PIL import Image
+
+RAW = InputSpec("raw_text", ())
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MSABENCH_CACHE", str(tmp_path / "cache"))
+
+
+def image_bytes(mode="RGB", size=(20, 14), fmt="JPEG", color=None) -> bytes:
+    colors = {"RGB": (200, 30, 60), "L": 90, "CMYK": (0, 200, 200, 0), "RGBA": (10, 200, 10, 0), "P": 3}
+    buffer = io.BytesIO()
+    Image.new(mode, size, color if color is not None else colors[mode]).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+# -- text decoding ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "text", "how"),
+    [
+        ("plain ascii".encode(), "plain ascii", "utf-8"),
+        ("\ufeffBOM café 😀".encode("utf-8"), "BOM café 😀", "utf-8"),
+        ("Grief never ends. It hurts… “really” — 海へ来たぞ！".encode("gb18030"), "Grief never ends. It hurts… “really” — 海へ来たぞ！", "gb18030"),
+        ("Café naïve, très bien".encode("latin-1"), "Café naïve, très bien", "cp1252"),
+        ("It’s Zürich".encode("cp1252"), "It’s Zürich", "cp1252"),
+        ("utf-16 text".encode("utf-16"), "utf-16 text", "utf-16"),
+    ],
+)
+def test_decode_text_picks_the_encoding(data, text, how):
+    assert decode_text(data) == (text, how)
+
+
+def test_decode_text_counts_what_no_encoding_reads():
+    text, how = decode_text(b"bad \x81\x8d\x8f\x90\x9d bytes \xff")
+    assert how == "replaced" and text.count("\ufffd") >= 5 and text.startswith("bad ")
+
+
+# -- cleaning and splits ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "image", "label"),
+    [("positive", "positive", "positive"), ("neutral", "neutral", "neutral"), ("neutral", "positive", "positive"), ("negative", "neutral", "negative"), ("positive", "negative", None), ("negative", "positive", None)],
+)
+def test_clean_pair(text, image, label):
+    assert clean_pair(text, image) == label
+
+
+@pytest.mark.parametrize(
+    ("votes", "label"),
+    [(["positive", "positive", "negative"], "positive"), ([None, "neutral", "neutral"], "neutral"), ([None, "neutral", "negative"], None), (["neutral", "positive", "negative"], None), ([None, None, None], None)],
+)
+def test_majority(votes, label):
+    assert majority(votes) == label
+
+
+def test_stratified_split_is_seeded_8_1_1_per_label():
+    ids = [str(i) for i in range(200)]
+    labels = ["positive"] * 100 + ["negative"] * 60 + ["neutral"] * 40
+    first, again, other = stratified_split(ids, labels, (0.8, 0.1, 0.1), 42), stratified_split(ids, labels, (0.8, 0.1, 0.1), 42), stratified_split(ids, labels, (0.8, 0.1, 0.1), 7)
+    assert first == again and first != other
+    assert [len(first[s]) for s in ("train", "valid", "test")] == [160, 20, 20]
+    label_of = dict(zip(ids, labels))
+    assert sorted(label_of[i] for i in first["valid"]).count("neutral") == 4
+    assert set().union(*map(set, first.values())) == set(ids)
+    assert first["test"] == sorted(first["test"], key=int)  # each split keeps the file order
+
+
+def write_mvsa(root, folder, rows, header):
+    base = root / folder
+    (base / "data").mkdir(parents=True)
+    lines = [header]
+    for sample, pairs in rows:
+        lines.append("\t".join([sample, *pairs]))
+        (base / "data" / f"{sample}.txt").write_text(f"tweet number {sample} #mvsa")
+        (base / "data" / f"{sample}.jpg").write_bytes(image_bytes())
+    (base / "labelResultAll.txt").write_text("\n".join(lines) + "\n")
+    return base
+
+
+def test_mvsa_single_cleaning_and_split(tmp_path):
+    rows = [("1", ["positive,positive"]), ("2", ["neutral,positive"]), ("3", ["negative,neutral"]), ("4", ["positive,negative"]), ("5", ["neutral,neutral"])]
+    rows += [(str(i), ["positive,neutral"]) for i in range(6, 26)]
+    write_mvsa(tmp_path, "MVSA_Single", rows, "ID\ttext,image")
+    data = MVSASingle(tmp_path).load()
+    labels = {sample: data.task.classes[int(label)] for split in data.splits.values() for sample, label in zip(split.ids, split.tensors["label"])}
+    assert labels["1"] == "positive" and labels["2"] == "positive" and labels["3"] == "negative" and labels["5"] == "neutral"
+    assert "4" not in labels and len(labels) == 24
+    assert data.provenance["cleaning"] == {"rows": 25, "discarded_conflict": 1, "kept": 24}
+    assert data.provenance["split"] == {"kind": "stratified", "seed": 42, "fractions": [0.8, 0.1, 0.1]}
+    assert sum(data.provenance["sizes"].values()) == 24 and data.provenance["sizes"] == {"train": 20, "valid": 2, "test": 2}
+    assert data.splits["train"].raw["raw_text"][0].startswith("tweet number")
+    assert MVSASingle(tmp_path / "MVSA_Single").load().splits["test"].ids == data.splits["test"].ids  # the folder itself as data root
+    assert MVSASingle(tmp_path, split_seed=3).load().splits["test"].ids != data.splits["test"].ids
+
+
+def test_mvsa_multiple_keeps_the_majority_of_cleaned_votes(tmp_path):
+    rows = [
+        ("1", ["positive,positive", "positive,neutral", "negative,negative"]),  # pos, pos, neg -> positive
+        ("2", ["positive,negative", "neutral,neutral", "negative,neutral"]),  # -, neu, neg -> discarded
+        ("3", ["positive,negative", "negative,negative", "neutral,negative"]),  # -, neg, neg -> negative
+        ("4", ["neutral,neutral", "neutral,positive", "negative,neutral"]),  # neu, pos, neg -> discarded
+        ("5", ["neutral,neutral", "neutral,neutral", "positive,positive"]),  # neutral
+    ]
+    write_mvsa(tmp_path, "MVSA", rows, "ID\ttext,image\ttext,image\ttext,image")
+    data = MVSAMultiple(tmp_path, split_file=write_split(tmp_path, {"train": ["1", "5"], "valid": ["3"], "test": []})).load()
+    assert data.splits["train"].ids == ["1", "5"] and data.splits["train"].tensors["label"].tolist() == [2, 1]
+    assert data.splits["valid"].tensors["label"].tolist() == [0] and len(data.splits["test"]) == 0
+    assert data.provenance["cleaning"] == {"rows": 5, "discarded_no_majority": 2, "kept": 3}
+    assert data.provenance["split"]["kind"] == "file" and data.provenance["split"]["unused"] == 0
+
+
+def test_mvsa_label_file_errors_name_the_line(tmp_path):
+    base = write_mvsa(tmp_path, "MVSA_Single", [("1", ["positive,positive"])], "ID\ttext,image")
+    (base / "labelResultAll.txt").write_text("ID\ttext,image\n1\tpositive,happy\n")
+    with pytest.raises(DataError, match=r"labelResultAll.txt:2: expected an id and 1 'text,image'"):
+        MVSASingle(tmp_path).load()
+    with pytest.raises(DataError, match="labelResultAll.txt.*does not exist"):
+        MVSASingle(tmp_path / "elsewhere").load()
+
+
+def write_split(folder, parts):
+    path = folder / "split.json"
+    path.write_text(json.dumps(parts))
+    return path
+
+
+def test_split_files_json_or_folder(tmp_path):
+    (tmp_path / "splits").mkdir()
+    for name, ids in (("train", "1\n2\n"), ("dev", "id\n3\n"), ("test", "4\n")):
+        (tmp_path / "splits" / f"{name}.txt").write_text(ids)
+    assert read_split_file(tmp_path / "splits") == {"train": ["1", "2"], "valid": ["3"], "test": ["4"]}
+    assert read_split_file(write_split(tmp_path, {"train": [1], "val": [2], "test": [3]})) == {"train": ["1"], "valid": ["2"], "test": ["3"]}
+    with pytest.raises(DataError, match="id '1' is in train and test"):
+        read_split_file(write_split(tmp_path, {"train": ["1"], "valid": [], "test": ["1"]}))
+    folder = write_lab5(tmp_path / "lab5", n=12)
+    with pytest.raises(DataError, match="2 ids of split file .* are not among the 12 labelled samples"):
+        Lab5(folder, split_file=write_split(tmp_path, {"train": ["1", "99"], "valid": ["98"], "test": []})).load()
+
+
+# -- Lab5 and messy files -----------------------------------------------------------------------
+
+
+def test_lab5_reads_messy_files_and_counts_them(tmp_path, caplog):
+    folder = write_lab5(tmp_path, n=20)
+    data_dir = folder / "data"
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    noisy.save(buffer, format="JPEG")
+    (data_dir / "1.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) * 2 // 3])  # truncated in the scan data
+    (data_dir / "2.jpg").write_bytes(image_bytes("CMYK"))
+    (data_dir / "3.jpg").write_bytes(image_bytes("L"))
+    (data_dir / "4.jpg").write_bytes(image_bytes("RGBA", fmt="PNG"))  # PNG bytes named .jpg, transparent
+    (data_dir / "5.txt").write_bytes("Café naïve à la plage".encode("latin-1"))
+    (data_dir / "6.txt").write_bytes("Grief never ends… “really”".encode("gb18030"))
+    data = Lab5(folder).load()
+    text = {sample: t for split in data.splits.values() for sample, t in zip(split.ids, split.raw["raw_text"])}
+    assert text["5"] == "Café naïve à la plage" and text["6"] == "Grief never ends… “really”"
+    provenance = data.provenance
+    assert provenance["images"]["truncated_ids"] == ["1"] and provenance["images"]["misnamed_ids"] == ["4"]
+    assert provenance["images"]["modes"] == {"CMYK": 1, "L": 1, "RGB": 17, "RGBA": 1}
+    assert provenance["text"]["encodings"] == {"cp1252": 1, "gb18030": 1, "utf-8": 18}
+    assert "1 truncated images" in caplog.text and "1 .jpg files hold another format (PNG)" in caplog.text
+    image, notes = open_image((data_dir / "4.jpg").read_bytes())
+    assert image.mode == "RGB" and image.getpixel((0, 0)) == (255, 255, 255) and notes["format"] == "PNG"
+    assert open_image((data_dir / "2.jpg").read_bytes())[0].mode == "RGB"
+
+
+def test_lab5_unreadable_files_are_an_error_or_skipped_and_counted(tmp_path, caplog):
+    folder = write_lab5(tmp_path, n=20)
+    (folder / "data" / "7.jpg").write_bytes(b"this is not an image")
+    (folder / "data" / "8.jpg").write_bytes(b"")
+    (folder / "data" / "9.txt").unlink()
+    with pytest.raises(DataError) as error:
+        Lab5(folder).load()
+    message = str(error.value)
+    assert "3 samples cannot be read" in message and "7.jpg" in message and "8.jpg: empty file" in message and "9.txt" in message
+    assert "skip_unreadable=true" in message
+    data = Lab5(folder, skip_unreadable="true").load()
+    assert sum(len(split) for split in data.splits.values()) == 17
+    assert data.provenance["skipped"]["count"] == 3 and sorted(data.provenance["skipped"]["ids"]) == ["7", "8", "9"]
+    assert "skipped 3 unreadable samples" in caplog.text
+
+
+def test_lab5_format_errors(tmp_path):
+    folder = write_lab5(tmp_path, n=6)
+    (folder / "train.txt").write_text("guid,tag\n1,positive\n2,happy\n")
+    with pytest.raises(DataError, match=r"train.txt:3: expected 'guid,negative\|neutral\|positive'"):
+        Lab5(folder).load()
+    (folder / "train.txt").write_text("guid,tag\n1,positive\n1,negative\n")
+    with pytest.raises(DataError, match="guid 1 appears twice"):
+        Lab5(folder).load()
+
+
+def test_lab5_unlabelled_and_prediction_file_format(tmp_path):
+    folder = write_lab5(tmp_path, n=8, unlabelled=3)
+    split = Lab5(folder).unlabelled()
+    assert split.ids == ["9", "10", "11"] and "label" not in split.tensors and len(split.raw["image"]) == 3
+    Lab5(folder).write_predictions(tmp_path / "out.txt", ["11", "9"], ["positive", "negative"])
+    assert (tmp_path / "out.txt").read_text() == "guid,tag\n9,negative\n10,null\n11,positive\n"
+
+
+# -- image preprocessing and encoders -----------------------------------------------------------
+
+
+def test_image_processing_matches_transformers_processors():
+    transformers = pytest.importorskip("transformers")
+    clip_cls = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    convnext_cls = getattr(transformers, "ConvNextImageProcessorPil", None) or transformers.ConvNextImageProcessor
+    rng = np.random.default_rng(0)
+    for width, height in ((45, 30), (30, 52)):
+        picture = Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        for processor, default in (
+            (clip_cls(size={"shortest_edge": 24}, crop_size={"height": 24, "width": 24}), ImageProcessing(224, (224, 224))),
+            (convnext_cls(size={"shortest_edge": 21}, crop_pct=0.875, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]), ImageProcessing(256, (224, 224))),
+        ):
+            expected = processor(images=[picture], return_tensors="pt")["pixel_values"]
+            ours = ImageProcessing.from_config(processor.to_dict(), default=default)
+            pixels = ours([buffer.getvalue()])
+            assert pixels.dtype == torch.uint8
+            torch.testing.assert_close(ours.normalize(pixels), expected, rtol=0, atol=1e-5)
+
+
+def save_tiny_clip(folder):
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    torch.manual_seed(0)
+    config = dict(CLIP_TINY)
+    model = CLIPModel(CLIPConfig(text_config=config["text_config"], vision_config=config["vision_config"], projection_dim=config["projection_dim"]))
+    model.save_pretrained(folder)
+    char_tokenizer(24).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}).save_pretrained(folder)
+    return model
+
+
+def test_clip_encoders_load_a_save_pretrained_folder(tmp_path):
+    model = save_tiny_clip(tmp_path / "clip")
+    image = ClipImage(InputSpec("image", ()), pretrained=str(tmp_path / "clip"), freeze=True)
+    text = ClipText(RAW, pretrained=str(tmp_path / "clip"), normalize=True)
+    assert image.processing.crop == (16, 16) and image.out_dim == 8 and text.max_length == 24
+    pixels = image.preprocess([image_bytes(size=(30, 20)), image_bytes("L", size=(16, 40))])
+    assert pixels.shape == (2, 3, 16, 16) and pixels.dtype == torch.uint8
+    with torch.no_grad():
+        expected = model.visual_projection(model.vision_model(pixel_values=image.processing.normalize(pixels)).pooler_output)
+        torch.testing.assert_close(image(pixels), expected)
+        tokens = text.preprocess(["a good day", "bad"])
+        assert tokens.shape == (2, 2, 24) and tokens[1, 1].sum() == 5  # [CLS] b a d [SEP]
+        out = text(tokens)
+    torch.testing.assert_close(out.norm(dim=-1), torch.ones(2))
+    assert not any(p.requires_grad for p in image.parameters()) and not image.train().training  # frozen stays in eval mode
+
+
+def test_resnet_and_hf_text_load_save_pretrained_folders(tmp_path):
+    from transformers import BertConfig, BertModel, BertTokenizer, ConvNextImageProcessor, ResNetConfig, ResNetModel
+
+    torch.manual_seed(0)
+    ResNetModel(ResNetConfig(embedding_size=8, hidden_sizes=[8, 12], depths=[1, 1], layer_type="basic")).save_pretrained(tmp_path / "resnet")
+    ConvNextImageProcessor(size={"shortest_edge": 28}, crop_pct=0.875).save_pretrained(tmp_path / "resnet")
+    resnet = ResNet50Image(InputSpec("image", ()), pretrained=str(tmp_path / "resnet"))
+    assert resnet.out_dim == 12 and resnet.processing.resize == 32 and resnet.processing.crop == (28, 28)
+    assert resnet(resnet.preprocess([image_bytes(size=(40, 30))])).shape == (1, 12)
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "day", "a"]
+    BertTokenizer(vocab={word: i for i, word in enumerate(words)}).save_pretrained(tmp_path / "bert")  # vocab_file= is ignored in transformers 5
+    bert = BertModel(BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32))
+    bert.save_pretrained(tmp_path / "bert")
+    encoder = HFText(RAW, pretrained=str(tmp_path / "bert"), pooling="mean", max_length=8)
+    tokens = encoder.preprocess(["a good day", "bad"])
+    assert tokens[0, 0, :5].tolist() == [2, 8, 5, 7, 3] and tokens.shape == (2, 2, 8)
+    with torch.no_grad():
+        hidden = bert.eval()(input_ids=tokens[1:, 0, :3]).last_hidden_state
+        torch.testing.assert_close(encoder.eval()(tokens)[1], hidden[0].mean(0), atol=1e-5, rtol=1e-5)
+    assert HFText(RAW, pretrained=str(tmp_path / "bert"), pooling="cls").fingerprint()["tokenizer"] == encoder.fingerprint()["tokenizer"]
+
+
+def test_a_tokenizer_that_ignores_its_vocabulary_is_refused(tmp_path):
+    from tokenizers import Regex, Tokenizer, models, normalizers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "bad", "day", "sunny", "rain", "happy"]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    backend.normalizer = normalizers.Replace(Regex("[a-z]"), "x")  # every word becomes "xxxx": all [UNK]
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(tmp_path / "broken")
+    BertModel(BertConfig(vocab_size=len(words), hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)).save_pretrained(tmp_path / "broken")
+    with pytest.raises(DataError, match=r"turns every word of its own vocabulary into '\[UNK\]'"):
+        HFText(RAW, pretrained=str(tmp_path / "broken"))
+
+
+def test_missing_weights_fail_fast_with_a_way_out(tmp_path):
+    with pytest.raises(DataError, match=r"cannot load the tokenizer 'no-such-org/no-such-model' \(HF_HUB_OFFLINE is set.*--set text.pretrained=DIR"):
+        HFText(RAW, pretrained="no-such-org/no-such-model")
+    with pytest.raises(DataError, match=r"is not a folder"):
+        ResNet50Image(InputSpec("image", ()), pretrained=str(tmp_path / "weights.bin"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"cannot load the model .*in the folder.*--set image.pretrained=DIR"):
+        ClipImage(InputSpec("image", ()), pretrained=str(tmp_path / "empty"))
+
+
+def test_open_clip_backend_is_optional_and_lazy(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "open_clip", None)  # as when it is not installed
+    with pytest.raises(DataError, match=r"backend 'open_clip' needs the open_clip package.*msabench\[open-clip\]"):
+        ClipImage(InputSpec("image", ()), backend="open_clip")
+
+    class Visual(torch.nn.Module):
+        image_size, output_dim = 16, 5
+
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(3, 5)
+
+        def forward(self, x):
+            return self.linear(x.mean((2, 3)))
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.visual = Visual()
+            self.text_projection = torch.nn.Parameter(torch.randn(4, 5))
+
+        def encode_text(self, ids):
+            return ids.float()[:, :4] @ self.text_projection
+
+    fake = types.SimpleNamespace(
+        create_model_and_transforms=lambda name, pretrained=None: (Model(), None, None),
+        get_tokenizer=lambda name: (lambda texts: torch.tensor([[1, len(t), 2, 0, 0, 0] for t in texts])),
+        __version__="0.0-test",
+    )
+    monkeypatch.setitem(sys.modules, "open_clip", fake)
+    image = ClipImage(InputSpec("image", ()), backend="open_clip", pretrained="openai")
+    assert image(image.preprocess([image_bytes()])).shape == (1, 5) and image.processing.crop == (16, 16)
+    text = ClipText(RAW, backend="open_clip", pretrained="openai")
+    tokens = text.preprocess(["hey", "hello"])
+    assert tokens[:, 1].tolist() == [[1, 1, 1, 0, 0, 0]] * 2 and text(tokens).shape == (2, 5)
+    assert text.fingerprint()["backend"] == "open_clip"
+
+
+@pytest.mark.parametrize("name", ["check_hookimpls_match_specs", "check_catalog_accepts_plugin", "check_dataset_schema", "check_encoder_output_shape"])
+def test_core_plugin_conformance_of_the_image_text_parts(name):
+    """The kit's checks that cover datasets and encoders (core's objectives are checked with the methods that use them)."""
+    dict(checks(msabench.core, installed=False))[name]()
