@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from msabench import CatalogError, InputSpec
+from msabench import CatalogError, DataError, InputSpec
 from msabench.core.sequence import TransformerSequence
 from msabench.core.text import BertText
 
@@ -101,12 +101,12 @@ def test_bert_text_offline_error_names_the_checkpoint_and_the_fix(monkeypatch, t
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
     monkeypatch.delenv("MSABENCH_MODELS", raising=False)
     spec = InputSpec("text_bert", (3, LENGTH), vocab_size=VOCAB, tokenizer="msabench-test/no-such-bert")
-    with pytest.raises(CatalogError) as error:
+    with pytest.raises(DataError) as error:
         BertText(spec)
     message = str(error.value)
-    assert "'msabench-test/no-such-bert'" in message
-    assert "--set text.pretrained=/path/to/folder" in message and "$MSABENCH_MODELS/msabench-test/no-such-bert" in message
-    assert "HF_HUB_OFFLINE" in message and "\n" not in message
+    assert "encoder 'bert-text': cannot load the model 'msabench-test/no-such-bert' (HF_HUB_OFFLINE is set" in message
+    assert "--set text.pretrained=DIR" in message and "$MSABENCH_MODELS/msabench-test/no-such-bert" in message
+    assert "--set text.random_init=true" in message and "\n" not in message
 
 
 def test_bert_text_random_init_ignores_the_tokenizer():
@@ -147,3 +147,26 @@ def test_transformer_seq_cls_pooling_and_limits():
         encoder(torch.randn(2, 13, 5), None)
     with pytest.raises(CatalogError, match="not divisible"):
         TransformerSequence(AUDIO, d_model=10, heads=4)
+
+
+def test_an_unreachable_hub_fails_at_once_without_retrying(monkeypatch, tmp_path):
+    import socket
+    import time
+
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")  # .invalid never resolves (RFC 2606)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("transformers must not be asked when the hub is out of reach")
+
+    monkeypatch.setattr("transformers.AutoModel.from_pretrained", refuse)
+    spec = InputSpec("text_bert", (3, LENGTH), vocab_size=VOCAB, tokenizer="bert-base-uncased")
+    started = time.perf_counter()
+    with pytest.raises(DataError, match=r"cannot load the model 'bert-base-uncased': it is not in the local Hugging Face cache and the hub \(hub.invalid\) cannot be reached"):
+        BertText(spec)
+    assert time.perf_counter() - started < 10
+    assert socket.getdefaulttimeout() is None

@@ -15,10 +15,12 @@ import hashlib
 import json
 import logging
 import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -97,25 +99,54 @@ class PretrainedEncoder(Encoder):
         return {"path": str(path), "sha256": sha256(path), "method": checkpoint.get("method"), "seed": checkpoint.get("seed"), "dataset": checkpoint.get("dataset")}
 
 
-def load_pretrained(loader: Callable[..., Any], name_or_path: str, *, encoder: str, section: str, what: str = "model") -> Any:
-    """`loader(name_or_path)`, or a DataError saying how to point at a local copy."""
+MODELS_ENV = "MSABENCH_MODELS"
+
+
+def load_pretrained(loader: Callable[..., Any], name_or_path: str, *, encoder: str, section: str, what: str = "model", hint: str = "") -> Any:
+    """`loader(name_or_path)` for a folder, a name under $MSABENCH_MODELS, or a hub name; otherwise one DataError
+    that says how to point at a local copy. When the hub cannot be reached, it fails at once instead of retrying."""
     if not name_or_path:
         raise DataError(f"encoder {encoder!r}: no pretrained {what} named; set --set {section}.pretrained=NAME_OR_FOLDER.")
     local = Path(name_or_path).expanduser()
     looks_local = name_or_path.startswith((".", "/", "~")) or local.exists()
     if looks_local and not local.is_dir():
         raise DataError(f"encoder {encoder!r}: {local} is not a folder. Pass a folder written by save_pretrained (config.json + weights), or a model name.")
+    models = Path(os.environ[MODELS_ENV]).expanduser() / name_or_path if os.environ.get(MODELS_ENV) else None
+    if not looks_local and models is not None and models.is_dir():
+        local, looks_local = models, True
+    fix = (
+        f"Point at a local copy (a folder written by save_pretrained, or `hf download {name_or_path} --local-dir DIR` where there is network): "
+        f"--set {section}.pretrained=DIR, or put it at ${MODELS_ENV}/{name_or_path}{hint}."
+    )
+    if not looks_local and (unreachable := _hub_unreachable(name_or_path)):
+        raise DataError(f"encoder {encoder!r}: cannot load the {what} {name_or_path!r}: it is not in the local Hugging Face cache and {unreachable}. {fix}")
     try:
         return loader(str(local) if looks_local else name_or_path)
     except Exception as error:
         first = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-        where = "in the folder" if looks_local else ("(HF_HUB_OFFLINE is set, and it is not in the local Hugging Face cache)" if offline else "(no network or model hub? set HF_HUB_OFFLINE=1 to fail at once)")
-        raise DataError(
-            f"encoder {encoder!r}: cannot load the {what} {name_or_path!r} {where}: {type(error).__name__}: {first}. "
-            f"Download it where there is network (`hf download {name_or_path} --local-dir DIR`, or save_pretrained(DIR)) "
-            f"and pass the folder: --set {section}.pretrained=DIR"
-        ) from None
+        where = f"in the folder {local}" if looks_local else ("HF_HUB_OFFLINE is set, and it is not in the local Hugging Face cache" if offline else "from the Hugging Face hub")
+        raise DataError(f"encoder {encoder!r}: cannot load the {what} {name_or_path!r} ({where}): {type(error).__name__}: {first}. {fix}") from None
+
+
+def _hub_unreachable(name: str) -> str | None:
+    """Why the model hub cannot be reached for `name`, or None (reachable, cached, or HF_HUB_OFFLINE, where
+    transformers itself fails at once). A quick connection test spares the user transformers' retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return None
+    except Exception:
+        pass
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=5).close()
+    except OSError as error:
+        return f"the hub ({endpoint.hostname}) cannot be reached: {error}"
+    return None
 
 
 def preprocessor_config(name_or_path: str | None) -> dict[str, Any]:

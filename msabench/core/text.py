@@ -12,19 +12,16 @@ Which weights it loads:
    weights built from the size arguments (tests, benchmarks, CPU smoke runs).
 
 A checkpoint that cannot be found fails at once with a message that names it and says how to
-point at a local copy; set ``HF_HUB_OFFLINE=1`` to stop transformers retrying the hub first.
+point at a local copy (see `msabench.core.pretrained.load_pretrained`).
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import torch
 
 from msabench import CatalogError, Encoder
 
-MODELS_ENV = "MSABENCH_MODELS"
+from .pretrained import load_pretrained
 
 
 class BertText(Encoder):
@@ -56,7 +53,10 @@ class BertText(Encoder):
             self.bert = random_bert(spec, hidden_size, layers, heads, intermediate_size, dropout)
             self.checkpoint = None
         else:
-            self.bert = load_pretrained(checkpoint)
+            from transformers import AutoModel
+
+            hint = "; or --set text.random_init=true to train from random weights"
+            self.bert = load_pretrained(AutoModel.from_pretrained, checkpoint, encoder=self.name, section="text", hint=hint)
             self.checkpoint = checkpoint
             vocab = getattr(self.bert.config, "vocab_size", None)
             if spec.vocab_size and vocab and vocab < spec.vocab_size:
@@ -108,33 +108,3 @@ def random_bert(spec, hidden_size: int, layers: int, heads: int, intermediate_si
         max_position_embeddings=max(512, spec.shape[-1]),
     )
     return BertModel(config)
-
-
-def resolve(checkpoint: str) -> str:
-    """A local folder for `checkpoint` if there is one (itself, or under $MSABENCH_MODELS), else the name."""
-    if Path(checkpoint).expanduser().is_dir():
-        return str(Path(checkpoint).expanduser())
-    if root := os.environ.get(MODELS_ENV):
-        local = Path(root).expanduser() / checkpoint
-        if local.is_dir():
-            return str(local)
-    return checkpoint
-
-
-def load_pretrained(checkpoint: str):
-    """`transformers.AutoModel.from_pretrained` of a name or folder, with one clear error when it is not available."""
-    from transformers import AutoModel
-
-    where = resolve(checkpoint)
-    try:
-        return AutoModel.from_pretrained(where)
-    except (OSError, ValueError) as error:
-        offline = " with HF_HUB_OFFLINE set" if os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0") else ""
-        root = os.environ.get(MODELS_ENV)
-        models = f"{root}/{checkpoint}" if root else f"${MODELS_ENV} (not set)"
-        looked = f"folder {where}" if where != checkpoint else f"{models} and the Hugging Face cache{offline}"
-        raise CatalogError(
-            f"encoder 'bert-text' could not load checkpoint {checkpoint!r} (looked in {looked}; {type(error).__name__}). "
-            f"Point at a local copy of it (a folder written by save_pretrained) with --set text.pretrained=/path/to/folder, "
-            f"or put it at ${MODELS_ENV}/{checkpoint}; or pass --set text.random_init=true to train from random weights."
-        ) from None

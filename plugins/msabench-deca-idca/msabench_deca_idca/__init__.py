@@ -36,6 +36,16 @@ def recipe(attention: str = "both", weights=(1.2, 0.7, 0.3)) -> dict:
     }
 
 
+# No pretrained CLIP fits the synthetic images and words: a small CLIP with random (frozen) weights
+# stands in, and the head learns at a higher rate. Runs in about a minute on 2 CPU cores.
+SMALL_CLIP = {
+    "text_config": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100, "max_position_embeddings": 80},
+    "vision_config": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128, "image_size": 32, "patch_size": 8},
+    "projection_dim": 64,
+}
+SYNTHETIC = {"text": {"config": SMALL_CLIP}, "image": {"config": SMALL_CLIP}, "train": {"lr": 1e-3, "max_epochs": 30}}
+
+
 def method(name: str, attention: str, weights, single=None, multiple=None, source=MAIN, note="") -> Method:
     reported = []
     if single:
@@ -49,7 +59,7 @@ def method(name: str, attention: str, weights, single=None, multiple=None, sourc
         fusion="dual-cross-attention",
         objective="cross-entropy",
         hparams=recipe(attention, weights),
-        overrides={"mvsa-multiple": {"train": {"lr": 8e-5, "max_epochs": 20}}},
+        overrides={"mvsa-multiple": {"train": {"lr": 8e-5, "max_epochs": 20}}, "synthetic-imagetext": SYNTHETIC},
         reported=tuple(reported),
         tasks=("classification",),
     )

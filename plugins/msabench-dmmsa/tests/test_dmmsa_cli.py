@@ -101,8 +101,8 @@ def test_missing_bert_checkpoint_is_one_clear_error(tmp_path, monkeypatch):
     write_sims(tmp_path / "data")
     outcome = run(tmp_path, "--set", "text.random_init=false", "--max-epochs", "1")
     assert outcome.exit_code == 1
-    assert "Error: encoder 'bert-text' could not load checkpoint 'bert-base-chinese'" in outcome.output
-    assert "--set text.pretrained=/path/to/folder" in outcome.output and "Traceback" not in outcome.output
+    assert "Error: encoder 'bert-text': cannot load the model 'bert-base-chinese'" in outcome.output
+    assert "--set text.pretrained=DIR" in outcome.output and "Traceback" not in outcome.output
 
 
 def test_cpu_path_swaps_bert_for_the_text_features(tmp_path):
