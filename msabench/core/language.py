@@ -6,7 +6,7 @@ import torch
 
 from msabench import DataError
 
-from .pretrained import PretrainedEncoder, char_tokenizer, check_tokenizer, load_pretrained, tokenize, tokenizer_digest, trim
+from .pretrained import PretrainedEncoder, char_tokenizer, check_tokenizer, load_pretrained, pool, tokenize, tokenizer_digest, trim
 
 TINY_CONFIG = {"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64}
 POOLING = ("cls", "mean", "pooler")
@@ -58,11 +58,4 @@ class HFText(PretrainedEncoder):
 
     def forward(self, x, lengths=None):
         ids, mask = trim(x)
-        outputs = self.model(input_ids=ids, attention_mask=mask)
-        if self.pooling == "pooler":
-            return outputs.pooler_output
-        hidden = outputs.last_hidden_state
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return pool(self.model(input_ids=ids, attention_mask=mask), mask, self.pooling)

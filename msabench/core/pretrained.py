@@ -149,6 +149,17 @@ def _hub_unreachable(name: str) -> str | None:
     return None
 
 
+def pool(outputs: Any, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One vector per text from a transformers encoder's outputs: ``cls`` (first token), ``mean`` (over real tokens) or ``pooler``."""
+    if pooling == "pooler":
+        return outputs.pooler_output
+    hidden = outputs.last_hidden_state
+    if pooling == "cls":
+        return hidden[:, 0]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
 def preprocessor_config(name_or_path: str | None) -> dict[str, Any]:
     """A model folder's (or the local hub cache's) preprocessor_config.json, or {} when there is none."""
     if not name_or_path:

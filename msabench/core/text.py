@@ -21,7 +21,7 @@ import torch
 
 from msabench import CatalogError, Encoder
 
-from .pretrained import load_pretrained
+from .pretrained import load_pretrained, pool
 
 
 class BertText(Encoder):
@@ -80,15 +80,9 @@ class BertText(Encoder):
         ids, mask, segments = x[:, 0].long(), x[:, 1].long(), x[:, 2].long()
         with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
             output = self.bert(input_ids=ids, attention_mask=mask, token_type_ids=segments)
-        if self.pooling == "pooler":
-            if output.pooler_output is None:
-                raise CatalogError(f"encoder 'bert-text': {self.checkpoint or 'this model'} has no pooler; use pooling='cls'.")
-            return output.pooler_output
-        hidden = output.last_hidden_state
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+        if self.pooling == "pooler" and output.pooler_output is None:
+            raise CatalogError(f"encoder 'bert-text': {self.checkpoint or 'this model'} has no pooler; use pooling='cls'.")
+        return pool(output, mask, self.pooling)
 
 
 def random_bert(spec, hidden_size: int, layers: int, heads: int, intermediate_size: int, dropout: float):
