@@ -17,12 +17,22 @@ from torch import nn
 from msabench import Fusion
 
 
-def deca_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """DECA's [B, B] scores between projected queries q [B, d] and keys k [B, d]:
-    exp(-sum_d |q_i - k_j| * sigmoid(q_i + k_j))."""
+def deca_logits(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """-sum_d |q_i - k_j| * sigmoid(q_i + k_j) for projected queries q [B, d] and keys k [B, d]: [B, B]."""
     distance = (q[:, None, :] - k[None, :, :]).abs()
     scale = torch.sigmoid(q[:, None, :] + k[None, :, :])
-    return torch.exp(-(distance * scale).sum(-1))
+    return -(distance * scale).sum(-1)
+
+
+def deca_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """DECA's [B, B] scores as the paper writes them: exp(-sum_d |q_i - k_j| * sigmoid(q_i + k_j)).
+
+    The paper then takes a softmax over the keys. Applied to these already-exponentiated scores,
+    a softmax bounds every weight ratio by e, and with a few hundred dimensions the scores are
+    ~1e-30, so the attention is exactly uniform and cannot learn. We read the two steps as one
+    normalisation, attn_ij = exp(-d_ij) / sum_k exp(-d_ik) = softmax_j(-d_ij) (`deca_logits`).
+    """
+    return torch.exp(deca_logits(q, k))
 
 
 def idca_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -33,20 +43,21 @@ def idca_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 
 class BatchCrossAttention(nn.Module):
-    """Q = W_q query, K = W_k key, V = W_v query; attn = softmax_j(scores(Q_i, K_j)); LayerNorm(query + attn V).
+    """Q = W_q query, K = W_k key, V = W_v query; attn = softmax_j(logits(Q_i, K_j)); LayerNorm(query + attn V).
 
     As in the paper, the values come from the query's modality (image low features are Q and V
-    with text low features as K, and the reverse).
+    with text low features as K, and the reverse). DECA's logits are `deca_logits` (its scores
+    normalised over the keys), IDCA's are its scores (`idca_scores`).
     """
 
-    def __init__(self, dim: int, scores):
+    def __init__(self, dim: int, logits):
         super().__init__()
         self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
-        self.scores = scores
+        self.logits = logits
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        attention = torch.softmax(self.scores(self.q(query), self.k(key)), dim=-1)
+        attention = torch.softmax(self.logits(self.q(query), self.k(key)), dim=-1)
         return self.norm(query + attention @ self.v(query))
 
 
@@ -81,7 +92,7 @@ class DualCrossAttention(Fusion):
         self.text_low, self.image_low = projection(in_dims["text"], low_dim, dropout), projection(in_dims["image"], low_dim, dropout)
         self.text_high, self.image_high = projection(in_dims["text"], high_dim, dropout), projection(in_dims["image"], high_dim, dropout)
         if attention in ("both", "deca"):
-            self.deca_t2v, self.deca_v2t = BatchCrossAttention(low_dim, deca_scores), BatchCrossAttention(low_dim, deca_scores)
+            self.deca_t2v, self.deca_v2t = BatchCrossAttention(low_dim, deca_logits), BatchCrossAttention(low_dim, deca_logits)
         if attention in ("both", "idca"):
             self.idca_t2v, self.idca_v2t = BatchCrossAttention(high_dim, idca_scores), BatchCrossAttention(high_dim, idca_scores)
         self.fuse = nn.Linear(2 * low_dim + 2 * high_dim, hidden)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from msabench import Task
 from msabench_deca_idca import METHODS
-from msabench_deca_idca.fusion import BatchCrossAttention, DualCrossAttention, adaptive_weights, deca_scores, idca_scores
+from msabench_deca_idca.fusion import BatchCrossAttention, DualCrossAttention, adaptive_weights, deca_logits, deca_scores, idca_scores
 
 TASK = Task("classification", "classification", classes=("negative", "neutral", "positive"))
 Q = torch.tensor([[2.0, 1.0], [1.0, 3.0]])
@@ -44,6 +44,27 @@ def test_attention_block_with_identity_projections():
     mixed = Q + weights @ Q  # values are the query's own features
     expected = (mixed - mixed.mean(-1, keepdim=True)) / torch.sqrt(mixed.var(-1, unbiased=False, keepdim=True) + 1e-5)
     torch.testing.assert_close(block(Q, K), expected)
+
+
+def test_deca_attention_normalises_its_scores_over_the_keys():
+    block = BatchCrossAttention(2, deca_logits)
+    with torch.no_grad():
+        for linear in (block.q, block.k, block.v):
+            linear.weight.copy_(torch.eye(2))
+            linear.bias.zero_()
+    scores = deca_scores(Q, K)
+    weights = scores / scores.sum(-1, keepdim=True)  # exp(-d) / sum_k exp(-d)
+    mixed = Q + weights @ Q
+    expected = (mixed - mixed.mean(-1, keepdim=True)) / torch.sqrt(mixed.var(-1, unbiased=False, keepdim=True) + 1e-5)
+    torch.testing.assert_close(block(Q, K), expected)
+
+
+def test_deca_attention_is_not_uniform_at_the_recipe_width():
+    torch.manual_seed(0)
+    block = BatchCrossAttention(256, deca_logits)
+    q, k = torch.randn(32, 256), torch.randn(32, 256)
+    attention = torch.softmax(block.logits(block.q(q), block.k(k)), dim=-1)
+    assert (attention.max(-1).values - attention.min(-1).values).min() > 1e-3
 
 
 def fusion(**hparams):
