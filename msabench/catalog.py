@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from msabench.components import Data, Dataset, Encoder, Fusion, Method, Model, O
 from msabench.errors import CatalogError, PluginError, UnknownName
 from msabench.metrics import FAMILIES, METRICS
 from msabench.plugins import distribution
-from msabench.train import TRAIN_KEYS
+from msabench.train import OPTIMIZERS, TRAIN_KEYS
 
 KINDS = {"datasets": Dataset, "encoders": Encoder, "fusions": Fusion, "objectives": Objective, "methods": Method}
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -186,6 +187,8 @@ class Catalog:
         for key in hparams.get("train", {}):
             if key not in TRAIN_KEYS:
                 raise CatalogError(f"method {method.name!r}: unknown training setting train.{key}{_close(key, TRAIN_KEYS)} Known: {', '.join(TRAIN_KEYS)}.")
+        if (optimizer := hparams.get("train", {}).get("optimizer", "adam")) not in OPTIMIZERS:
+            raise CatalogError(f"method {method.name!r}: train.optimizer is {optimizer!r}; use one of {', '.join(OPTIMIZERS)}.")
         parts = [(self.encoders[name], f"encoder {name!r}", modality) for modality, name in method.encoders.items()]
         parts += [(self.fusions[method.fusion], f"fusion {method.fusion!r}", "fusion")]
         parts += [(self.objectives[method.objective], f"objective {method.objective!r}", "objective")]
@@ -244,7 +247,10 @@ def _close(name: str, known) -> str:
 
 def _construct(cls: type, what: str, section: str, *args: Any, **hparams: Any) -> Any:
     _bind(cls, what, section, len(args), hparams)
-    return cls(*args, **hparams)
+    try:
+        return cls(*args, **hparams)
+    except (ValueError, TypeError) as error:  # a constructor refusing a value: one line, naming where it is set
+        raise CatalogError(f"{what} refused its hyper-parameters (section {section!r}: {json.dumps(hparams, default=str)}): {error}") from error
 
 
 def _bind(cls: type, what: str, section: str, positional: int, hparams: dict[str, Any]) -> None:

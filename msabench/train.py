@@ -47,6 +47,9 @@ TRAIN_KEYS = {
 }
 
 
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
 class Callback:
     """Hooks the trainer calls. Objectives are callbacks too, so stateful losses update here."""
 
@@ -263,11 +266,7 @@ def build_optimizer(model: Model, objective: Objective, train_hp: dict[str, Any]
         settings = settings if isinstance(settings, dict) else {"lr": settings}
         group = groups.setdefault(prefix, {"params": [], **defaults, **settings})
         group["params"].append(parameter)
-    kind = train_hp.get("optimizer", "adam")
-    optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-    if kind not in optimizers:
-        raise ValueError(f"unknown optimizer {kind!r}; expected one of {', '.join(optimizers)}")
-    return optimizers[kind](list(groups.values()), **defaults)
+    return OPTIMIZERS[train_hp.get("optimizer", "adam")](list(groups.values()), **defaults)
 
 
 def seed_everything(seed: int) -> None:

@@ -245,3 +245,20 @@ def test_hook_register_encoders_cannot_be_a_wrapper():
 
     with pytest.raises(PluginError, match="register_encoders cannot be a hook wrapper"):
         catalog_with(Wrapping())
+
+
+def test_a_constructor_refusing_a_value_is_a_one_line_catalog_error():
+    class Picky(ConcatFusion):
+        name = "picky"
+
+        def __init__(self, in_dims, task, mode: str = "a"):
+            super().__init__(in_dims, task)
+            if mode not in ("a", "b"):
+                raise ValueError(f"mode must be 'a' or 'b'; got {mode!r}")
+
+    picky = replace(TINY, name="picky", fusion="picky")
+    catalog = catalog_with(Plugin(), plugin(fusions=[Picky], methods=[picky]))
+    with pytest.raises(CatalogError, match=r"""fusion 'picky' refused its hyper-parameters \(section 'fusion': \{"mode": "c"\}\): mode must be 'a' or 'b'; got 'c'"""):
+        catalog.build(picky, TinyData().load(), {"fusion": {"mode": "c"}})
+    with pytest.raises(CatalogError, match="train.optimizer is 'adamax'; use one of adam, adamw, sgd"):
+        catalog.check_hparams(TINY, {"train": {"optimizer": "adamax"}})
