@@ -8,11 +8,12 @@ column, plus ``key.json`` saying what was computed. The folder's name is a diges
     <root>/<dataset>/<split>/<encoder>-<digest>/
 
 The key holds the dataset name, the split name, a digest of the split's ids and of the input
-the encoder reads, the encoder's name and `Encoder.fingerprint()` (class, pooling, tokenizer
-vocabulary, image preprocessing, library version...), a digest of its weights, the device type
-and the torch version. Change any of them and the entry is a different one; nothing is ever
-updated in place. An entry is written to a temporary folder and renamed when complete, so a
-killed run leaves no half entry.
+the encoder reads (with its lengths), the encoder's name and `Encoder.fingerprint()` (class,
+pooling, tokenizer vocabulary and padding, image preprocessing, the versions of the libraries
+that preprocess and run it...), a digest of its weights, the device type and the versions of
+torch, numpy and datasets. Change any of them and the entry is a different one. An entry is
+written to a temporary folder and renamed when complete, so a killed run leaves no half entry;
+an entry that no longer loads (damaged files) is recomputed and replaced.
 
 The root is ``$MSABENCH_CACHE`` (``off`` keeps features in memory only), else
 ``$XDG_CACHE_HOME/msabench/features``, else ``~/.cache/msabench/features``. Delete it at any
@@ -69,20 +70,25 @@ class FeatureCache:
         path = self.path(key)
         if not (path / "key.json").is_file():
             return None
-        import datasets
-
         try:
-            table = datasets.load_from_disk(str(path)).data
-            stored_ids = table.column("id").to_pylist()
-            column = table.column("features").combine_chunks()
-            values = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
-        except Exception as error:  # a damaged entry is recomputed, not trusted
+            stored_ids, values = _read(path)
+        except Exception as error:  # a damaged entry is recomputed (and replaced by save), not trusted
             log.warning("feature cache entry %s is unreadable (%s: %s); recomputing it", path, type(error).__name__, error)
             return None
-        if stored_ids != list(ids):
+        if stored_ids != [str(i) for i in ids]:
             log.warning("feature cache entry %s holds other ids than the split; recomputing it", path)
             return None
-        return torch.from_numpy(np.array(values, dtype=np.float32))
+        return torch.from_numpy(values)
+
+    def valid(self, key: dict[str, Any], ids: list[str]) -> bool:
+        """Whether the entry for `key` exists, loads, and holds exactly `ids`."""
+        if self.root is None:
+            return False
+        path = self.path(key)
+        try:
+            return (path / "key.json").is_file() and _read(path)[0] == [str(i) for i in ids]
+        except Exception:
+            return False
 
     def save(self, key: dict[str, Any], ids: list[str], features: torch.Tensor) -> Path | None:
         """Store [N, D] features for `key` atomically (temporary folder, then rename); returns the entry's folder."""
@@ -91,8 +97,10 @@ class FeatureCache:
         import datasets
         import pyarrow as pa
 
-        values = features.detach().to("cpu", torch.float32).reshape(len(ids), -1).numpy()
-        width = values.shape[1]
+        features = features.detach().to("cpu", torch.float32)
+        if features.dim() != 2 or len(features) != len(ids):
+            raise ValueError(f"feature cache: expected features [{len(ids)}, D] for {len(ids)} ids, got {tuple(features.shape)}")
+        values, width = features.numpy(), int(features.shape[1])
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
@@ -107,19 +115,43 @@ class FeatureCache:
             quiet = datasets.utils.are_progress_bars_disabled()
             datasets.utils.disable_progress_bars()
             try:
-                dataset.save_to_disk(str(temporary))
+                # One shard even when empty: `datasets` writes no file for an empty dataset otherwise, and cannot load that.
+                dataset.save_to_disk(str(temporary), **({} if len(ids) else {"num_shards": 1}))
             finally:
                 if not quiet:
                     datasets.utils.enable_progress_bars()
             (temporary / "key.json").write_text(json.dumps(key, indent=1, sort_keys=True) + "\n")
-            try:
-                os.replace(temporary, path)
-            except OSError:  # another run wrote the same entry first: keep theirs
-                if not (path / "key.json").is_file():
-                    raise
+            self._publish(temporary, path, key, ids)
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
         return path
+
+    def _publish(self, temporary: Path, path: Path, key: dict[str, Any], ids: list[str]) -> None:
+        """Rename the complete `temporary` folder to `path`. An entry already there is kept when it loads and holds
+        `ids` (another run wrote it first); otherwise it is moved aside, replaced, and then deleted."""
+        try:
+            os.replace(temporary, path)
+            return
+        except OSError:
+            if not path.exists():
+                raise
+        if self.valid(key, ids):
+            return
+        aside = path.parent / f".{path.name}.{os.getpid()}.damaged"
+        shutil.rmtree(aside, ignore_errors=True)
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:  # another run moved it away already
+            pass
+        try:
+            os.replace(temporary, path)
+        except OSError:  # another run put a new entry in between: keep it when it is good
+            if not self.valid(key, ids):
+                raise
+        else:
+            log.warning("feature cache entry %s could not be loaded; replaced it with the features just computed", path)
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def digest(value: Any) -> str:
@@ -131,21 +163,19 @@ def weights_digest(module: torch.nn.Module) -> str:
     """A digest of a module's parameters and buffers (names, dtypes, shapes and bytes)."""
     hasher = hashlib.blake2b(digest_size=20)
     for name, tensor in module.state_dict().items():
-        tensor = tensor.detach().to("cpu").contiguous()
-        hasher.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        _hash_tensor(hasher, tensor, name)
     return hasher.hexdigest()
 
 
-def content_digest(ids: list[str], values: Any) -> str:
-    """A digest of a split's ids and of one input's values (strings, bytes, or a tensor)."""
+def input_digest(ids: list[str], values: Any, lengths: torch.Tensor | None = None) -> str:
+    """A digest of a split's ids and of one input's values (strings, bytes, or a tensor, with its lengths if any)."""
     hasher = hashlib.blake2b(digest_size=20)
     for sample in ids:
         hasher.update(str(sample).encode() + b"\0")
     if isinstance(values, torch.Tensor):
-        tensor = values.detach().to("cpu").contiguous()
-        hasher.update(f"{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        _hash_tensor(hasher, values)
+        if lengths is not None:
+            _hash_tensor(hasher, lengths, "lengths")
     else:
         for value in values:
             data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
@@ -154,8 +184,35 @@ def content_digest(ids: list[str], values: Any) -> str:
 
 
 def library_versions() -> dict[str, str]:
-    """The torch version, part of every cache key (encoders add their own library's version to their fingerprint)."""
-    return {"torch": torch.__version__}
+    """The versions of torch, numpy and datasets (the store), part of every cache key; encoders add the libraries
+    that preprocess and run them (transformers, tokenizers, Pillow...) to their fingerprint."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"torch": torch.__version__, "numpy": np.__version__}
+    try:
+        found["datasets"] = version("datasets")
+    except PackageNotFoundError:
+        found["datasets"] = "unknown"
+    return found
+
+
+def _hash_tensor(hasher: Any, tensor: torch.Tensor, name: str = "") -> None:
+    tensor = tensor.detach().to("cpu").contiguous()
+    hasher.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode() if name else f"{tensor.dtype}:{tuple(tensor.shape)};".encode())
+    hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+
+
+def _read(path: Path) -> tuple[list[str], np.ndarray]:
+    """(ids, [N, D] float32 features) of an entry; raises when it does not load."""
+    import datasets
+
+    table = datasets.load_from_disk(str(path)).data
+    stored_ids = [str(i) for i in table.column("id").to_pylist()]
+    column = table.column("features")
+    width = int(column.type.list_size)  # from the schema, so that an empty split reads back as [0, D]
+    column = column.combine_chunks()
+    values = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), width)
+    return stored_ids, np.array(values, dtype=np.float32)
 
 
 def _safe(name: str) -> str:

@@ -14,11 +14,17 @@ encoders run once per split (their outputs cached on disk, see `msabench.cache`)
   `Encoder.preprocess` (tokenizer, image resizing) runs once per split and the tensors are kept in
   memory for every epoch, and for later seeds in the same process.
 
+An encoder started from an earlier run's checkpoint (``init_from``) must have been trained on
+exactly this run's train and valid samples, or it may have fitted this run's test samples: each
+checkpoint records a digest of every split's ids (`split_record`), and `prepare` refuses one whose
+train or valid ids are not this run's (`check_started_from`).
+
 Nothing here draws random numbers, so a run gives the same numbers with a cold or a warm cache.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import weakref
@@ -28,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from msabench.cache import FeatureCache, content_digest, digest, library_versions, weights_digest
+from msabench.cache import FeatureCache, digest, input_digest, library_versions, weights_digest
+from msabench.errors import DataError
 
 if TYPE_CHECKING:
     from msabench.components import Data, Encoder, Model, Split
@@ -71,6 +78,7 @@ def prepare(model: Model, data: Data, *, device: torch.device | str = "cpu", cac
     tensors; `data` itself is unchanged. Synthetic data are never written to the disk cache.
     """
     device = torch.device(device)
+    check_started_from(model, data)
     cache = FeatureCache.default() if cache is None else cache
     if data.synthetic:
         cache = FeatureCache(None)
@@ -103,7 +111,7 @@ def _precompute(model: Model, modality: str, encoder: Encoder, fingerprint: dict
             "dataset": data.name,
             "split": name,
             "samples": len(split),
-            "content": _content(split, key),
+            "content": _content(split, key, f"{modality}_lengths"),
             "input": key,
             "encoder": encoder.name,
             "fingerprint": fingerprint,
@@ -161,11 +169,53 @@ def _preprocessed(encoder: Encoder, split: Split, key: str, memo: str | None) ->
     return tensor
 
 
-def _content(split: Split, key: str) -> str:
+def _content(split: Split, key: str, lengths_key: str) -> str:
     known = _DIGESTS.setdefault(split, {})
-    if key not in known:
-        known[key] = content_digest(split.ids, split.raw[key] if key in split.raw else split.tensors[key])
-    return known[key]
+    memo = f"{key}|{lengths_key}"
+    if memo not in known:
+        raw = key in split.raw
+        known[memo] = input_digest(split.ids, split.raw[key] if raw else split.tensors[key], None if raw else split.tensors.get(lengths_key))
+    return known[memo]
+
+
+def split_record(data: Data) -> dict[str, Any]:
+    """What a checkpoint records about the samples it was trained, selected and tested on: the SHA-256 of
+    each split's sorted ids, and the split as the dataset describes it (seed, split file...) and its folder."""
+    ids = {name: hashlib.sha256("\n".join(sorted(map(str, split.ids))).encode()).hexdigest() for name, split in data.splits.items()}
+    return {"ids_sha256": ids, "split": data.provenance.get("split"), "folder": data.provenance.get("folder")}
+
+
+def check_started_from(model: Model, data: Data) -> None:
+    """Refuse an encoder started from a checkpoint (``init_from``) whose train or valid samples are not this run's:
+    it may have been fitted or selected on this run's test samples."""
+    if not {"train", "valid", "test"} <= set(data.splits):
+        return  # predicting unlabelled inputs: no test split to protect
+    current = split_record(data)
+    for modality, encoder in model.encoders.items():
+        started = getattr(encoder, "started_from", None)
+        if not started:
+            continue
+        recorded = started.get("splits") or {}
+        fix = f"Rerun the stage that wrote it with the same dataset, data root and --data-option values as this run, or point --set {modality}.init_from=PATH at the checkpoint of a run on these splits."
+        if not recorded.get("ids_sha256"):
+            raise DataError(
+                f"encoder {encoder.name!r} ({modality}): checkpoint {started['path']} does not record which samples it was trained on "
+                f"(it was written before checkpoints recorded their splits), so it may have seen this run's test samples. {fix}"
+            )
+        changed = [name for name in ("train", "valid") if recorded["ids_sha256"].get(name) != current["ids_sha256"][name]]
+        if changed:
+            raise DataError(
+                f"encoder {encoder.name!r} ({modality}): checkpoint {started['path']} ({started.get('method')} on {started.get('dataset')}; {_describe(recorded)}) "
+                f"was trained on other {' and '.join(changed)} samples than this run ({data.name}; {_describe(current)}), so it may have fitted this run's test samples. {fix}"
+            )
+
+
+def _describe(record: dict[str, Any]) -> str:
+    split = record.get("split") or {}
+    parts = [f"{key} {value}" for key, value in split.items() if key in ("kind", "seed", "path", "fractions")]
+    if record.get("folder"):
+        parts.append(f"folder {record['folder']}")
+    return "split: " + ", ".join(parts) if parts else "split not described"
 
 
 def _copy(split: Split) -> Split:

@@ -5,12 +5,15 @@ method, its components and resolved hyper-parameters. The model is rebuilt from 
 the same seed; frozen encoders are not in the checkpoint (see `msabench.features`), so they are
 rebuilt from their source (pretrained name or folder, `init_from` checkpoint) and run on the new
 inputs through the feature cache, and their weights' digest must equal the one the result
-recorded. Samples are predicted in the dataset's order, in batches of the run's
-``eval_batch_size``, exactly as the run evaluated its test split.
+recorded. An ``init_from`` checkpoint is looked for where the run found it (the absolute path
+the result records), then relative to the working folder. Samples are predicted in the dataset's
+order, in batches of the run's ``eval_batch_size``, through the trainer's own batching
+(`msabench.train.predict_batches`), exactly as the run evaluated its test split.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +26,7 @@ from msabench.components import Data, Dataset
 from msabench.errors import DataError
 from msabench.features import Precomputed, prepare
 from msabench.results import RunResult
-from msabench.train import seed_everything, select_device
+from msabench.train import predict_batches, seed_everything, select_device
 
 log = logging.getLogger("msabench")
 
@@ -67,7 +70,7 @@ def predict(checkpoint: dict[str, Any], result: RunResult | None, dataset: Datas
     if result is not None and result.task.get("classes") and list(dataset.task.classes) != list(result.task["classes"]):
         raise DataError(f"the run predicts classes {result.task['classes']}; dataset {dataset.name!r} has {list(dataset.task.classes)}.")
     catalog.check(recipe, type(dataset))
-    hparams = checkpoint["hparams"]
+    hparams = locate_init_from(checkpoint["hparams"], result, recipe.encoders)
     batch_size = int(hparams.get("train", {}).get("eval_batch_size") or hparams.get("train", {}).get("batch_size", 32))
 
     inputs = dataset.unlabelled()
@@ -90,13 +93,44 @@ def predict(checkpoint: dict[str, Any], result: RunResult | None, dataset: Datas
         model.load_state_dict(checkpoint["model"], strict=True)
     except RuntimeError as error:
         raise DataError(f"the checkpoint's weights do not fit method {recipe.name!r} as installed now: {str(error).splitlines()[0]}") from None
-    model.to(device).eval()
+    model.to(device)
     split = ready.splits["predict"]
     outputs = []
-    with torch.no_grad():
-        for batch in split.batches(batch_size):
-            prediction = model(batch.to(device))["prediction"]
-            outputs.append(prediction.argmax(-1).cpu() if dataset.task.kind == "classification" else prediction.reshape(-1).cpu())
+    for _, output in predict_batches(model, split, batch_size, device):
+        prediction = output["prediction"]
+        outputs.append(prediction.argmax(-1).cpu() if dataset.task.kind == "classification" else prediction.reshape(-1).cpu())
     values = torch.cat(outputs).tolist() if outputs else []
     labels = [dataset.task.classes[int(v)] for v in values] if dataset.task.kind == "classification" else [f"{v:.4f}" for v in values]
     return Predictions(split.ids, labels, batch_size, recipe.name, int(checkpoint.get("seed", 0)))
+
+
+def locate_init_from(hparams: dict[str, Any], result: RunResult | None, encoders: dict[str, str]) -> dict[str, Any]:
+    """The run's hyper-parameters with each encoder's ``init_from`` found on disk: the absolute path the result
+    recorded when it is there, else the stored (often relative) path from the working folder. A trained encoder's
+    weights are all in the run's checkpoint, so a missing ``init_from`` is dropped for it; a frozen one needs it."""
+    hparams = copy.deepcopy(hparams)
+    recorded = (result.data.get("encoders") or {}) if result is not None else {}
+    for modality, name in encoders.items():
+        section = hparams.get(modality) or {}
+        stored = section.get("init_from")
+        if not stored:
+            continue
+        started = ((recorded.get(modality) or {}).get("fingerprint") or {}).get("init_from") or {}
+        candidates = [Path(started["path"]).expanduser()] if started.get("path") else []
+        candidates.append(Path(stored).expanduser())
+        found = next((path for path in candidates if path.is_file()), None)
+        if found is not None:
+            section["init_from"] = str(found.resolve())
+            continue
+        frozen = modality in recorded if result is not None else bool(section.get("freeze"))
+        if not frozen:
+            log.info("%s: init_from %s is gone; the run's checkpoint holds all of this trained encoder's weights", name, stored)
+            section["init_from"] = None
+            continue
+        where = f"{stored} (from {Path.cwd()})" + (f" or {started['path']}" if started.get("path") and started["path"] != stored else "")
+        raise DataError(
+            f"the run's frozen {modality} encoder ({name}) starts from the checkpoint init_from={stored!r}, which predict cannot find at {where}; "
+            "its weights are not in the run's checkpoint. Run `msabench predict` from the folder the run was made in (a relative init_from "
+            "is read from there), or restore that checkpoint if it was moved or deleted."
+        )
+    return hparams

@@ -22,14 +22,16 @@ import torch
 from tqdm.auto import tqdm
 
 from msabench.errors import TrainingError
-from msabench.features import prepare
+from msabench.features import prepare, split_record
 from msabench.metrics import evaluate
 from msabench.protocol import PROTOCOL, Protocol
 from msabench.results import RunResult, write_atomic
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from msabench.catalog import Catalog
-    from msabench.components import Data, Method, Model, Objective, Split
+    from msabench.components import Batch, Data, Method, Model, Objective, Split
 
 log = logging.getLogger("msabench")
 
@@ -195,7 +197,7 @@ def fit(
 
     if checkpoint is not None:
         buffer = io.BytesIO()
-        torch.save({"model": best_state, "method": method.name, "variant": variant, "dataset": data.name, "seed": seed, "hparams": hparams, "encoders": dict(method.encoders), "fusion": method.fusion, "objective": method.objective}, buffer)
+        torch.save({"model": best_state, "method": method.name, "variant": variant, "dataset": data.name, "seed": seed, "hparams": hparams, "encoders": dict(method.encoders), "fusion": method.fusion, "objective": method.objective, "splits": split_record(data)}, buffer)
         write_atomic(checkpoint, buffer.getvalue())
 
     result = RunResult(
@@ -225,14 +227,21 @@ def fit(
 
 
 @torch.no_grad()
-def evaluate_split(model: Model, objective: Objective, split: Split, batch_size: int, device: torch.device, family: str) -> Evaluation:
-    """Loss and metrics on a split, in split order (never shuffled)."""
+def predict_batches(model: Model, split: Split, batch_size: int, device: torch.device) -> Iterator[tuple[Batch, dict[str, torch.Tensor]]]:
+    """(batch, model outputs) over a split in eval mode, in split order (never shuffled): how every split is
+    evaluated, and how `msabench predict` labels new inputs."""
     model.eval()
-    objective.eval()
-    total, predictions, labels, index = 0.0, [], [], []
     for batch in split.batches(batch_size):
         batch = batch.to(device)
-        outputs = model(batch)
+        yield batch, model(batch)
+
+
+@torch.no_grad()
+def evaluate_split(model: Model, objective: Objective, split: Split, batch_size: int, device: torch.device, family: str) -> Evaluation:
+    """Loss and metrics on a split, in split order (never shuffled)."""
+    objective.eval()
+    total, predictions, labels, index = 0.0, [], [], []
+    for batch, outputs in predict_batches(model, split, batch_size, device):
         total += float(objective(outputs, batch)["total"]) * batch.size
         prediction = outputs["prediction"]
         prediction = prediction.argmax(-1) if family == "classification" else prediction.reshape(-1)

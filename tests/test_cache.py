@@ -135,3 +135,107 @@ def test_fit_reads_the_cache_and_gives_the_same_numbers(lab5, tmp_path, monkeypa
     assert runs[0].data["encoders"]["text"]["cache"]["train"] == "written" and runs[1].data["encoders"]["text"]["cache"]["train"] == "read"
     assert runs[0].history == runs[1].history and runs[0].predictions == runs[1].predictions
     assert runs[0].hparams["text"]["freeze"] is True
+
+
+def test_an_empty_split_is_stored_and_read_back(tmp_path):
+    cache = FeatureCache(tmp_path)
+    path = cache.save(KEY, [], torch.empty(0, 5))
+    assert (path / "key.json").is_file()
+    loaded = cache.load(KEY, [])
+    assert loaded is not None and loaded.shape == (0, 5) and loaded.dtype == torch.float32
+
+
+def test_prepare_gives_the_same_for_an_empty_split_with_the_cache_on_or_off(lab5, tmp_path):
+    from dataclasses import replace
+
+    from msabench import Split
+
+    empty = replace(lab5, splits={**lab5.splits, "test": Split("test", [], {"label": torch.zeros(0, dtype=torch.long)}, {"raw_text": [], "image": []})})
+    off = prepare(encoders(), empty, cache=FeatureCache(None))
+    on = prepare(encoders(), empty, cache=FeatureCache(tmp_path))
+    again = prepare(encoders(), empty, cache=FeatureCache(tmp_path))
+    assert on.provenance["encoders"]["text"]["cache"]["test"] == "written" and again.provenance["encoders"]["text"]["cache"]["test"] == "read"
+    for data in (on, again):
+        assert data.splits["test"].tensors["text@hf-text"].shape == off.splits["test"].tensors["text@hf-text"].shape == (0, 16)
+
+
+def test_a_damaged_entry_is_replaced(tmp_path, caplog):
+    cache = FeatureCache(tmp_path)
+    path = cache.save(KEY, ["a", "b"], torch.ones(2, 3))
+    for arrow in path.glob("*.arrow"):
+        arrow.write_bytes(b"not arrow")  # e.g. a disk error or a half-copied cache folder
+    assert cache.load(KEY, ["a", "b"]) is None and "is unreadable" in caplog.text
+    assert cache.save(KEY, ["a", "b"], torch.full((2, 3), 2.0)) == path
+    assert torch.equal(cache.load(KEY, ["a", "b"]), torch.full((2, 3), 2.0))  # the next run reads it instead of recomputing
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # nothing left beside it
+
+
+def test_a_good_entry_written_first_by_another_run_is_kept(tmp_path):
+    cache = FeatureCache(tmp_path)
+    path = cache.save(KEY, ["a"], torch.ones(1, 2))
+    stamp = (path / "key.json").stat().st_mtime_ns
+    cache.save(KEY, ["a"], torch.ones(1, 2))
+    assert (path / "key.json").stat().st_mtime_ns == stamp and sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+class Averaged(nn.Module):
+    """A frozen encoder of padded sequences: the mean over each sample's `lengths` first steps."""
+
+    name, returns, out_dim = "averaged", "vector", 2
+
+    def fingerprint(self):
+        return {"class": "Averaged"}
+
+    def forward(self, x, lengths):
+        steps = torch.arange(x.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+        return (x * steps.unsqueeze(-1)).sum(1) / lengths.unsqueeze(1)
+
+
+def test_the_key_covers_the_lengths_and_the_libraries_that_decide_the_features(tmp_path):
+    from msabench import Data, Split
+    from msabench.cache import library_versions
+    from msabench.core.imagetext import TASK
+
+    class One(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoders = nn.ModuleDict({"audio": Averaged()})
+            self.inputs = {"audio": "audio"}
+
+    audio = torch.arange(24.0).reshape(3, 4, 2)
+
+    def data(lengths):
+        split = Split("train", ["a", "b", "c"], {"audio": audio, "audio_lengths": torch.tensor(lengths), "label": torch.zeros(3, dtype=torch.long)})
+        return Data("toy", TASK, {"train": split}, {})
+
+    cache = FeatureCache(tmp_path)
+    first = prepare(One(), data([4, 4, 4]), cache=cache)
+    other = prepare(One(), data([1, 2, 4]), cache=cache)  # same padded values, other lengths: other features
+    assert other.provenance["encoders"]["audio"]["cache"]["train"] == "written"
+    torch.testing.assert_close(other.splits["train"].tensors["audio@averaged"], torch.stack([audio[0, :1].mean(0), audio[1, :2].mean(0), audio[2].mean(0)]))
+    assert not torch.equal(first.splits["train"].tensors["audio@averaged"], other.splits["train"].tensors["audio@averaged"])
+    assert {"torch", "numpy", "datasets"} <= set(library_versions())
+
+
+def test_frozen_encoders_fingerprint_their_preprocessing():
+    from msabench.core.pretrained import PREPROCESSING_VERSION
+
+    model = encoders()
+    text, image = model.encoders["text"].fingerprint(), model.encoders["image"].fingerprint()
+    assert {"transformers", "tokenizers"} <= set(text["library"]) and {"transformers", "Pillow"} <= set(image["library"])
+    assert text["preprocessing"] == image["preprocessing"] == PREPROCESSING_VERSION and text["padding_side"] == "right"
+
+
+def test_weights_digests_are_unchanged():
+    """Results record these digests and `msabench predict` compares them: the one tensor hasher must keep them."""
+    from msabench.cache import input_digest, weights_digest
+
+    module = nn.Linear(3, 2)
+    with torch.no_grad():
+        module.weight.copy_(torch.arange(6.0).reshape(2, 3))
+        module.bias.copy_(torch.tensor([0.5, -1.0]))
+    module.register_buffer("steps", torch.tensor([1, 2, 3]))
+    assert weights_digest(module) == "a7a45d2028c77e6ddf7b6d2852c1ece6236d3455"
+    assert input_digest(["a", "b"], torch.arange(6.0).reshape(2, 3)) == "c50ede5e2eb4bf89d12892c94d50010dffae8dbc"
+    assert input_digest(["a", "b"], ["x", b"y"]) == "bb816baa7f3168abc53a82db1dc382146b164c9b"
+    assert input_digest(["a", "b"], torch.arange(6.0).reshape(2, 3), torch.tensor([1, 3])) != "c50ede5e2eb4bf89d12892c94d50010dffae8dbc"

@@ -10,7 +10,7 @@ import msabench.core
 import numpy as np
 import pytest
 import torch
-from msabench import DataError, InputSpec
+from msabench import CatalogError, DataError, InputSpec
 from msabench.core.clip import TINY_CONFIG as CLIP_TINY
 from msabench.core.clip import ClipImage, ClipText
 from msabench.core.imagetext import (
@@ -22,10 +22,12 @@ from msabench.core.imagetext import (
     majority,
     open_image,
     read_split_file,
+    samples_digest,
     stratified_split,
+    undefined_bytes,
 )
 from msabench.core.language import HFText
-from msabench.core.pretrained import ImageProcessing, char_tokenizer
+from msabench.core.pretrained import ImageProcessing, char_tokenizer, tokenize
 from msabench.core.vision import ResNet50Image
 from msabench.testing import checks, write_lab5
 from PIL import Image
@@ -66,7 +68,19 @@ def test_decode_text_picks_the_encoding(data, text, how):
 
 def test_decode_text_counts_what_no_encoding_reads():
     text, how = decode_text(b"bad \x81\x8d\x8f\x90\x9d bytes \xff")
-    assert how == "replaced" and text.count("\ufffd") >= 5 and text.startswith("bad ")
+    assert how == "cp1252+latin-1" and text == "bad \x81\x8d\x8f\x90\x9d bytes \xff" and undefined_bytes(text) == 5
+
+
+def test_one_byte_undefined_in_cp1252_keeps_the_accented_letters(tmp_path, caplog):
+    data = "Café naïve, très “bien”".encode("cp1252") + b"\x9d"
+    assert decode_text(data) == ("Café naïve, très “bien”\x9d", "cp1252+latin-1")
+    folder = write_lab5(tmp_path, n=10)
+    (folder / "data" / "3.txt").write_bytes(data)
+    loaded = Lab5(folder).load()
+    text = {sample: t for split in loaded.splits.values() for sample, t in zip(split.ids, split.raw["raw_text"])}
+    assert text["3"].startswith("Café naïve, très")
+    assert loaded.provenance["text"]["replacement_chars"] == 1 and loaded.provenance["text"]["replaced_ids"] == ["3"]
+    assert loaded.provenance["text"]["encodings"] == {"cp1252+latin-1": 1, "utf-8": 9} and "1 undefined bytes" in caplog.text
 
 
 # -- cleaning and splits ------------------------------------------------------------------------
@@ -170,6 +184,22 @@ def test_split_files_json_or_folder(tmp_path):
     folder = write_lab5(tmp_path / "lab5", n=12)
     with pytest.raises(DataError, match="2 ids of split file .* are not among the 12 labelled samples"):
         Lab5(folder, split_file=write_split(tmp_path, {"train": ["1", "99"], "valid": ["98"], "test": []})).load()
+
+
+def test_bad_data_options_are_data_errors(tmp_path):
+    with pytest.raises(DataError, match=r"--data-option split_seed=seven: expected a whole number"):
+        Lab5(tmp_path, split_seed="seven")
+    with pytest.raises(DataError, match=r"--data-option skip_unreadable=maybe: expected true or false"):
+        Lab5(tmp_path, skip_unreadable="maybe")
+    assert Lab5(tmp_path, split_seed="7").split_seed == 7
+
+
+def test_the_content_digest_covers_every_sample(tmp_path):
+    folder = write_lab5(tmp_path, n=10)
+    first = Lab5(folder).load().provenance["content_sha256"]
+    (folder / "data" / "4.txt").write_text("another text")
+    assert Lab5(folder).load().provenance["content_sha256"] != first
+    assert samples_digest(iter([])) == samples_digest(iter([]))
 
 
 # -- Lab5 and messy files -----------------------------------------------------------------------
@@ -307,6 +337,43 @@ def test_resnet_and_hf_text_load_save_pretrained_folders(tmp_path):
         hidden = bert.eval()(input_ids=tokens[1:, 0, :3]).last_hidden_state
         torch.testing.assert_close(encoder.eval()(tokens)[1], hidden[0].mean(0), atol=1e-5, rtol=1e-5)
     assert HFText(RAW, pretrained=str(tmp_path / "bert"), pooling="cls").fingerprint()["tokenizer"] == encoder.fingerprint()["tokenizer"]
+
+
+def test_a_left_padding_tokenizer_is_used_with_right_padding(tmp_path):
+    from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "day", "a"]
+    BertTokenizer(vocab={word: i for i, word in enumerate(words)}, padding_side="left").save_pretrained(tmp_path / "bert")
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32))
+    bert.save_pretrained(tmp_path / "bert")
+    left = AutoTokenizer.from_pretrained(tmp_path / "bert")
+    assert left.padding_side == "left"
+    tokens = tokenize(left, ["a good day", "bad"], 8)
+    assert tokens[1, 0].tolist() == [2, 6, 3, 0, 0, 0, 0, 0] and tokens[1, 1].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+    assert left.padding_side == "left"  # a copy pads on the right; the caller's tokenizer is unchanged
+
+    encoder = HFText(RAW, pretrained=str(tmp_path / "bert"), pooling="cls", max_length=8).eval()
+    assert encoder.tokenizer.padding_side == "right" and encoder.fingerprint()["padding_side"] == "right"
+    with torch.no_grad():
+        expected = bert.eval()(input_ids=torch.tensor([[2, 6, 3]])).last_hidden_state[0, 0]
+        torch.testing.assert_close(encoder(encoder.preprocess(["a good day", "bad"]))[1], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_encoder_hyper_parameters_are_catalog_errors():
+    from msabench.core.language import TINY_CONFIG as BERT_TINY
+    from msabench.core.vision import TINY_CONFIG as RESNET_TINY
+
+    with pytest.raises(CatalogError, match=r"pooling 'max' is not one of cls, mean, pooler; set --set text.pooling=cls"):
+        HFText(RAW, config=BERT_TINY, pooling="max")
+    with pytest.raises(CatalogError, match=r"max_length must be a positive whole number; got 0. Set --set text.max_length=N"):
+        HFText(RAW, config=BERT_TINY, max_length=0)
+    with pytest.raises(CatalogError, match=r"unknown backend 'jax'; set --set image.backend=transformers"):
+        ClipImage(InputSpec("image", ()), config=CLIP_TINY, backend="jax")
+    with pytest.raises(CatalogError, match=r"max_length must be a positive whole number; got 2.5"):
+        ClipText(RAW, config=CLIP_TINY, max_length=2.5)
+    with pytest.raises(CatalogError, match=r"image_size must be a positive whole number; got -16. Set --set image.image_size=N"):
+        ResNet50Image(InputSpec("image", ()), config=RESNET_TINY, image_size=-16)
 
 
 def test_a_tokenizer_that_ignores_its_vocabulary_is_refused(tmp_path):

@@ -44,7 +44,7 @@ def stage_one(catalog, data, name, section):
     return path.with_suffix(".pt")
 
 
-def test_lab5_two_stages_then_predict(tmp_path, catalog):
+def test_lab5_two_stages_then_predict(tmp_path, catalog, monkeypatch):
     folder = write_lab5(tmp_path / "lab5", n=30, unlabelled=5)
     data = Lab5(folder).load()
     runner = CliRunner()
@@ -59,7 +59,8 @@ def test_lab5_two_stages_then_predict(tmp_path, catalog):
     (result_file,) = (tmp_path / "results" / "lab5").glob("lab5-concat*/seed-1111.json")
     result = json.loads(result_file.read_text())
     started = result["data"]["encoders"]["text"]["fingerprint"]["init_from"]
-    assert started["path"] == "results/lab5/lab5-bert/seed-1111.pt" and started["method"] == "lab5-bert" and len(started["sha256"]) == 64
+    assert started["path"] == str((tmp_path / "results/lab5/lab5-bert/seed-1111.pt").resolve()) and started["method"] == "lab5-bert" and len(started["sha256"]) == 64
+    assert started["splits"]["split"] == {"kind": "stratified", "seed": 42, "fractions": [0.8, 0.1, 0.1]} and set(started["splits"]["ids_sha256"]) == {"train", "valid", "test"}
     assert result["hparams"]["image"]["init_from"] == "results/lab5/lab5-resnet50/seed-1111.pt"
 
     out = tmp_path / "predictions.txt"
@@ -77,11 +78,83 @@ def test_lab5_two_stages_then_predict(tmp_path, catalog):
     assert skipped.exit_code == 0 and "1 unreadable samples written as null" in skipped.output
     assert out.read_text().splitlines()[3] == "33,null"
 
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the stage-1 checkpoints are found where the run found them, not from the working folder
+    moved = runner.invoke(cli, ["predict", "--run", str(result_file), "--data-root", str(folder), "--out", str(out), "--data-option", "skip_unreadable=true"])
+    assert moved.exit_code == 0, moved.output
+
+    for guid in ("31", "32", "34", "35"):
+        (folder / "data" / f"{guid}.jpg").write_bytes(b"broken")
+    nothing = runner.invoke(cli, ["predict", "--run", str(result_file), "--data-root", str(folder), "--out", str(out), "--data-option", "skip_unreadable=true"])
+    assert nothing.exit_code == 0, nothing.output  # as with MSABENCH_CACHE=off: an empty split, every line null
+    assert "wrote 0 predictions" in nothing.output and out.read_text().splitlines()[1:] == [f"{guid},null" for guid in ("31", "32", "33", "34", "35")]
+    monkeypatch.chdir(tmp_path)
+
     checkpoint = torch.load(text_checkpoint, weights_only=True)
     checkpoint["model"] = {key: value + 0.01 if value.is_floating_point() else value for key, value in checkpoint["model"].items()}
     torch.save(checkpoint, text_checkpoint)  # stage 1's weights changed after stage 2 ran
     changed = runner.invoke(cli, ["predict", "--run", str(result_file), "--data-root", str(folder), "--out", str(out), "--data-option", "skip_unreadable=true"])
     assert changed.exit_code != 0 and "frozen text encoder (hf-text) rebuilt now has other weights" in changed.output
+
+    text_checkpoint.rename(tmp_path / "moved.pt")
+    gone = runner.invoke(cli, ["predict", "--run", str(result_file), "--data-root", str(folder), "--out", str(out), "--data-option", "skip_unreadable=true"])
+    assert gone.exit_code != 0 and "--set" not in gone.output
+    assert "frozen text encoder (hf-text) starts from the checkpoint init_from='results/lab5/lab5-bert/seed-1111.pt'" in gone.output
+    assert "Run `msabench predict` from the folder the run was made in" in gone.output and "restore that checkpoint" in gone.output
+
+
+def test_stage_two_refuses_a_stage_one_run_on_other_splits(tmp_path, catalog):
+    """A stage-1 encoder fitted on another split of the data has seen some of stage 2's test samples."""
+    folder = write_lab5(tmp_path / "lab5", n=30, unlabelled=0)
+    data = Lab5(folder).load()
+    text_checkpoint = stage_one(catalog, data, "lab5-bert", "text")
+    stage_one(catalog, data, "lab5-resnet50", "image")
+    method = catalog.methods["lab5-concat"]
+
+    def stage_two(dataset):
+        hparams = method.hparams_for(dataset)
+        for section in ("text", "image"):
+            hparams[section].update(TINY[section])
+        return fit(method, dataset, catalog=catalog, seed=1111, protocol=Protocol(max_epochs=1), hparams=hparams, device="cpu")
+
+    reseeded = Lab5(folder, split_seed=7).load()
+    assert set(reseeded.splits["test"].ids) & set(data.splits["train"].ids)  # the leak this guards against
+    with pytest.raises(DataError) as error:
+        stage_two(reseeded)
+    message = str(error.value)
+    assert "encoder 'hf-text' (text): checkpoint" in message and str(text_checkpoint.resolve()) in message
+    assert "other train and valid samples than this run" in message and "seed 42" in message and "seed 7" in message
+    assert "Rerun the stage that wrote it with the same dataset, data root and --data-option values" in message and "--set text.init_from=PATH" in message
+
+    split_file = tmp_path / "split.json"
+    split_file.write_text(json.dumps({name: data.splits[name].ids for name in ("train", "test")} | {"valid": data.splits["valid"].ids[:-1]}))
+    with pytest.raises(DataError, match="other valid samples than this run"):
+        stage_two(Lab5(folder, split_file=split_file).load())
+
+    result = stage_two(data)  # the same splits: accepted
+    assert result.data["encoders"]["text"]["fingerprint"]["init_from"]["splits"]["ids_sha256"]["test"] == result.data["encoders"]["image"]["fingerprint"]["init_from"]["splits"]["ids_sha256"]["test"]
+
+    checkpoint = torch.load(text_checkpoint, weights_only=True)
+    del checkpoint["splits"]  # as written before checkpoints recorded their splits
+    torch.save(checkpoint, text_checkpoint)
+    with pytest.raises(DataError, match="does not record which samples it was trained on"):
+        stage_two(data)
+
+
+def test_predict_batches_keeps_the_split_order_in_eval_mode():
+    from msabench import Split
+    from msabench.train import predict_batches
+
+    class Probe(torch.nn.Module):
+        def forward(self, batch):
+            assert not self.training and not torch.is_grad_enabled()
+            return {"prediction": batch["x"] * 2}
+
+    split = Split("predict", ["a", "b", "c", "d", "e"], {"x": torch.arange(5.0)})
+    seen = list(predict_batches(Probe().train(), split, 2, torch.device("cpu")))
+    assert [batch["index"].tolist() for batch, _ in seen] == [[0, 1], [2, 3], [4]]
+    assert torch.cat([outputs["prediction"] for _, outputs in seen]).tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
 
 
 def test_predict_repeats_the_runs_own_batched_evaluation(tmp_path, catalog):

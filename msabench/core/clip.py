@@ -24,16 +24,36 @@ from typing import Any
 import torch
 from torch import nn
 
-from msabench import DataError
+from msabench import CatalogError, DataError
 
-from .pretrained import OPENAI_MEAN, OPENAI_STD, ImageProcessing, PretrainedEncoder, char_tokenizer, check_tokenizer, load_pretrained, preprocessor_config, tokenize, tokenizer_digest, trim
+from .pretrained import (
+    OPENAI_MEAN,
+    OPENAI_STD,
+    ImageProcessing,
+    PretrainedEncoder,
+    char_tokenizer,
+    check_positive,
+    check_tokenizer,
+    load_pretrained,
+    preprocessor_config,
+    right_padded,
+    tokenize,
+    tokenizer_digest,
+    trim,
+)
 
+BACKENDS = ("transformers", "open_clip")
 DEFAULT = "openai/clip-vit-base-patch32"
 TINY_CONFIG = {
     "text_config": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "vocab_size": 100, "max_position_embeddings": 24, "bos_token_id": 2, "eos_token_id": 3, "pad_token_id": 0},
     "vision_config": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "image_size": 16, "patch_size": 8},
     "projection_dim": 8,
 }
+
+
+def check_backend(backend: str, encoder: str, section: str) -> None:
+    if backend not in BACKENDS:
+        raise CatalogError(f"encoder {encoder!r}: unknown backend {backend!r}; set --set {section}.backend=transformers (or open_clip).")
 
 
 def clip_model(pretrained: str | None, config: dict[str, Any] | None, encoder: str, section: str) -> Any:
@@ -77,6 +97,8 @@ class ClipImage(PretrainedEncoder):
 
     def __init__(self, spec, pretrained: str | None = DEFAULT, *, backend: str = "transformers", model_name: str = "ViT-B-32", freeze: bool = False, init_from: str | None = None, config: dict | None = None, image_size: int | None = None, normalize: bool = False):
         super().__init__(spec)
+        check_backend(backend, self.name, "image")
+        image_size = check_positive(image_size, encoder=self.name, section="image", key="image_size", optional=True)
         self.backend, self.normalize = backend, normalize
         if backend == "transformers":
             model = clip_model(pretrained, config, self.name, "image")
@@ -85,7 +107,7 @@ class ClipImage(PretrainedEncoder):
             size = model.config.vision_config.image_size
             default = ImageProcessing(size, (size, size), mean=OPENAI_MEAN, std=OPENAI_STD)
             self.processing = ImageProcessing.from_config(preprocessor_config(pretrained) if config is None else {}, default=default, image_size=image_size)
-        elif backend == "open_clip":
+        else:
             model, _ = open_clip_model(model_name, pretrained, self.name)
             self.visual = model.visual
             self.out_dim = int(model.visual.output_dim)
@@ -94,8 +116,6 @@ class ClipImage(PretrainedEncoder):
             mean = tuple(getattr(model.visual, "image_mean", None) or OPENAI_MEAN)
             std = tuple(getattr(model.visual, "image_std", None) or OPENAI_STD)
             self.processing = ImageProcessing(size, (size, size), mean=mean, std=std)
-        else:
-            raise DataError(f"encoder {self.name!r}: unknown backend {backend!r}; use 'transformers' or 'open_clip'.")
         self.library = "transformers" if backend == "transformers" else "open_clip"
         self.settings = {"backend": backend, "model_name": model_name if backend == "open_clip" else None, "processing": self.processing.describe(), "normalize": normalize}
         self.finish(freeze=freeze, init_from=init_from)
@@ -122,6 +142,8 @@ class ClipText(PretrainedEncoder):
 
     def __init__(self, spec, pretrained: str | None = DEFAULT, *, backend: str = "transformers", model_name: str = "ViT-B-32", freeze: bool = False, init_from: str | None = None, config: dict | None = None, max_length: int | None = None, normalize: bool = False):
         super().__init__(spec)
+        check_backend(backend, self.name, "text")
+        max_length = check_positive(max_length, encoder=self.name, section="text", key="max_length", optional=True)
         self.backend, self.normalize = backend, normalize
         if backend == "transformers":
             model = clip_model(pretrained, config, self.name, "text")
@@ -134,9 +156,9 @@ class ClipText(PretrainedEncoder):
                 from transformers import AutoTokenizer
 
                 tokenizer = load_pretrained(AutoTokenizer.from_pretrained, pretrained, encoder=self.name, section="text", what="tokenizer")
-                self.tokenizer = check_tokenizer(tokenizer, encoder=self.name, source=pretrained)
+                self.tokenizer = right_padded(check_tokenizer(tokenizer, encoder=self.name, source=pretrained))
             vocabulary = tokenizer_digest(self.tokenizer)
-        elif backend == "open_clip":
+        else:
             model, open_clip = open_clip_model(model_name, pretrained, self.name)
             self.model = model
             if hasattr(model, "visual"):
@@ -145,10 +167,8 @@ class ClipText(PretrainedEncoder):
             self.tokenizer = open_clip.get_tokenizer(model_name)
             self.max_length = int(getattr(self.tokenizer, "context_length", 77))
             vocabulary = f"open_clip:{model_name}:{self.max_length}"
-        else:
-            raise DataError(f"encoder {self.name!r}: unknown backend {backend!r}; use 'transformers' or 'open_clip'.")
         self.library = "transformers" if backend == "transformers" else "open_clip"
-        self.settings = {"backend": backend, "model_name": model_name if backend == "open_clip" else None, "max_length": self.max_length, "tokenizer": vocabulary, "normalize": normalize}
+        self.settings = {"backend": backend, "model_name": model_name if backend == "open_clip" else None, "max_length": self.max_length, "tokenizer": vocabulary, "padding_side": "right", "normalize": normalize}
         self.finish(freeze=freeze, init_from=init_from)
 
     def preprocess(self, values):

@@ -8,7 +8,9 @@ resizing), never per epoch (see `msabench.features`).
 **Reading messy files.** Texts are decoded by `decode_text`: UTF-8 (a BOM is dropped); else
 GB18030 when the result does not look like a Windows-1252 text read as Chinese (Lab5's files are
 GBK-encoded: in lab5-dev, 378 of 1,600 texts); else Windows-1252 (what "ISO-8859-1" text
-usually is); else UTF-8 with U+FFFD replacement characters, which are counted. Images go through
+usually is), where the five bytes Windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D)
+are read as Latin-1 does (control characters U+0081...) and counted as replacements, so that one
+stray byte does not cost a text its accented letters. Images go through
 Pillow, which reads the format from the bytes, not the name (PNG bytes named .jpg are counted);
 CMYK, grayscale, palette and alpha images are converted to RGB (transparency onto white) and
 counted; a truncated file is decoded as far as it goes, counted and logged. A file that cannot
@@ -26,6 +28,7 @@ the others.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
 import io
@@ -58,12 +61,17 @@ _CJK_CHAR = re.compile(f"[{_CJK}]")
 _CJK_BESIDE_LATIN = re.compile(f"(?<=[A-Za-z])[{_CJK}]|[{_CJK}](?=[A-Za-z])")
 
 
+CP1252_UNDEFINED = "\x81\x8d\x8f\x90\x9d"  # bytes Windows-1252 leaves undefined; read as Latin-1 (the same code points)
+
+
 def decode_text(data: bytes) -> tuple[str, str]:
-    """(text, how): how is "utf-8", "utf-16", "gb18030", "cp1252" or "replaced" (UTF-8 with U+FFFD for bad bytes).
+    """(text, how): how is "utf-8", "utf-16", "gb18030", "cp1252" or "cp1252+latin-1".
 
     GB18030 decodes most Windows-1252 texts too, as Chinese characters glued to Latin letters
     ("naïve" -> "na飗e"); such a reading is refused when most of its CJK characters touch a Latin
-    letter, which Chinese or Japanese text rarely does.
+    letter, which Chinese or Japanese text rarely does. Windows-1252 reads every byte but five
+    (`CP1252_UNDEFINED`); those are read as Latin-1 and the text is marked "cp1252+latin-1"
+    (`undefined_bytes` counts them).
     """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         with contextlib.suppress(UnicodeDecodeError):
@@ -77,7 +85,19 @@ def decode_text(data: bytes) -> tuple[str, str]:
             return text, "gb18030"
     with contextlib.suppress(UnicodeDecodeError):
         return data.decode("cp1252"), "cp1252"
-    return data.decode("utf-8", errors="replace"), "replaced"
+    return data.decode("cp1252", errors="msabench-latin-1"), "cp1252+latin-1"
+
+
+def undefined_bytes(text: str) -> int:
+    """How many characters of a "cp1252+latin-1" text came from bytes that Windows-1252 leaves undefined."""
+    return sum(text.count(char) for char in CP1252_UNDEFINED)
+
+
+def _latin1(error: UnicodeDecodeError) -> tuple[str, int]:
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+codecs.register_error("msabench-latin-1", _latin1)
 
 
 # -- images -------------------------------------------------------------------------------------
@@ -231,7 +251,7 @@ class Reading:
     samples: dict[str, Sample] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)  # id -> why
     encodings: Counter = field(default_factory=Counter)
-    replacement_chars: int = 0
+    replacement_chars: int = 0  # bytes no encoding defines (read as Latin-1), in the texts of `replaced`
     replaced: list[str] = field(default_factory=list)
     empty_texts: list[str] = field(default_factory=list)
     formats: Counter = field(default_factory=Counter)
@@ -267,9 +287,9 @@ def read_samples(folder: Path, ids: Sequence[str], labels: Sequence[int | None],
             continue
         text, how = decode_text(text_bytes)
         reading.encodings[how] += 1
-        if how == "replaced":
+        if how == "cp1252+latin-1":
             reading.replaced.append(sample)
-            reading.replacement_chars += text.count("\ufffd")
+            reading.replacement_chars += undefined_bytes(text)
         text = text.strip()
         if not text:
             reading.empty_texts.append(sample)
@@ -286,7 +306,10 @@ def read_samples(folder: Path, ids: Sequence[str], labels: Sequence[int | None],
 
 def _log_reading(reading: Reading, where: str) -> None:
     if reading.replaced:
-        log.warning("%s: %d texts were not valid in any known encoding; %d bytes became U+FFFD (ids %s)", where, len(reading.replaced), reading.replacement_chars, _some(reading.replaced))
+        log.warning(
+            "%s: %d texts were not valid in any known encoding; read as Windows-1252 with %d undefined bytes read as Latin-1 control characters (ids %s)",
+            where, len(reading.replaced), reading.replacement_chars, _some(reading.replaced),
+        )
     if reading.truncated:
         log.warning("%s: %d truncated images were decoded as far as they go (ids %s)", where, len(reading.truncated), _some(reading.truncated))
     if reading.misnamed:
@@ -324,7 +347,8 @@ def split_tensors(name: str, samples: Sequence[Sample]) -> Split:
     return Split(name, [sample.id for sample in samples], tensors, raw)
 
 
-def content_digest(samples: Iterator[Sample]) -> str:
+def samples_digest(samples: Iterator[Sample]) -> str:
+    """SHA-256 of the samples as read: id, decoded text, image bytes and label of each (the data's content)."""
     hasher = hashlib.sha256()
     for sample in samples:
         for part in (sample.id.encode(), sample.text.encode("utf-8", "surrogatepass"), sample.image, str(sample.label).encode()):
@@ -352,8 +376,8 @@ class ImageTextDataset(Dataset):
     def __init__(self, root: str | Path | None = None, *, verify: bool = True, split_file: str | Path | None = None, split_seed: int | None = None, skip_unreadable: bool = False):
         super().__init__(root, verify=verify)
         self.split_file = split_file
-        self.split_seed = self.default_split_seed if split_seed is None else int(split_seed)
-        self.skip_unreadable = _flag(skip_unreadable)
+        self.split_seed = self.default_split_seed if split_seed is None else _integer(split_seed, "split_seed")
+        self.skip_unreadable = _flag(skip_unreadable, "skip_unreadable")
 
     @property
     def directory(self) -> Path:
@@ -401,7 +425,7 @@ class ImageTextDataset(Dataset):
             "sizes": {split: len(part) for split, part in splits.items()},
             "labels": {split: _label_counts(part) for split, part in splits.items()},
             "skipped": skipped,
-            "content_sha256": content_digest(reading.samples[s] for s in wanted if s in reading.samples),
+            "content_sha256": samples_digest(reading.samples[s] for s in wanted if s in reading.samples),
             **reading.summary(),
         }
         return Data(name=self.name, task=self.task, splits=splits, provenance=provenance, hparams_from=self.hparams_from)
@@ -622,11 +646,20 @@ def _sha256_of(path: str | Path) -> str | None:
     return None
 
 
-def _flag(value: Any) -> bool:
+def _integer(value: Any, option: str) -> int:
+    try:
+        if isinstance(value, bool) or int(value) != float(value):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise DataError(f"--data-option {option}={value}: expected a whole number, e.g. --data-option {option}=42.") from None
+
+
+def _flag(value: Any, option: str) -> bool:
     if isinstance(value, str):
         if value.strip().lower() in ("1", "true", "yes", "on"):
             return True
         if value.strip().lower() in ("0", "false", "no", "off", ""):
             return False
-        raise DataError(f"expected true or false, got {value!r}")
+        raise DataError(f"--data-option {option}={value}: expected true or false.")
     return bool(value)

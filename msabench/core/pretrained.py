@@ -11,6 +11,7 @@ the model folder's ``preprocessor_config.json`` when there is one.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -25,7 +26,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from msabench import DataError, Encoder, sha256
+from msabench import CatalogError, DataError, Encoder, sha256
 
 log = logging.getLogger("msabench")
 
@@ -34,6 +35,9 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 BICUBIC, BILINEAR = 3, 2
+# Bump when the preprocessing written here (image resizing and cropping, tokenization and padding) changes
+# what it produces: it is part of every fingerprint, so cached features made the old way are not reused.
+PREPROCESSING_VERSION = 1
 
 
 class PretrainedEncoder(Encoder):
@@ -49,6 +53,8 @@ class PretrainedEncoder(Encoder):
     returns = "vector"
     library: ClassVar[str] = "transformers"
     modality: ClassVar[str] = "text"  # the usual method section, for error messages
+    # What turns the raw input into tensors, by what the encoder consumes (their versions enter the fingerprint).
+    preprocessors: ClassVar[dict[str, tuple[str, ...]]] = {"image": ("Pillow",), "raw_text": ("tokenizers",)}
 
     frozen: bool = False
     settings: dict[str, Any]
@@ -66,12 +72,25 @@ class PretrainedEncoder(Encoder):
         return super().train(mode and not self.frozen)
 
     def fingerprint(self) -> dict[str, Any]:
-        versions = {"transformers": _version("transformers")} if self.library == "transformers" else {self.library: _version(self.library)}
-        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "out_dim": self.out_dim, "library": versions, **self.settings, **({"init_from": self.started_from} if self.started_from else {})}
+        """What decides this encoder's outputs, besides its weights: class, settings, preprocessing and library versions."""
+        libraries = (self.library, *self.preprocessors.get(self.consumes, ()))
+        versions = {library: _version(library) for library in libraries}
+        return {
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "out_dim": self.out_dim,
+            "library": versions,
+            "preprocessing": PREPROCESSING_VERSION,
+            **self.settings,
+            **({"init_from": self.started_from} if self.started_from else {}),
+        }
 
     def load_checkpoint(self, path: str | os.PathLike) -> dict[str, Any]:
-        """Replace this encoder's weights by those an msabench checkpoint holds for an encoder of the same name."""
-        path = Path(path).expanduser()
+        """Replace this encoder's weights by those an msabench checkpoint holds for an encoder of the same name.
+
+        Returns what the result records about it: the absolute path, SHA-256, method, seed, dataset and the
+        checkpoint's split record (the digests of its splits' ids, see `msabench.features.split_record`), which
+        `msabench.features.prepare` compares with the run's own splits."""
+        path = Path(path).expanduser().resolve()
         if not path.is_file():
             raise DataError(
                 f"encoder {self.name!r}: init_from {path} does not exist. It names the checkpoint of an earlier run "
@@ -96,7 +115,7 @@ class PretrainedEncoder(Encoder):
                 f"that run used {json.dumps(checkpoint.get('hparams', {}).get(owners[0], {}))}): {str(error).splitlines()[0]}"
             ) from None
         log.info("%s: started from %s (%s, seed %s)", self.name, path, checkpoint.get("method"), checkpoint.get("seed"))
-        return {"path": str(path), "sha256": sha256(path), "method": checkpoint.get("method"), "seed": checkpoint.get("seed"), "dataset": checkpoint.get("dataset")}
+        return {"path": str(path), "sha256": sha256(path), "method": checkpoint.get("method"), "seed": checkpoint.get("seed"), "dataset": checkpoint.get("dataset"), "splits": checkpoint.get("splits")}
 
 
 MODELS_ENV = "MSABENCH_MODELS"
@@ -253,16 +272,28 @@ class ImageProcessing:
         return asdict(self)
 
 
+def right_padded(tokenizer: Any) -> Any:
+    """The tokenizer, or a copy of it that pads on the right: `trim` cuts the padding off the end and ``cls``
+    pooling reads position 0, so a left-padding tokenizer (``padding_side="left"``) would lose every real token."""
+    if getattr(tokenizer, "padding_side", "right") == "right":
+        return tokenizer
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
 def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> torch.Tensor:
-    """[N, 2, max_length] int64: token ids and attention mask, padded to max_length."""
+    """[N, 2, max_length] int64: token ids and attention mask, padded on the right to max_length."""
     if not texts:
         return torch.zeros(0, 2, max_length, dtype=torch.long)
+    tokenizer = right_padded(tokenizer)
     encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
     return torch.stack([encoded["input_ids"], encoded["attention_mask"]], dim=1).long()
 
 
 def trim(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, mask) of a [B, 2, L] batch, cut after the longest sequence's last token (same outputs, less work)."""
+    """(ids, mask) of a right-padded [B, 2, L] batch (see `tokenize`), cut after the longest sequence's last token
+    (same outputs, less work)."""
     ids, mask = tokens[:, 0], tokens[:, 1]
     length = int(mask.sum(1).max()) if len(mask) else 1
     return ids[:, : max(length, 1)], mask[:, : max(length, 1)]
@@ -294,6 +325,15 @@ def tokenizer_digest(tokenizer: Any) -> str:
     else:
         text = json.dumps({"class": type(tokenizer).__name__, "vocab": sorted(tokenizer.get_vocab().items()), "lower": getattr(tokenizer, "do_lower_case", None)})
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def check_positive(value: Any, *, encoder: str, section: str, key: str, optional: bool = False) -> int | None:
+    """`value` as a positive int, or a CatalogError naming the hyper-parameter and how to set it."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
+        raise CatalogError(f"encoder {encoder!r}: {key} must be a positive whole number; got {value!r}. Set --set {section}.{key}=N.")
+    return int(value)
 
 
 def char_tokenizer(max_length: int) -> Any:

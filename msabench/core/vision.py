@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .pretrained import BICUBIC, IMAGENET_MEAN, IMAGENET_STD, ImageProcessing, PretrainedEncoder, load_pretrained, preprocessor_config
+from .pretrained import BICUBIC, IMAGENET_MEAN, IMAGENET_STD, ImageProcessing, PretrainedEncoder, check_positive, load_pretrained, preprocessor_config
 
 DEFAULT = "microsoft/resnet-50"
 TINY_CONFIG = {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1], "layer_type": "basic"}
@@ -26,6 +26,7 @@ class ResNet50Image(PretrainedEncoder):
         super().__init__(spec)
         from transformers import ResNetConfig, ResNetModel
 
+        image_size = check_positive(image_size, encoder=self.name, section="image", key="image_size", optional=True)
         if config is not None:
             self.model = ResNetModel(ResNetConfig(**config))
         else:

@@ -13,7 +13,11 @@ concatenation, and a cross-modal attention head.
    per split and their features are cached.
 
 So a five-seed stage-2 row is five full two-stage pipelines, and both stages only ever look at
-train (fitting) and valid (selection): the test split is touched once per run. Run stage 1 first:
+train (fitting) and valid (selection): the test split is touched once per run. msabench checks
+this: every checkpoint records the SHA-256 of each split's ids and how the split was made, and
+stage 2 refuses a stage-1 checkpoint whose train or valid samples are not its own (made with
+another ``--data-option split_seed``, split file or data folder), since that encoder may have been
+fitted on stage 2's test samples. Run stage 1 first, with the same data and options:
 
     msabench run --method lab5-bert --dataset lab5 --data-root DIR
     msabench run --method lab5-resnet50 --dataset lab5 --data-root DIR
@@ -22,7 +26,8 @@ train (fitting) and valid (selection): the test split is touched once per run. R
 With another results folder, or stage-1 runs that changed hyper-parameters (their folder is then
 ``lab5-bert+<changes>``), point at them: ``--set text.init_from=PATH/seed-{seed}.pt``; with
 ``--set text.init_from=null`` stage 2 starts from the pretrained weights (a different recipe,
-recorded as a variant). The result records each start checkpoint's path and SHA-256.
+recorded as a variant). The result records each start checkpoint's absolute path, SHA-256 and
+splits; ``msabench predict`` finds it there, from any working folder.
 
 The report's numbers are accuracies on its own 500-sample validation split of the full Lab5 data,
 not on a test split: they are shown beside ours as a rough reference only. Epochs and batch sizes
