@@ -10,7 +10,9 @@
   classes; MAE and Corr on the clipped values.
 - ``"classification"``: accuracy, weighted and macro F1 on class ids.
 
-Accuracies and F1 are fractions in [0, 1]; the leaderboard shows them in percent.
+Accuracies and F1 are fractions in [0, 1]; the leaderboard shows them in percent. Values are
+compared in float64: a float32 prediction lying exactly on a SIMS bin edge (float32(0.1) is
+0.10000000149) can land in another bin than in MMSA, which compares in float32.
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ class Protocol:
     method's declared key metric); training stops after `patience` epochs without improvement
     or at `max_epochs` (or the method's own, smaller epoch count); the test split is evaluated
     once, on the selected checkpoint. Leaderboards report mean ± std over seeds with `ddof`.
+
+    Where this departs from MMSA's trainers: the validation loss is the sample-weighted mean
+    over the split (MMSA averages per-batch means of a shuffled loader and rounds to 4
+    decimals before comparing); an epoch counts as better when it improves by more than 1e-6,
+    as in MMSA.
     """
 
     name: str = "mmsa"

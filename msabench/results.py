@@ -39,7 +39,7 @@ class RunResult:
     hardware: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # files + sha256, verified flag, synthetic, ...
     wall_time_s: float = 0.0
-    peak_memory_mb: dict[str, float] = field(default_factory=dict)
+    peak_memory_mb: dict[str, float] = field(default_factory=dict)  # "rss": the process's peak since it started (data loading and earlier seeds included); "cuda": this run's
     schema: int = SCHEMA
 
     @property
