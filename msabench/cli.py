@@ -63,7 +63,7 @@ def assignments(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--objective", help="Swap the objective, e.g. l1.")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a hyper-parameter, e.g. train.lr=1e-4 (JSON values; repeatable).")
 @click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE", help="A dataset option, e.g. skip_unreadable=true or split_file=PATH (repeatable; recorded in the result's variant).")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per epoch.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per epoch (on a terminal).")
 @click.option("--checkpoints/--no-checkpoints", default=True, show_default=True, help="Save each seed's selected weights beside its result.")
 @click.option("--quiet", "-q", is_flag=True, help="Only print the results.")
 def run(method, dataset, seeds, data_root, no_verify, results_dir, boards_dir, device, max_epochs, encoders, objective, sets, data_options, progress, checkpoints, quiet):

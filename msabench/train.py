@@ -145,7 +145,7 @@ def fit(
             sums, seen = defaultdict(float), 0
             split = data.splits["train"]
             batches = split.batches(batch_size, shuffle=True, generator=generator)
-            for step, batch in enumerate(tqdm(batches, total=-(-len(split) // batch_size), desc=f"epoch {epoch}", leave=False, disable=not progress)):
+            for step, batch in enumerate(tqdm(batches, total=-(-len(split) // batch_size), desc=f"epoch {epoch}", leave=False, disable=None if progress else True)):
                 batch = batch.to(device)
                 losses = objective(model(batch), batch)
                 if not torch.isfinite(losses["total"]):
