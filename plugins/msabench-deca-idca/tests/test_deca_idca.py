@@ -34,29 +34,25 @@ def test_idca_scores_by_hand():
     torch.testing.assert_close(idca_scores(Q, K), torch.tensor([[2.0, 1.75], [6.0, 4.0]]))
 
 
-def test_attention_block_with_identity_projections():
-    block = BatchCrossAttention(2, idca_scores)
+def attend_with_identity_projections(logits, weights: torch.Tensor) -> None:
+    """The block with W_q = W_k = W_v = I gives LayerNorm(Q + weights @ Q) (values are the query's own features)."""
+    block = BatchCrossAttention(2, logits)
     with torch.no_grad():
         for linear in (block.q, block.k, block.v):
             linear.weight.copy_(torch.eye(2))
             linear.bias.zero_()
-    weights = torch.softmax(torch.tensor([[2.0, 1.75], [6.0, 4.0]]), dim=-1)
-    mixed = Q + weights @ Q  # values are the query's own features
-    expected = (mixed - mixed.mean(-1, keepdim=True)) / torch.sqrt(mixed.var(-1, unbiased=False, keepdim=True) + 1e-5)
-    torch.testing.assert_close(block(Q, K), expected)
-
-
-def test_deca_attention_normalises_its_scores_over_the_keys():
-    block = BatchCrossAttention(2, deca_logits)
-    with torch.no_grad():
-        for linear in (block.q, block.k, block.v):
-            linear.weight.copy_(torch.eye(2))
-            linear.bias.zero_()
-    scores = deca_scores(Q, K)
-    weights = scores / scores.sum(-1, keepdim=True)  # exp(-d) / sum_k exp(-d)
     mixed = Q + weights @ Q
     expected = (mixed - mixed.mean(-1, keepdim=True)) / torch.sqrt(mixed.var(-1, unbiased=False, keepdim=True) + 1e-5)
     torch.testing.assert_close(block(Q, K), expected)
+
+
+def test_idca_attention_is_the_softmax_of_its_scores():
+    attend_with_identity_projections(idca_scores, torch.softmax(torch.tensor([[2.0, 1.75], [6.0, 4.0]]), dim=-1))
+
+
+def test_deca_attention_normalises_its_scores_over_the_keys():
+    scores = deca_scores(Q, K)
+    attend_with_identity_projections(deca_logits, scores / scores.sum(-1, keepdim=True))  # exp(-d) / sum_k exp(-d)
 
 
 def test_deca_attention_is_not_uniform_at_the_recipe_width():
