@@ -98,9 +98,10 @@ class Data:
 
     @property
     def specs(self) -> dict[str, InputSpec]:
-        """Per-input shapes, read from the train split's arrays (never from config)."""
+        """Per-input shapes, read from the train split's arrays (or the only split's), never from config."""
+        first = self.splits["train"] if "train" in self.splits else next(iter(self.splits.values()))
         specs = {}
-        for key, value in self.splits["train"].tensors.items():
+        for key, value in first.tensors.items():
             if key.startswith("label") or key.endswith("_lengths"):
                 continue
             token_ids = not value.is_floating_point() and value.dim() >= 2
@@ -110,7 +111,7 @@ class Data:
                 vocab_size=self.vocab_size if token_ids else None,
                 tokenizer=self.tokenizer if token_ids else None,
             )
-        for key in self.splits["train"].raw:
+        for key in first.raw:
             specs[key] = InputSpec(key, ())  # raw inputs: their encoder's `preprocess` makes the tensors
         return specs
 

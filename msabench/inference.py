@@ -73,11 +73,10 @@ def predict(checkpoint: dict[str, Any], result: RunResult | None, dataset: Datas
     hparams = locate_init_from(checkpoint["hparams"], result, recipe.encoders)
     batch_size = int(hparams.get("train", {}).get("eval_batch_size") or hparams.get("train", {}).get("batch_size", 32))
 
-    inputs = dataset.unlabelled()
-    shell = Data(name=dataset.name, task=dataset.task, splits={"train": inputs}, provenance={}, synthetic=dataset.synthetic)
+    unlabelled = Data(name=dataset.name, task=dataset.task, splits={"predict": dataset.unlabelled()}, provenance={}, synthetic=dataset.synthetic)
     seed_everything(int(checkpoint.get("seed", 0)))
-    model, _ = catalog.build(recipe, shell, hparams)
-    ready = prepare(model, Data(name=dataset.name, task=dataset.task, splits={"predict": inputs}, provenance={}, synthetic=dataset.synthetic), device=device)
+    model, _ = catalog.build(recipe, unlabelled, hparams)
+    ready = prepare(model, unlabelled, device=device)
     recorded = (result.data.get("encoders") or {}) if result is not None else {}
     for modality, encoder in model.encoders.items():
         if isinstance(encoder, Precomputed):
