@@ -23,7 +23,7 @@ import torch
 
 from msabench import Catalog, Task, get_plugin_manager
 from msabench.core.synthetic import SyntheticMMSA
-from msabench.train import build_optimizer, select_device, seed_everything
+from msabench.train import build_optimizer, seed_everything, select_device
 
 
 class MOSIShaped(SyntheticMMSA):
@@ -105,7 +105,12 @@ def main() -> None:
         return
     rows = []
     for method in args.methods:
-        out = subprocess.run([sys.executable, __file__, method, "--epochs", str(args.epochs), "--device", args.device, "--child"], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, method, "--epochs", str(args.epochs), "--device", args.device, "--child"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     from tabulate import tabulate
 

@@ -49,12 +49,25 @@ def sims_shaped(n: int) -> Data:
         "text_lengths": text_lengths,
         "text": torch.randn(n, LENGTHS["text"], DIMS["text"], generator=generator),
         **{m: torch.randn(n, LENGTHS[m], DIMS[m], generator=generator) for m in ("audio", "vision")},
-        **{f"{m}_lengths": torch.randint(LENGTHS[m] // 2, LENGTHS[m] + 1, (n,), generator=generator) for m in ("audio", "vision")},
-        **{key: (torch.randint(-5, 6, (n,), generator=generator) / 5).float() for key in ("label", "label_T", "label_A", "label_V")},
+        **{
+            f"{m}_lengths": torch.randint(LENGTHS[m] // 2, LENGTHS[m] + 1, (n,), generator=generator)
+            for m in ("audio", "vision")
+        },
+        **{
+            key: (torch.randint(-5, 6, (n,), generator=generator) / 5).float()
+            for key in ("label", "label_T", "label_A", "label_V")
+        },
     }
     split = Split("train", [str(i) for i in range(n)], tensors)
     task = Task("regression", "sims", label_range=(-1.0, 1.0))
-    return Data("ch-sims", task, {"train": split, "valid": split, "test": split}, {}, vocab_size=21128, tokenizer="bert-base-chinese")
+    return Data(
+        "ch-sims",
+        task,
+        {"train": split, "valid": split, "test": split},
+        {},
+        vocab_size=21128,
+        tokenizer="bert-base-chinese",
+    )
 
 
 def main() -> None:
@@ -105,21 +118,30 @@ def main() -> None:
     step_s, eval_s = sum(times) / len(times), min(evals)
     train_epoch = math.ceil(TRAIN / BATCH) * step_s
     valid_epoch = math.ceil(VALID / BATCH) * eval_s
-    print(json.dumps({
-        "method": args.method,
-        "text": "bert-text (bert-base-chinese sized, fine-tuned)" if args.text == "bert" else "transformer-seq on 768-d text features",
-        "parameters_M": round(parameters / 1e6, 1),
-        "threads": torch.get_num_threads(),
-        "load_average": os.getloadavg(),
-        "train_step_s": [round(t, 2) for t in times],
-        "train_step_cpu_s": [round(t, 2) for t in cpu],  # CPU time of all threads: what an idle machine would need, divided by the threads
-        "eval_forward_s_by_encoder": shares,
-        "train_epoch_s": round(train_epoch, 1),
-        "valid_pass_s": round(valid_epoch, 1),
-        "epoch_s": round(train_epoch + valid_epoch, 1),
-        "samples_per_s": round(BATCH / step_s, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "method": args.method,
+                "text": "bert-text (bert-base-chinese sized, fine-tuned)"
+                if args.text == "bert"
+                else "transformer-seq on 768-d text features",
+                "parameters_M": round(parameters / 1e6, 1),
+                "threads": torch.get_num_threads(),
+                "load_average": os.getloadavg(),
+                "train_step_s": [round(t, 2) for t in times],
+                "train_step_cpu_s": [
+                    round(t, 2) for t in cpu
+                ],  # CPU time of all threads: what an idle machine would need, divided by the threads
+                "eval_forward_s_by_encoder": shares,
+                "train_epoch_s": round(train_epoch, 1),
+                "valid_pass_s": round(valid_epoch, 1),
+                "epoch_s": round(train_epoch + valid_epoch, 1),
+                "samples_per_s": round(BATCH / step_s, 1),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

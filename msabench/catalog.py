@@ -35,7 +35,9 @@ class Registry:
             singular = self.kind[:-1]
             close = difflib.get_close_matches(name, self.entries, n=3)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise UnknownName(f"Unknown {singular} {name!r}.{hint} Available: {', '.join(sorted(self.entries)) or 'none'}.")
+            raise UnknownName(
+                f"Unknown {singular} {name!r}.{hint} Available: {', '.join(sorted(self.entries)) or 'none'}."
+            )
         return self.entries[name][0]
 
     def __contains__(self, name: object) -> bool:
@@ -73,7 +75,9 @@ class Catalog:
         for kind in KINDS:
             for impl in getattr(pm.hook, f"register_{kind}").get_hookimpls():
                 if impl.hookwrapper or impl.wrapper:
-                    raise PluginError(f"msabench plugin {impl.plugin_name!r}: register_{kind} cannot be a hook wrapper; register things directly.")
+                    raise PluginError(
+                        f"msabench plugin {impl.plugin_name!r}: register_{kind} cannot be a hook wrapper; register things directly."
+                    )
                 register = lambda obj, kind=kind, plugin=impl.plugin_name: catalog.add(kind, obj, plugin)  # noqa: E731
                 try:
                     impl.function(**{arg: register for arg in impl.argnames})
@@ -92,9 +96,13 @@ class Catalog:
         base, singular = KINDS[kind], kind[:-1]
         if kind == "methods":
             if not isinstance(obj, Method):
-                raise CatalogError(f"plugin {plugin!r} passed {obj!r} to register_methods; expected a msabench.Method instance.")
+                raise CatalogError(
+                    f"plugin {plugin!r} passed {obj!r} to register_methods; expected a msabench.Method instance."
+                )
         elif not (isinstance(obj, type) and issubclass(obj, base)):
-            raise CatalogError(f"{singular} {_where(obj)} from plugin {plugin!r} must subclass msabench.{base.__name__}.")
+            raise CatalogError(
+                f"{singular} {_where(obj)} from plugin {plugin!r} must subclass msabench.{base.__name__}."
+            )
         name = getattr(obj, "name", None)
         if not isinstance(name, str) or not NAME.match(name):
             raise CatalogError(
@@ -119,7 +127,9 @@ class Catalog:
             for kind, ref in refs:
                 if ref not in self.registries[kind]:
                     close = difflib.get_close_matches(ref, self.registries[kind], n=3)
-                    hint = f" Did you mean: {', '.join(close)}?" if close else " Is the plugin that provides it installed?"
+                    hint = (
+                        f" Did you mean: {', '.join(close)}?" if close else " Is the plugin that provides it installed?"
+                    )
                     if os.environ.get("MSABENCH_LOAD_PLUGINS") is not None:
                         hint += f" (MSABENCH_LOAD_PLUGINS={os.environ['MSABENCH_LOAD_PLUGINS']!r} is set: the plugin may be left out.)"
                     raise CatalogError(f"{where} names {kind[:-1]} {ref!r}, which no plugin registers.{hint}")
@@ -131,16 +141,22 @@ class Catalog:
                     raise CatalogError(f"{where}: {error}") from None
             for reported in method.reported:
                 if unknown := set(reported.metrics) - set(METRICS):
-                    raise CatalogError(f"{where} reports unknown metrics {sorted(unknown)} for {reported.dataset!r}. Known: {', '.join(METRICS)}.")
+                    raise CatalogError(
+                        f"{where} reports unknown metrics {sorted(unknown)} for {reported.dataset!r}. Known: {', '.join(METRICS)}."
+                    )
             if method.key_metric is not None and method.key_metric not in METRICS:
-                raise CatalogError(f"{where} selects on unknown metric {method.key_metric!r}. Known: {', '.join(METRICS)}.")
+                raise CatalogError(
+                    f"{where} selects on unknown metric {method.key_metric!r}. Known: {', '.join(METRICS)}."
+                )
 
     def check_components(self, method: Method, where: str | None = None) -> None:
         """The encoders, fusion and objective of a method fit together."""
         where = where or f"method {method.name!r}"
         fusion, objective = self.fusions[method.fusion], self.objectives[method.objective]
         if fusion.modalities is not None and set(method.encoders) != set(fusion.modalities):
-            raise CatalogError(f"{where}: fusion {method.fusion!r} fuses {', '.join(fusion.modalities)}; the method encodes {', '.join(method.encoders)}.")
+            raise CatalogError(
+                f"{where}: fusion {method.fusion!r} fuses {', '.join(fusion.modalities)}; the method encodes {', '.join(method.encoders)}."
+            )
         for modality, name in method.encoders.items():
             if self.encoders[name].returns != fusion.accepts:
                 raise CatalogError(
@@ -153,7 +169,9 @@ class Catalog:
                 f"(it produces {list(fusion.produces)}). Use an objective that needs only those, or a fusion that produces them."
             )
         if unsupported := [task for task in method.tasks if task not in objective.tasks]:
-            raise CatalogError(f"{where}: objective {method.objective!r} does not support {unsupported} tasks (only {list(objective.tasks)}).")
+            raise CatalogError(
+                f"{where}: objective {method.objective!r} does not support {unsupported} tasks (only {list(objective.tasks)})."
+            )
 
     def check(self, method: Method, dataset: type[Dataset]) -> None:
         """The method can run on the dataset: the task matches and every encoder's input is provided."""
@@ -181,14 +199,22 @@ class Catalog:
         sections = [*method.encoders, "fusion", "objective", "train"]
         for section, values in hparams.items():
             if section not in sections:
-                raise CatalogError(f"method {method.name!r} has no hyper-parameter section {section!r}{_close(section, sections)} Sections: {', '.join(sections)}.")
+                raise CatalogError(
+                    f"method {method.name!r} has no hyper-parameter section {section!r}{_close(section, sections)} Sections: {', '.join(sections)}."
+                )
             if not isinstance(values, dict):
-                raise CatalogError(f"method {method.name!r}: hyper-parameter section {section!r} must map names to values, not {values!r}.")
+                raise CatalogError(
+                    f"method {method.name!r}: hyper-parameter section {section!r} must map names to values, not {values!r}."
+                )
         for key in hparams.get("train", {}):
             if key not in TRAIN_KEYS:
-                raise CatalogError(f"method {method.name!r}: unknown training setting train.{key}{_close(key, TRAIN_KEYS)} Known: {', '.join(TRAIN_KEYS)}.")
+                raise CatalogError(
+                    f"method {method.name!r}: unknown training setting train.{key}{_close(key, TRAIN_KEYS)} Known: {', '.join(TRAIN_KEYS)}."
+                )
         if (optimizer := hparams.get("train", {}).get("optimizer", "adam")) not in OPTIMIZERS:
-            raise CatalogError(f"method {method.name!r}: train.optimizer is {optimizer!r}; use one of {', '.join(OPTIMIZERS)}.")
+            raise CatalogError(
+                f"method {method.name!r}: train.optimizer is {optimizer!r}; use one of {', '.join(OPTIMIZERS)}."
+            )
         parts = [(self.encoders[name], f"encoder {name!r}", modality) for modality, name in method.encoders.items()]
         parts += [(self.fusions[method.fusion], f"fusion {method.fusion!r}", "fusion")]
         parts += [(self.objectives[method.objective], f"objective {method.objective!r}", "objective")]
@@ -203,12 +229,27 @@ class Catalog:
             cls = self.encoders[name]
             key = input_key(cls, modality)
             if key not in specs:
-                raise CatalogError(f"encoder {name!r} reads input {key!r} for {modality}; {data.name} provides {', '.join(specs)}.")
+                raise CatalogError(
+                    f"encoder {name!r} reads input {key!r} for {modality}; {data.name} provides {', '.join(specs)}."
+                )
             encoders[modality] = _construct(cls, f"encoder {name!r}", modality, specs[key], **hparams.get(modality, {}))
             inputs[modality] = key
         in_dims = {modality: encoder.out_dim for modality, encoder in encoders.items()}
-        fusion = _construct(self.fusions[method.fusion], f"fusion {method.fusion!r}", "fusion", in_dims, data.task, **hparams.get("fusion", {}))
-        objective = _construct(self.objectives[method.objective], f"objective {method.objective!r}", "objective", data.task, **hparams.get("objective", {}))
+        fusion = _construct(
+            self.fusions[method.fusion],
+            f"fusion {method.fusion!r}",
+            "fusion",
+            in_dims,
+            data.task,
+            **hparams.get("fusion", {}),
+        )
+        objective = _construct(
+            self.objectives[method.objective],
+            f"objective {method.objective!r}",
+            "objective",
+            data.task,
+            **hparams.get("objective", {}),
+        )
         return Model(encoders, inputs, fusion), objective
 
     def describe(self, method: Method) -> dict[str, Any]:
@@ -250,7 +291,9 @@ def _construct(cls: type, what: str, section: str, *args: Any, **hparams: Any) -
     try:
         return cls(*args, **hparams)
     except (ValueError, TypeError) as error:  # a constructor refusing a value: one line, naming where it is set
-        raise CatalogError(f"{what} refused its hyper-parameters (section {section!r}: {json.dumps(hparams, default=str)}): {error}") from error
+        raise CatalogError(
+            f"{what} refused its hyper-parameters (section {section!r}: {json.dumps(hparams, default=str)}): {error}"
+        ) from error
 
 
 def _bind(cls: type, what: str, section: str, positional: int, hparams: dict[str, Any]) -> None:
@@ -259,7 +302,9 @@ def _bind(cls: type, what: str, section: str, positional: int, hparams: dict[str
         signature.bind_partial(*([None] * positional), **hparams)
     except TypeError as error:
         accepted = [p for p in list(signature.parameters)[positional:] if p not in ("args", "kwargs", "hparams")]
-        raise CatalogError(f"{what} cannot take the hyper-parameters of section {section!r}: {error}. It accepts: {', '.join(accepted) or 'none'}.") from None
+        raise CatalogError(
+            f"{what} cannot take the hyper-parameters of section {section!r}: {error}. It accepts: {', '.join(accepted) or 'none'}."
+        ) from None
 
 
 def _check_declarations(kind: str, obj: Any, plugin: str) -> None:

@@ -53,20 +53,88 @@ def assignments(values: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--method", "-m", required=True, help="Method id (see `msabench list methods`).")
 @click.option("--dataset", "-d", required=True, help="Dataset id (see `msabench list datasets`).")
 @click.option("--seeds", help="Comma-separated seeds. [default: the protocol's 1111-1115]")
-@click.option("--data-root", type=click.Path(file_okay=False), help="Folder with MMSA's layout. [default: $MSABENCH_DATA or ~/.local/share/msabench/data]")
-@click.option("--no-verify", is_flag=True, help="Use data files whose SHA-256 does not match the published one (results are marked unverified).")
-@click.option("--results", "results_dir", default="results", show_default=True, type=click.Path(file_okay=False), help="Where result JSON files go.")
-@click.option("--leaderboards", "boards_dir", default="leaderboards", show_default=True, type=click.Path(file_okay=False), help="Where the dataset's Markdown leaderboard is rendered.")
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    help="Folder with MMSA's layout. [default: $MSABENCH_DATA or ~/.local/share/msabench/data]",
+)
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Use data files whose SHA-256 does not match the published one (results are marked unverified).",
+)
+@click.option(
+    "--results",
+    "results_dir",
+    default="results",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where result JSON files go.",
+)
+@click.option(
+    "--leaderboards",
+    "boards_dir",
+    default="leaderboards",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the dataset's Markdown leaderboard is rendered.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-@click.option("--max-epochs", type=click.IntRange(min=1), help="Cap epochs at N instead of the protocol's 100 (changes the protocol id, so rows are ranked apart).")
-@click.option("--encoder", "encoders", multiple=True, metavar="MODALITY=NAME", help="Swap an encoder, e.g. text=lstm-text (repeatable).")
+@click.option(
+    "--max-epochs",
+    type=click.IntRange(min=1),
+    help="Cap epochs at N instead of the protocol's 100 (changes the protocol id, so rows are ranked apart).",
+)
+@click.option(
+    "--encoder",
+    "encoders",
+    multiple=True,
+    metavar="MODALITY=NAME",
+    help="Swap an encoder, e.g. text=lstm-text (repeatable).",
+)
 @click.option("--objective", help="Swap the objective, e.g. l1.")
-@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a hyper-parameter, e.g. train.lr=1e-4 (JSON values; repeatable).")
-@click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE", help="A dataset option, e.g. skip_unreadable=true or split_file=PATH (repeatable; recorded in the result's variant).")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per epoch (on a terminal).")
-@click.option("--checkpoints/--no-checkpoints", default=True, show_default=True, help="Save each seed's selected weights beside its result.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="Override a hyper-parameter, e.g. train.lr=1e-4 (JSON values; repeatable).",
+)
+@click.option(
+    "--data-option",
+    "data_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A dataset option, e.g. skip_unreadable=true or split_file=PATH (repeatable; recorded in the result's variant).",
+)
+@click.option(
+    "--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per epoch (on a terminal)."
+)
+@click.option(
+    "--checkpoints/--no-checkpoints",
+    default=True,
+    show_default=True,
+    help="Save each seed's selected weights beside its result.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Only print the results.")
-def run(method, dataset, seeds, data_root, no_verify, results_dir, boards_dir, device, max_epochs, encoders, objective, sets, data_options, progress, checkpoints, quiet):
+def run(
+    method,
+    dataset,
+    seeds,
+    data_root,
+    no_verify,
+    results_dir,
+    boards_dir,
+    device,
+    max_epochs,
+    encoders,
+    objective,
+    sets,
+    data_options,
+    progress,
+    checkpoints,
+    quiet,
+):
     """Train and test a method on a dataset, one result file per seed, then render its leaderboard."""
     from msabench.train import fit
 
@@ -77,7 +145,9 @@ def run(method, dataset, seeds, data_root, no_verify, results_dir, boards_dir, d
     for modality, name in swaps.items():
         found.encoders[name]  # unknown names fail here, with suggestions
         if modality not in recipe.encoders:
-            raise click.BadParameter(f"{method} has no {modality!r} encoder; it has {', '.join(recipe.encoders)}", param_hint="--encoder")
+            raise click.BadParameter(
+                f"{method} has no {modality!r} encoder; it has {', '.join(recipe.encoders)}", param_hint="--encoder"
+            )
     if objective:
         found.objectives[objective]
     recipe = recipe.with_components(swaps, objective) if swaps or objective else recipe
@@ -97,20 +167,35 @@ def run(method, dataset, seeds, data_root, no_verify, results_dir, boards_dir, d
     found.check_hparams(recipe, hparams)
     options = dataset_options(dataset_cls, data_options)
     changes = [f"{m}={n}" for m, n in sorted(swaps.items())] + ([f"objective={objective}"] if objective else [])
-    changes += sorted(f"{section}.{key}={json.dumps(value)}" for section, values in overrides.items() for key, value in values.items())
+    changes += sorted(
+        f"{section}.{key}={json.dumps(value)}" for section, values in overrides.items() for key, value in values.items()
+    )
     changes += sorted(f"data.{key}={json.dumps(value)}" for key, value in options.items())
     variant = ", ".join(changes)  # sorted: the same changes in any flag order are one row
     protocol = Protocol(max_epochs=max_epochs) if max_epochs else PROTOCOL
     try:
         seed_list = protocol.seeds if not seeds else tuple(int(s) for s in seeds.split(","))
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers such as 1111,1112; got {seeds!r}", param_hint="--seeds") from None
+        raise click.BadParameter(
+            f"expected comma-separated integers such as 1111,1112; got {seeds!r}", param_hint="--seeds"
+        ) from None
 
     data = dataset_cls(data_root, verify=not no_verify, **options).load()
     results = []
     for seed in seed_list:
         path = result_path(results_dir, dataset, recipe.name, seed, variant)
-        result = fit(recipe, data, catalog=found, seed=seed, protocol=protocol, hparams=hparams, variant=variant, device=device, checkpoint=path.with_suffix(".pt") if checkpoints else None, progress=progress)
+        result = fit(
+            recipe,
+            data,
+            catalog=found,
+            seed=seed,
+            protocol=protocol,
+            hparams=hparams,
+            variant=variant,
+            device=device,
+            checkpoint=path.with_suffix(".pt") if checkpoints else None,
+            progress=progress,
+        )
         result.save(path)
         results.append(result)
         summary = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
@@ -131,9 +216,16 @@ def dataset_options(dataset_cls, values: tuple[str, ...]) -> dict:
             options[key] = json.loads(value)
         except ValueError:
             options[key] = value  # a plain string, e.g. a path
-    accepted = [name for name, p in inspect.signature(dataset_cls).parameters.items() if p.kind == p.KEYWORD_ONLY and name != "verify"]
+    accepted = [
+        name
+        for name, p in inspect.signature(dataset_cls).parameters.items()
+        if p.kind == p.KEYWORD_ONLY and name != "verify"
+    ]
     if unknown := sorted(set(options) - set(accepted)):
-        raise click.BadParameter(f"{dataset_cls.name} has no option {', '.join(unknown)}; it accepts: {', '.join(accepted) or 'none'}", param_hint="--data-option")
+        raise click.BadParameter(
+            f"{dataset_cls.name} has no option {', '.join(unknown)}; it accepts: {', '.join(accepted) or 'none'}",
+            param_hint="--data-option",
+        )
     return options
 
 
@@ -162,8 +254,22 @@ def plugins():
 
 
 @cli.command(name="leaderboard")
-@click.option("--results", "results_dir", default="results", show_default=True, type=click.Path(file_okay=False), help="Folder of result JSON files.")
-@click.option("--out", "out_dir", default="leaderboards", show_default=True, type=click.Path(file_okay=False), help="Folder for <dataset>.md files.")
+@click.option(
+    "--results",
+    "results_dir",
+    default="results",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder of result JSON files.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default="leaderboards",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for <dataset>.md files.",
+)
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a Markdown file is missing or stale.")
 def leaderboard_(results_dir, out_dir, datasets, check):
@@ -174,7 +280,9 @@ def leaderboard_(results_dir, out_dir, datasets, check):
     if not pages:
         raise click.ClickException(f"no result files (seed-*.json) under {results_dir}.")
     if missing := [name for name in datasets if name not in pages]:
-        raise click.ClickException(f"no results for {', '.join(missing)} under {results_dir}; results cover {', '.join(pages)}.")
+        raise click.ClickException(
+            f"no results for {', '.join(missing)} under {results_dir}; results cover {', '.join(pages)}."
+        )
     if datasets:
         pages = {name: page for name, page in pages.items() if name in datasets}
     stale = []
@@ -187,9 +295,15 @@ def leaderboard_(results_dir, out_dir, datasets, check):
             write_atomic(path, page)
             click.echo(f"wrote {path}")
     if check and not datasets:  # a page whose results are gone is stale too
-        stale += sorted(str(path) for path in Path(out_dir).glob("*.md") if path.stem not in pages and path.read_text(encoding="utf-8").startswith("# Leaderboard: "))
+        stale += sorted(
+            str(path)
+            for path in Path(out_dir).glob("*.md")
+            if path.stem not in pages and path.read_text(encoding="utf-8").startswith("# Leaderboard: ")
+        )
     if stale:
-        raise click.ClickException(f"stale leaderboards: {', '.join(stale)}. Regenerate with: msabench leaderboard --results {results_dir} --out {out_dir}")
+        raise click.ClickException(
+            f"stale leaderboards: {', '.join(stale)}. Regenerate with: msabench leaderboard --results {results_dir} --out {out_dir}"
+        )
     if check:
         click.echo(f"{len(pages)} leaderboards up to date")
 
@@ -209,11 +323,30 @@ def check(plugin):
 
 
 @cli.command()
-@click.option("--run", "run_path", required=True, type=click.Path(exists=True, dir_okay=False), help="A result JSON (with its checkpoint .pt beside it) or a checkpoint .pt.")
+@click.option(
+    "--run",
+    "run_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A result JSON (with its checkpoint .pt beside it) or a checkpoint .pt.",
+)
 @click.option("--dataset", "-d", help="Dataset id whose unlabelled inputs to label. [default: the run's dataset]")
-@click.option("--data-root", type=click.Path(file_okay=False), help="[default: $MSABENCH_DATA or ~/.local/share/msabench/data]")
-@click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE", help="A dataset option, e.g. skip_unreadable=true (unreadable samples are then written as null).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where the predictions go, in the dataset's own format (Lab5: guid,tag).")
+@click.option(
+    "--data-root", type=click.Path(file_okay=False), help="[default: $MSABENCH_DATA or ~/.local/share/msabench/data]"
+)
+@click.option(
+    "--data-option",
+    "data_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A dataset option, e.g. skip_unreadable=true (unreadable samples are then written as null).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where the predictions go, in the dataset's own format (Lab5: guid,tag).",
+)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, ...")
 def predict(run_path, dataset, data_root, data_options, out, device):
     """Label a dataset's unlabelled inputs (Lab5: test_without_label.txt) with a trained run's checkpoint."""
@@ -241,7 +374,9 @@ def data():
     """Inspect, verify or generate dataset files."""
 
 
-data_root_option = click.option("--data-root", type=click.Path(file_okay=False), help="[default: $MSABENCH_DATA or ~/.local/share/msabench/data]")
+data_root_option = click.option(
+    "--data-root", type=click.Path(file_okay=False), help="[default: $MSABENCH_DATA or ~/.local/share/msabench/data]"
+)
 
 
 @data.command()
@@ -252,7 +387,14 @@ def info(dataset, data_root):
     cls = catalog().datasets[dataset]
     instance = cls(data_root)
     click.echo(f"{cls.name}: {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}")
-    click.echo(f"  task:     {cls.task.kind}, metrics: {cls.task.family}" + (f", classes: {', '.join(cls.task.classes)}" if cls.task.classes else f", labels in {list(cls.task.label_range)}"))
+    click.echo(
+        f"  task:     {cls.task.kind}, metrics: {cls.task.family}"
+        + (
+            f", classes: {', '.join(cls.task.classes)}"
+            if cls.task.classes
+            else f", labels in {list(cls.task.label_range)}"
+        )
+    )
     click.echo(f"  inputs:   {', '.join(cls.inputs)}; labels: {', '.join(cls.labels)}")
     if cls.dims:
         click.echo(f"  dims:     {', '.join(f'{k} {v}' for k, v in cls.dims.items())}")
@@ -286,6 +428,8 @@ def synth(dataset, data_root):
     if not cls.synthetic or not hasattr(cls, "pickled"):
         raise click.ClickException(f"{dataset} is not a synthetic dataset; try one of: synthetic-mosi, synthetic-sims.")
     instance = cls(data_root)
-    (relative, _), = cls.files.items()
+    ((relative, _),) = cls.files.items()
     write_atomic(instance.root / relative, instance.pickled())
-    click.echo(f"wrote {instance.root / relative}; `msabench run --dataset {dataset} --data-root {instance.root} ...` now reads it")
+    click.echo(
+        f"wrote {instance.root / relative}; `msabench run --dataset {dataset} --data-root {instance.root} ...` now reads it"
+    )

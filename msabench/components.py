@@ -65,7 +65,13 @@ class Split:
     through its `Encoder.preprocess` once per split (see `msabench.features`).
     """
 
-    def __init__(self, name: str, ids: list[str], tensors: Mapping[str, torch.Tensor], raw: Mapping[str, Sequence[Any]] | None = None):
+    def __init__(
+        self,
+        name: str,
+        ids: list[str],
+        tensors: Mapping[str, torch.Tensor],
+        raw: Mapping[str, Sequence[Any]] | None = None,
+    ):
         sizes = {key: len(value) for key, value in {**tensors, **(raw or {})}.items()}
         if len(set(sizes.values()) | {len(ids)}) != 1:
             raise ValueError(f"split {name!r}: arrays disagree on the number of samples: {sizes}, ids {len(ids)}")
@@ -75,7 +81,9 @@ class Split:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None) -> Iterator[Batch]:
+    def batches(
+        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[Batch]:
         """Mini-batches in split order, or shuffled with `generator` (seeded by the trainer)."""
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         for start in range(0, len(self), batch_size):
@@ -129,7 +137,9 @@ class Dataset:
     labels: ClassVar[tuple[str, ...]] = ("label",)  # plus "label_T"/"label_A"/"label_V" where annotated
     dims: ClassVar[Mapping[str, int]] = {}  # expected feature dims, checked against the arrays
     language: ClassVar[str] = "en"
-    files: ClassVar[Mapping[str, str | None]] = {}  # path below the data root -> published SHA-256 (None: none published)
+    files: ClassVar[
+        Mapping[str, str | None]
+    ] = {}  # path below the data root -> published SHA-256 (None: none published)
     source: ClassVar[str] = ""  # where the files come from
     synthetic: ClassVar[bool] = False
     hparams_from: ClassVar[str | None] = None  # use methods' per-dataset hyper-parameters of this dataset
@@ -153,7 +163,9 @@ class Dataset:
         """Write predicted class names (None: not predicted) in the dataset's own format; `id,label` CSV by default."""
         from msabench.results import write_atomic
 
-        write_atomic(path, "id,label\n" + "".join(f"{i},{'null' if label is None else label}\n" for i, label in zip(ids, labels)))
+        write_atomic(
+            path, "id,label\n" + "".join(f"{i},{'null' if label is None else label}\n" for i, label in zip(ids, labels))
+        )
 
 
 class Encoder(nn.Module):
@@ -210,7 +222,9 @@ class Fusion(nn.Module):
     def __init__(self, in_dims: Mapping[str, int], task: Task, **hparams: Any):
         super().__init__()
 
-    def forward(self, features: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor]:
+    def forward(
+        self, features: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor | None]
+    ) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
 
@@ -296,7 +310,9 @@ class Method:
         """This recipe with some components swapped; swapped components start from their own defaults
         (their hyper-parameter section and any ``train.lr_groups`` entry for their parameters are dropped)."""
         hparams = copy.deepcopy({key: dict(value) for key, value in self.hparams.items()})
-        overrides = copy.deepcopy({name: {key: dict(value) for key, value in sections.items()} for name, sections in self.overrides.items()})
+        overrides = copy.deepcopy(
+            {name: {key: dict(value) for key, value in sections.items()} for name, sections in self.overrides.items()}
+        )
         changed = [modality for modality, name in (encoders or {}).items() if self.encoders.get(modality) != name]
         if objective and objective != self.objective:
             changed.append("objective")
@@ -306,7 +322,9 @@ class Method:
                 sections.pop(section, None)
             groups = sections.get("train", {}).get("lr_groups")
             if groups:
-                sections["train"]["lr_groups"] = {p: v for p, v in groups.items() if not any(p == x or p.startswith(x + ".") for x in prefixes)}
+                sections["train"]["lr_groups"] = {
+                    p: v for p, v in groups.items() if not any(p == x or p.startswith(x + ".") for x in prefixes)
+                }
         return replace(
             self,
             encoders={**self.encoders, **(encoders or {})},

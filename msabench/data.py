@@ -61,7 +61,9 @@ def sha256(path: str | Path) -> str:
     return known[key]
 
 
-def check_file(root: Path, relative: str, expected: str | None, *, verify: bool, dataset: str, source: str) -> dict[str, Any]:
+def check_file(
+    root: Path, relative: str, expected: str | None, *, verify: bool, dataset: str, source: str
+) -> dict[str, Any]:
     """Find a dataset file under the data root and check its hash; returns {path, sha256, verified}."""
     path = root / relative
     if not path.is_file():
@@ -78,9 +80,19 @@ def check_file(root: Path, relative: str, expected: str | None, *, verify: bool,
             "(results are then marked unverified)."
         )
     if expected is None:
-        log.warning("%s: no SHA-256 is published for %s (it has %s); results will be marked unverified", dataset, path, digest[:12])
+        log.warning(
+            "%s: no SHA-256 is published for %s (it has %s); results will be marked unverified",
+            dataset,
+            path,
+            digest[:12],
+        )
     elif not verified:
-        log.warning("%s: %s is not the published file (SHA-256 %s); results will be marked unverified", dataset, path, digest[:12])
+        log.warning(
+            "%s: %s is not the published file (SHA-256 %s); results will be marked unverified",
+            dataset,
+            path,
+            digest[:12],
+        )
     return {"path": relative, "sha256": digest, "verified": verified}
 
 
@@ -130,8 +142,18 @@ class SafeUnpickler(pickle._Unpickler):
         state, instance = self.stack[-1], self.stack[-2]
         if isinstance(instance, np.dtype):
             canonical = instance.__reduce__()[2]
-            byte_order_only = not instance.hasobject and isinstance(state, tuple) and len(state) == len(canonical) and state[1] in "<>|=" and state[:1] + state[2:] == canonical[:1] + canonical[2:]
-            if instance.names is not None or instance.subdtype is not None or not (state == canonical or byte_order_only):
+            byte_order_only = (
+                not instance.hasobject
+                and isinstance(state, tuple)
+                and len(state) == len(canonical)
+                and state[1] in "<>|="
+                and state[:1] + state[2:] == canonical[:1] + canonical[2:]
+            )
+            if (
+                instance.names is not None
+                or instance.subdtype is not None
+                or not (state == canonical or byte_order_only)
+            ):
                 raise RefusedGlobal(f"refused a numpy dtype {instance} with the altered state {state!r}")
         super().load_build()
 
@@ -146,11 +168,15 @@ def read_pickle(path: str | Path) -> Any:
         with open(path, "rb") as handle:
             return SafeUnpickler(handle).load()
     except RefusedGlobal as error:
-        raise DataError(f"{path}: {error}. The file is not a plain data pickle; it was not loaded and nothing in it ran.") from error
+        raise DataError(
+            f"{path}: {error}. The file is not a plain data pickle; it was not loaded and nothing in it ran."
+        ) from error
     except MemoryError as error:
         raise DataError(f"{path} does not fit in memory ({error}).") from error
     except Exception as error:  # anything else a malformed stream raises inside pickle or numpy
-        raise DataError(f"{path} is truncated or corrupt ({type(error).__name__}: {error}); download it again.") from error
+        raise DataError(
+            f"{path} is truncated or corrupt ({type(error).__name__}: {error}); download it again."
+        ) from error
 
 
 def write_pickle(path: str | Path, obj: Any) -> None:
@@ -195,16 +221,25 @@ def mmsa_data(
     splits, nonfinite = {}, {}
     for split in ("train", "valid", "test"):
         part = raw[split]
-        wanted = ["id", *(["text_bert"] if "text_bert" in inputs else []), *[k for k in MMSA_FEATURES if k in inputs], *[k for k, v in MMSA_LABELS.items() if v in labels]]
+        wanted = [
+            "id",
+            *(["text_bert"] if "text_bert" in inputs else []),
+            *[k for k in MMSA_FEATURES if k in inputs],
+            *[k for k, v in MMSA_LABELS.items() if v in labels],
+        ]
         if missing := [key for key in wanted if key not in part]:
-            raise DataError(f"{where}: split {split!r} lacks {missing} (has {sorted(part)}). Is this the right file for {name}?")
+            raise DataError(
+                f"{where}: split {split!r} lacks {missing} (has {sorted(part)}). Is this the right file for {name}?"
+            )
         n = len(part["id"])
         tensors: dict[str, torch.Tensor] = {}
 
         def array(key: str, ndim: int, dtype: type) -> np.ndarray:
             value = np.asarray(part[key])
             if value.ndim != ndim or len(value) != n:
-                raise DataError(f"{where}: {split}/{key} has shape {value.shape}; expected {ndim} dims with {n} samples (one per id).")
+                raise DataError(
+                    f"{where}: {split}/{key} has shape {value.shape}; expected {ndim} dims with {n} samples (one per id)."
+                )
             try:
                 return value.astype(dtype, copy=False)
             except (TypeError, ValueError) as error:
@@ -213,7 +248,9 @@ def mmsa_data(
         if "text_bert" in part:  # its mask gives the text lengths, whichever text input is used
             ids = array("text_bert", 3, np.float64)
             if ids.shape[1] != 3 or not np.all(np.isfinite(ids)) or not np.all(ids == np.round(ids)):
-                raise DataError(f"{where}: {split}/text_bert must be [N, 3, L] integer ids/mask/segments; got shape {ids.shape}.")
+                raise DataError(
+                    f"{where}: {split}/text_bert must be [N, 3, L] integer ids/mask/segments; got shape {ids.shape}."
+                )
             ids = torch.from_numpy(ids.astype(np.int64))
             tensors["text_lengths"] = ids[:, 1].sum(1).clamp(min=1)
             if "text_bert" in inputs:
@@ -221,7 +258,9 @@ def mmsa_data(
         for key in (k for k in MMSA_FEATURES if k in inputs):
             values = array(key, 3, np.float32)
             if key in dims and values.shape[2] != dims[key]:
-                raise DataError(f"{where}: {split}/{key} has feature dim {values.shape[2]}; {name} has {dims[key]}. Is this the right file?")
+                raise DataError(
+                    f"{where}: {split}/{key} has feature dim {values.shape[2]}; {name} has {dims[key]}. Is this the right file?"
+                )
             bad = ~np.isfinite(values)
             if count := int(bad.sum()):
                 values = values if values.flags.writeable else values.copy()
@@ -269,7 +308,9 @@ def _check_consistent(splits: dict[str, Split], where: str) -> None:
             else:
                 same = value.shape[2:] == train[key].shape[2:]
             if not same:
-                raise DataError(f"{where}: {split}/{key} has shape {tuple(value.shape)}, but train/{key} has {tuple(train[key].shape)}.")
+                raise DataError(
+                    f"{where}: {split}/{key} has shape {tuple(value.shape)}, but train/{key} has {tuple(train[key].shape)}."
+                )
 
 
 class MMSADataset(Dataset):
@@ -282,7 +323,7 @@ class MMSADataset(Dataset):
     tokenizer: ClassVar[str | None] = None  # the tokenizer that produced text_bert (a transformers name)
 
     def load(self) -> Data:
-        (relative, expected), = self.files.items()
+        ((relative, expected),) = self.files.items()
         found = check_file(self.root, relative, expected, verify=self.verify, dataset=self.name, source=self.source)
         raw = read_pickle(self.root / relative)
         provenance = {"source": "file", "files": {relative: found["sha256"]}, "verified": found["verified"]}

@@ -100,7 +100,16 @@ def prepare(model: Model, data: Data, *, device: torch.device | str = "cpu", cac
     return replace(data, splits=splits, provenance={**data.provenance, "encoders": report})
 
 
-def _precompute(model: Model, modality: str, encoder: Encoder, fingerprint: dict, data: Data, splits: dict[str, Split], device: torch.device, cache: FeatureCache) -> dict[str, Any]:
+def _precompute(
+    model: Model,
+    modality: str,
+    encoder: Encoder,
+    fingerprint: dict,
+    data: Data,
+    splits: dict[str, Split],
+    device: torch.device,
+    cache: FeatureCache,
+) -> dict[str, Any]:
     key = model.inputs[modality]
     weights = weights_digest(encoder)
     target = f"{modality}@{encoder.name}"
@@ -127,15 +136,34 @@ def _precompute(model: Model, modality: str, encoder: Encoder, fingerprint: dict
             outcome[name] = "written" if cache.save(cache_key, split.ids, features) is not None else "memory"
         splits[name].tensors[target] = features
         seconds[name] = round(time.perf_counter() - started, 3)
-        log.info("%s: %s features of %s/%s %s (%.1fs)", data.name, encoder.name, name, modality, "read from the cache" if outcome[name] == "read" else "computed", seconds[name])
+        log.info(
+            "%s: %s features of %s/%s %s (%.1fs)",
+            data.name,
+            encoder.name,
+            name,
+            modality,
+            "read from the cache" if outcome[name] == "read" else "computed",
+            seconds[name],
+        )
     encoder.to("cpu")
     model.encoders[modality] = Precomputed(encoder, weights)
     model.inputs[modality] = target
-    return {"encoder": encoder.name, "input": key, "frozen": True, "weights": weights, "fingerprint": fingerprint, "cache": outcome, "seconds": seconds, "cache_root": str(cache.root) if cache.enabled else None}
+    return {
+        "encoder": encoder.name,
+        "input": key,
+        "frozen": True,
+        "weights": weights,
+        "fingerprint": fingerprint,
+        "cache": outcome,
+        "seconds": seconds,
+        "cache_root": str(cache.root) if cache.enabled else None,
+    }
 
 
 @torch.no_grad()
-def compute(encoder: Encoder, split: Split, key: str, device: torch.device | str, lengths_key: str | None = None) -> torch.Tensor:
+def compute(
+    encoder: Encoder, split: Split, key: str, device: torch.device | str, lengths_key: str | None = None
+) -> torch.Tensor:
     """An encoder's outputs for every sample of a split, in eval mode and in chunks: [N, out_dim] float32."""
     was_training = encoder.training
     encoder.eval()
@@ -163,7 +191,14 @@ def _preprocessed(encoder: Encoder, split: Split, key: str, memo: str | None) ->
     values = split.raw[key]
     parts = [encoder.preprocess(values[start : start + 1024]) for start in range(0, len(values), 1024)]
     tensor = torch.cat(parts) if parts else encoder.preprocess([])
-    log.info("%s: preprocessed %d %s inputs of split %s (%.1fs)", encoder.name, len(values), key, split.name, time.perf_counter() - started)
+    log.info(
+        "%s: preprocessed %d %s inputs of split %s (%.1fs)",
+        encoder.name,
+        len(values),
+        key,
+        split.name,
+        time.perf_counter() - started,
+    )
     if memo is not None:
         known[memo] = tensor
     return tensor
@@ -174,14 +209,19 @@ def _content(split: Split, key: str, lengths_key: str) -> str:
     memo = f"{key}|{lengths_key}"
     if memo not in known:
         raw = key in split.raw
-        known[memo] = input_digest(split.ids, split.raw[key] if raw else split.tensors[key], None if raw else split.tensors.get(lengths_key))
+        known[memo] = input_digest(
+            split.ids, split.raw[key] if raw else split.tensors[key], None if raw else split.tensors.get(lengths_key)
+        )
     return known[memo]
 
 
 def split_record(data: Data) -> dict[str, Any]:
     """What a checkpoint records about the samples it was trained, selected and tested on: the SHA-256 of
     each split's sorted ids, and the split as the dataset describes it (seed, split file...) and its folder."""
-    ids = {name: hashlib.sha256("\n".join(sorted(map(str, split.ids))).encode()).hexdigest() for name, split in data.splits.items()}
+    ids = {
+        name: hashlib.sha256("\n".join(sorted(map(str, split.ids))).encode()).hexdigest()
+        for name, split in data.splits.items()
+    }
     return {"ids_sha256": ids, "split": data.provenance.get("split"), "folder": data.provenance.get("folder")}
 
 
@@ -202,7 +242,9 @@ def check_started_from(model: Model, data: Data) -> None:
                 f"encoder {encoder.name!r} ({modality}): checkpoint {started['path']} does not record which samples it was trained on "
                 f"(it was written before checkpoints recorded their splits), so it may have seen this run's test samples. {fix}"
             )
-        changed = [name for name in ("train", "valid") if recorded["ids_sha256"].get(name) != current["ids_sha256"][name]]
+        changed = [
+            name for name in ("train", "valid") if recorded["ids_sha256"].get(name) != current["ids_sha256"][name]
+        ]
         if changed:
             raise DataError(
                 f"encoder {encoder.name!r} ({modality}): checkpoint {started['path']} ({started.get('method')} on {started.get('dataset')}; {_describe(recorded)}) "

@@ -46,7 +46,9 @@ def load_run(path: str | Path) -> tuple[dict[str, Any], RunResult | None]:
     checkpoint_path = path.with_suffix(".pt")
     result_path = path.with_suffix(".json")
     if not checkpoint_path.is_file():
-        raise DataError(f"no checkpoint {checkpoint_path} beside {path}: `msabench run` saves one unless --no-checkpoints; rerun the method to get it.")
+        raise DataError(
+            f"no checkpoint {checkpoint_path} beside {path}: `msabench run` saves one unless --no-checkpoints; rerun the method to get it."
+        )
     try:
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     except Exception as error:
@@ -57,7 +59,14 @@ def load_run(path: str | Path) -> tuple[dict[str, Any], RunResult | None]:
     return checkpoint, result
 
 
-def predict(checkpoint: dict[str, Any], result: RunResult | None, dataset: Dataset, catalog: Catalog, *, device: str | torch.device | None = "cpu") -> Predictions:
+def predict(
+    checkpoint: dict[str, Any],
+    result: RunResult | None,
+    dataset: Dataset,
+    catalog: Catalog,
+    *,
+    device: str | torch.device | None = "cpu",
+) -> Predictions:
     """Predict every readable sample of `dataset.unlabelled()` with the run's weights."""
     device = select_device(device)
     recipe = catalog.methods[checkpoint["method"]]
@@ -66,14 +75,24 @@ def predict(checkpoint: dict[str, Any], result: RunResult | None, dataset: Datas
     if swapped or (objective and objective != recipe.objective):
         recipe = recipe.with_components(swapped, objective)
     if checkpoint.get("fusion", recipe.fusion) != recipe.fusion:
-        raise DataError(f"the run used fusion {checkpoint['fusion']!r}, but method {recipe.name!r} now has {recipe.fusion!r}; install the plugin version that made the run.")
+        raise DataError(
+            f"the run used fusion {checkpoint['fusion']!r}, but method {recipe.name!r} now has {recipe.fusion!r}; install the plugin version that made the run."
+        )
     if result is not None and result.task.get("classes") and list(dataset.task.classes) != list(result.task["classes"]):
-        raise DataError(f"the run predicts classes {result.task['classes']}; dataset {dataset.name!r} has {list(dataset.task.classes)}.")
+        raise DataError(
+            f"the run predicts classes {result.task['classes']}; dataset {dataset.name!r} has {list(dataset.task.classes)}."
+        )
     catalog.check(recipe, type(dataset))
     hparams = locate_init_from(checkpoint["hparams"], result, recipe.encoders)
     batch_size = int(hparams.get("train", {}).get("eval_batch_size") or hparams.get("train", {}).get("batch_size", 32))
 
-    unlabelled = Data(name=dataset.name, task=dataset.task, splits={"predict": dataset.unlabelled()}, provenance={}, synthetic=dataset.synthetic)
+    unlabelled = Data(
+        name=dataset.name,
+        task=dataset.task,
+        splits={"predict": dataset.unlabelled()},
+        provenance={},
+        synthetic=dataset.synthetic,
+    )
     seed_everything(int(checkpoint.get("seed", 0)))
     model, _ = catalog.build(recipe, unlabelled, hparams)
     ready = prepare(model, unlabelled, device=device)
@@ -82,7 +101,10 @@ def predict(checkpoint: dict[str, Any], result: RunResult | None, dataset: Datas
         if isinstance(encoder, Precomputed):
             expected = recorded.get(modality, {}).get("weights")
             if expected is None:
-                log.warning("cannot check the frozen %s encoder's weights: no result file with their digest beside the checkpoint", modality)
+                log.warning(
+                    "cannot check the frozen %s encoder's weights: no result file with their digest beside the checkpoint",
+                    modality,
+                )
             elif expected != encoder.weights:
                 raise DataError(
                     f"the frozen {modality} encoder ({encoder.name}) rebuilt now has other weights (digest {encoder.weights[:12]}) than in the run "
@@ -91,15 +113,23 @@ def predict(checkpoint: dict[str, Any], result: RunResult | None, dataset: Datas
     try:
         model.load_state_dict(checkpoint["model"], strict=True)
     except RuntimeError as error:
-        raise DataError(f"the checkpoint's weights do not fit method {recipe.name!r} as installed now: {str(error).splitlines()[0]}") from None
+        raise DataError(
+            f"the checkpoint's weights do not fit method {recipe.name!r} as installed now: {str(error).splitlines()[0]}"
+        ) from None
     model.to(device)
     split = ready.splits["predict"]
     outputs = []
     for _, output in predict_batches(model, split, batch_size, device):
         prediction = output["prediction"]
-        outputs.append(prediction.argmax(-1).cpu() if dataset.task.kind == "classification" else prediction.reshape(-1).cpu())
+        outputs.append(
+            prediction.argmax(-1).cpu() if dataset.task.kind == "classification" else prediction.reshape(-1).cpu()
+        )
     values = torch.cat(outputs).tolist() if outputs else []
-    labels = [dataset.task.classes[int(v)] for v in values] if dataset.task.kind == "classification" else [f"{v:.4f}" for v in values]
+    labels = (
+        [dataset.task.classes[int(v)] for v in values]
+        if dataset.task.kind == "classification"
+        else [f"{v:.4f}" for v in values]
+    )
     return Predictions(split.ids, labels, batch_size, recipe.name, int(checkpoint.get("seed", 0)))
 
 
@@ -123,10 +153,16 @@ def locate_init_from(hparams: dict[str, Any], result: RunResult | None, encoders
             continue
         frozen = modality in recorded if result is not None else bool(section.get("freeze"))
         if not frozen:
-            log.info("%s: init_from %s is gone; the run's checkpoint holds all of this trained encoder's weights", name, stored)
+            log.info(
+                "%s: init_from %s is gone; the run's checkpoint holds all of this trained encoder's weights",
+                name,
+                stored,
+            )
             section["init_from"] = None
             continue
-        where = f"{stored} (from {Path.cwd()})" + (f" or {started['path']}" if started.get("path") and started["path"] != stored else "")
+        where = f"{stored} (from {Path.cwd()})" + (
+            f" or {started['path']}" if started.get("path") and started["path"] != stored else ""
+        )
         raise DataError(
             f"the run's frozen {modality} encoder ({name}) starts from the checkpoint init_from={stored!r}, which predict cannot find at {where}; "
             "its weights are not in the run's checkpoint. Run `msabench predict` from the folder the run was made in (a relative init_from "

@@ -39,7 +39,9 @@ class RunResult:
     hardware: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # files + sha256, verified flag, synthetic, ...
     wall_time_s: float = 0.0
-    peak_memory_mb: dict[str, float] = field(default_factory=dict)  # "rss": the process's peak since it started (data loading and earlier seeds included); "cuda": this run's
+    peak_memory_mb: dict[str, float] = field(
+        default_factory=dict
+    )  # "rss": the process's peak since it started (data loading and earlier seeds included); "cuda": this run's
     schema: int = SCHEMA
 
     @property
@@ -62,7 +64,11 @@ class RunResult:
                 raise DataError(f"result field {name!r} must be an object, not {type(value).__name__}")
         result = cls(**data)
         for name in ("metrics", "valid_metrics"):
-            setattr(result, name, {key: math.nan if value is None else value for key, value in getattr(result, name).items()})
+            setattr(
+                result,
+                name,
+                {key: math.nan if value is None else value for key, value in getattr(result, name).items()},
+            )
         return result
 
     def save(self, path: str | Path) -> Path:
@@ -116,7 +122,7 @@ def _slug(text: str, limit: int = 120) -> str:
     255 bytes), it ends in a hash of the whole text, so two variants never share a folder."""
     slug = re.sub(r"[^A-Za-z0-9.=,_-]+", "_", text).strip("_")
     if slug != text or len(slug) > limit:
-        slug = f"{slug[:limit - 13]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        slug = f"{slug[: limit - 13]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
     return slug
 
 

@@ -17,8 +17,8 @@ fusions and objectives are built with their ``tiny`` keyword arguments on `TinyM
 from __future__ import annotations
 
 import functools
-import io
 import importlib.metadata
+import io
 import math
 import tempfile
 from collections.abc import Callable, Iterator
@@ -114,7 +114,9 @@ def tiny_dataset_for(catalog: Catalog, method: Method) -> type[Dataset]:
             return dataset
         except CatalogError:
             continue
-    raise AssertionError(f"no tiny dataset provides what method {method.name!r} needs; add one to msabench.testing.TINY_DATASETS")
+    raise AssertionError(
+        f"no tiny dataset provides what method {method.name!r} needs; add one to msabench.testing.TINY_DATASETS"
+    )
 
 
 # -- the checks ---------------------------------------------------------------------------------
@@ -142,7 +144,9 @@ def check_dataset_schema(plugin: ModuleType) -> None:
     for dataset in _own(plugin)["datasets"]:
         assert dataset.__doc__, f"dataset {dataset.name!r} needs a docstring (shown by `msabench list`)"
         assert dataset.task.kind in ("regression", "classification"), dataset.task
-        assert dataset.synthetic or (dataset.files and dataset.source), f"dataset {dataset.name!r} must declare `files` and `source`"
+        assert dataset.synthetic or (dataset.files and dataset.source), (
+            f"dataset {dataset.name!r} must declare `files` and `source`"
+        )
         if dataset.task.kind == "classification":
             assert dataset.task.classes, f"dataset {dataset.name!r}: a classification task needs class names"
 
@@ -155,7 +159,9 @@ def check_encoder_output_shape(plugin: ModuleType) -> None:
         module = encoder(data.specs[key], **encoder.tiny)
         split = data.splits["train"]
         batch = next(split.batches(4))
-        x = module.preprocess(split.raw[key][:4]) if key in split.raw else batch[key]  # raw inputs: the encoder's own preprocessing
+        x = (
+            module.preprocess(split.raw[key][:4]) if key in split.raw else batch[key]
+        )  # raw inputs: the encoder's own preprocessing
         output = module(x, batch.get(f"{_modality(encoder, key)}_lengths"))
         expected = 2 if encoder.returns == "vector" else 3
         assert output.dim() == expected and output.shape[0] == 4 and output.shape[-1] == module.out_dim, (
@@ -168,8 +174,15 @@ def check_fusion_output_shape(plugin: ModuleType) -> None:
     """Each fusion maps per-modality features to a dict with a [B, out_dim] (or [B]) prediction and what it declares."""
     dims = {"text": 8, "audio": 4, "vision": 6, "image": 6}
     for fusion in _own(plugin)["fusions"]:
-        in_dims = {m: dims.get(m, 5) for m in fusion.modalities} if fusion.modalities is not None else {m: dims[m] for m in ("text", "audio", "vision")}
-        for task in (Task("regression", "mosi", (-3.0, 3.0)), Task("classification", "classification", classes=("negative", "neutral", "positive"))):
+        in_dims = (
+            {m: dims.get(m, 5) for m in fusion.modalities}
+            if fusion.modalities is not None
+            else {m: dims[m] for m in ("text", "audio", "vision")}
+        )
+        for task in (
+            Task("regression", "mosi", (-3.0, 3.0)),
+            Task("classification", "classification", classes=("negative", "neutral", "positive")),
+        ):
             out_dim = task.out_dim
             seed_everything(0)
             module = fusion(in_dims, task, **fusion.tiny)
@@ -179,7 +192,9 @@ def check_fusion_output_shape(plugin: ModuleType) -> None:
             else:
                 features, lens = {m: torch.randn(4, 5, d) for m, d in in_dims.items()}, {m: lengths for m in in_dims}
             outputs = module(features, lens)
-            assert set(fusion.produces) <= set(outputs), f"fusion {fusion.name!r} declares {fusion.produces} but returned {sorted(outputs)}"
+            assert set(fusion.produces) <= set(outputs), (
+                f"fusion {fusion.name!r} declares {fusion.produces} but returned {sorted(outputs)}"
+            )
             prediction = outputs["prediction"]
             assert prediction.shape[0] == 4 and prediction.reshape(4, -1).shape[1] == out_dim, (
                 f"fusion {fusion.name!r}: prediction shape {tuple(prediction.shape)} for out_dim {out_dim}"
@@ -190,7 +205,9 @@ def check_objective_finite_with_grad(plugin: ModuleType) -> None:
     """On each of the plugin's methods (or a plain prediction), the loss is a finite scalar whose gradient reaches the model."""
     catalog = _catalog(plugin)
     own = _own(plugin)
-    methods = [m for m in own["methods"]] or [m for m in (catalog.methods[n] for n in catalog.methods) if m.objective in {o.name for o in own["objectives"]}]
+    methods = [m for m in own["methods"]] or [
+        m for m in (catalog.methods[n] for n in catalog.methods) if m.objective in {o.name for o in own["objectives"]}
+    ]
     for method in methods:
         dataset = tiny_dataset_for(catalog, method)
         data = tiny_data(dataset)
@@ -209,7 +226,13 @@ def check_objective_finite_with_grad(plugin: ModuleType) -> None:
         if objective_cls.needs == ("prediction",) and "regression" in objective_cls.tasks:
             task = Task("regression", "mosi", (-3.0, 3.0))
             prediction = torch.randn(6, 1, requires_grad=True)
-            batch = Batch(label=torch.randn(6), index=torch.arange(6), label_T=torch.randn(6), label_A=torch.randn(6), label_V=torch.randn(6))
+            batch = Batch(
+                label=torch.randn(6),
+                index=torch.arange(6),
+                label_T=torch.randn(6),
+                label_A=torch.randn(6),
+                label_V=torch.randn(6),
+            )
             losses = objective_cls(task, **objective_cls.tiny)({"prediction": prediction}, batch)
             losses["total"].backward()
             assert torch.isfinite(losses["total"]) and prediction.grad is not None, f"objective {objective_cls.name!r}"
@@ -219,7 +242,9 @@ def check_method_fits_two_steps(plugin: ModuleType) -> None:
     """fit() runs each method for two epochs on tiny data, on the CPU, with finite losses and all metrics."""
     for method, result in _fits(plugin).items():
         assert result.epochs == 2, f"{method}: ran {result.epochs} epochs"
-        assert all(math.isfinite(epoch["train"]["total"]) for epoch in result.history), f"{method}: non-finite training loss"
+        assert all(math.isfinite(epoch["train"]["total"]) for epoch in result.history), (
+            f"{method}: non-finite training loss"
+        )
         assert set(result.metrics) == set(_family_keys(result)), f"{method}: metrics {sorted(result.metrics)}"
         assert len(result.predictions["predictions"]) == len(result.predictions["ids"]) > 0
 
@@ -230,8 +255,12 @@ def check_method_deterministic(plugin: ModuleType) -> None:
     _fits.cache_clear()
     second = _fits(plugin)
     for method in first:
-        assert first[method].history == second[method].history, f"{method}: training differs between two runs with one seed"
-        assert first[method].predictions == second[method].predictions, f"{method}: predictions differ between two runs with one seed"
+        assert first[method].history == second[method].history, (
+            f"{method}: training differs between two runs with one seed"
+        )
+        assert first[method].predictions == second[method].predictions, (
+            f"{method}: predictions differ between two runs with one seed"
+        )
 
 
 def check_result_round_trips_json(plugin: ModuleType) -> None:
@@ -246,7 +275,9 @@ def check_result_round_trips_json(plugin: ModuleType) -> None:
 def check_installed(plugin: ModuleType) -> None:
     """The plugin is found through the `msabench` entry-point group."""
     modules = {ep.value.split(":")[0] for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    assert plugin.__name__ in modules, f"{plugin.__name__} is not an installed msabench entry point; add [project.entry-points.msabench] to its pyproject.toml and pip install it"
+    assert plugin.__name__ in modules, (
+        f"{plugin.__name__} is not an installed msabench entry point; add [project.entry-points.msabench] to its pyproject.toml and pip install it"
+    )
 
 
 CHECKS: list[Callable[[ModuleType], None]] = [
@@ -278,7 +309,11 @@ def parametrize_with_checks(plugin: ModuleType, installed: bool = True):
 
 def run_checks(name: str) -> list[tuple[str, str | None]]:
     """Run every check on an installed plugin (entry-point or distribution name): [(check, error or None)]."""
-    entry_points = [ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if name in (ep.name, ep.dist.name if ep.dist else None)]
+    entry_points = [
+        ep
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        if name in (ep.name, ep.dist.name if ep.dist else None)
+    ]
     if not entry_points:
         installed = ", ".join(sorted(ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)))
         raise PluginError(f"no installed msabench plugin is called {name!r}. Installed: {installed}.")
@@ -360,4 +395,16 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-__all__ = ["TINY_DATASETS", "TinyImageText", "TinyMSA", "InputSpec", "write_lab5", "check_installed", "checks", "parametrize_with_checks", "run_checks", "tiny_data", "tiny_hparams"]
+__all__ = [
+    "TINY_DATASETS",
+    "TinyImageText",
+    "TinyMSA",
+    "InputSpec",
+    "write_lab5",
+    "check_installed",
+    "checks",
+    "parametrize_with_checks",
+    "run_checks",
+    "tiny_data",
+    "tiny_hparams",
+]

@@ -111,7 +111,11 @@ def fit(
     started = time.perf_counter()
     device = select_device(device)
     # Strings may name {seed} and {dataset}, e.g. a per-seed checkpoint to start an encoder from.
-    hparams = json.loads(json.dumps(hparams if hparams is not None else method.hparams_for(data)).replace("{seed}", str(seed)).replace("{dataset}", data.name))
+    hparams = json.loads(
+        json.dumps(hparams if hparams is not None else method.hparams_for(data))
+        .replace("{seed}", str(seed))
+        .replace("{dataset}", data.name)
+    )
     train_hp = hparams.setdefault("train", {})
     batch_size = train_hp.setdefault("batch_size", 32)
     eval_batch_size = train_hp.setdefault("eval_batch_size", batch_size)
@@ -126,7 +130,11 @@ def fit(
     model.to(device)
     objective.to(device)
     optimizer = build_optimizer(model, objective, train_hp)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, train_hp.get("lr_decay_every", 1), train_hp["lr_decay"]) if train_hp.get("lr_decay") else None
+    scheduler = (
+        torch.optim.lr_scheduler.StepLR(optimizer, train_hp.get("lr_decay_every", 1), train_hp["lr_decay"])
+        if train_hp.get("lr_decay")
+        else None
+    )
     run = Run(method, data, seed, hparams, protocol, model, objective, optimizer, device)
     callbacks = (objective, *callbacks)
     generator = torch.Generator().manual_seed(seed)
@@ -145,7 +153,15 @@ def fit(
             sums, seen = defaultdict(float), 0
             split = data.splits["train"]
             batches = split.batches(batch_size, shuffle=True, generator=generator)
-            for step, batch in enumerate(tqdm(batches, total=-(-len(split) // batch_size), desc=f"epoch {epoch}", leave=False, disable=None if progress else True)):
+            for step, batch in enumerate(
+                tqdm(
+                    batches,
+                    total=-(-len(split) // batch_size),
+                    desc=f"epoch {epoch}",
+                    leave=False,
+                    disable=None if progress else True,
+                )
+            ):
                 batch = batch.to(device)
                 losses = objective(model(batch), batch)
                 if not torch.isfinite(losses["total"]):
@@ -164,7 +180,11 @@ def fit(
 
             # Validate; only the validation split decides which epoch is kept.
             valid = evaluate_split(model, objective, data.splits["valid"], eval_batch_size, device, family)
-            logs = {"epoch": epoch, "train": {name: total / seen for name, total in sums.items()}, "valid": {"loss": valid.loss, **valid.metrics}}
+            logs = {
+                "epoch": epoch,
+                "train": {name: total / seen for name, total in sums.items()},
+                "valid": {"loss": valid.loss, **valid.metrics},
+            }
             for callback in callbacks:
                 callback.on_epoch_end(run, epoch, logs)
             run.history.append(logs)
@@ -177,7 +197,15 @@ def fit(
             selected = "" if key == "loss" else f" {key} {current:.4f}"
             log.info(
                 "%s %s seed %d | epoch %d/%d | train loss %.4f | valid loss %.4f%s | best epoch %d | %.1fs",
-                method.name, data.name, seed, epoch, max_epochs, logs["train"]["total"], valid.loss, selected, best_epoch,
+                method.name,
+                data.name,
+                seed,
+                epoch,
+                max_epochs,
+                logs["train"]["total"],
+                valid.loss,
+                selected,
+                best_epoch,
                 time.perf_counter() - epoch_started,
             )
             if scheduler is not None:
@@ -197,7 +225,21 @@ def fit(
 
     if checkpoint is not None:
         buffer = io.BytesIO()
-        torch.save({"model": best_state, "method": method.name, "variant": variant, "dataset": data.name, "seed": seed, "hparams": hparams, "encoders": dict(method.encoders), "fusion": method.fusion, "objective": method.objective, "splits": split_record(data)}, buffer)
+        torch.save(
+            {
+                "model": best_state,
+                "method": method.name,
+                "variant": variant,
+                "dataset": data.name,
+                "seed": seed,
+                "hparams": hparams,
+                "encoders": dict(method.encoders),
+                "fusion": method.fusion,
+                "objective": method.objective,
+                "splits": split_record(data),
+            },
+            buffer,
+        )
         write_atomic(checkpoint, buffer.getvalue())
 
     result = RunResult(
@@ -212,7 +254,11 @@ def fit(
         best_epoch=best_epoch,
         epochs=len(run.history),
         history=run.history,
-        predictions={"ids": [data.splits["test"].ids[i] for i in test.index], "predictions": test.predictions, "labels": test.labels},
+        predictions={
+            "ids": [data.splits["test"].ids[i] for i in test.index],
+            "predictions": test.predictions,
+            "labels": test.labels,
+        },
         hparams=hparams,
         method_info=catalog.describe(method),
         versions=versions(catalog, method),
@@ -227,7 +273,9 @@ def fit(
 
 
 @torch.no_grad()
-def predict_batches(model: Model, split: Split, batch_size: int, device: torch.device) -> Iterator[tuple[Batch, dict[str, torch.Tensor]]]:
+def predict_batches(
+    model: Model, split: Split, batch_size: int, device: torch.device
+) -> Iterator[tuple[Batch, dict[str, torch.Tensor]]]:
     """(batch, model outputs) over a split in eval mode, in split order (never shuffled): how every split is
     evaluated, and how `msabench predict` labels new inputs."""
     model.eval()
@@ -237,7 +285,9 @@ def predict_batches(model: Model, split: Split, batch_size: int, device: torch.d
 
 
 @torch.no_grad()
-def evaluate_split(model: Model, objective: Objective, split: Split, batch_size: int, device: torch.device, family: str) -> Evaluation:
+def evaluate_split(
+    model: Model, objective: Objective, split: Split, batch_size: int, device: torch.device, family: str
+) -> Evaluation:
     """Loss and metrics on a split, in split order (never shuffled)."""
     objective.eval()
     total, predictions, labels, index = 0.0, [], [], []
@@ -296,7 +346,12 @@ def select_device(device: str | torch.device | None) -> torch.device:
 def versions(catalog: Catalog, method: Method) -> dict[str, str]:
     from msabench import __version__
 
-    found = {"msabench": __version__, "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    found = {
+        "msabench": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
     for module in ("transformers", "datasets"):
         if module in sys.modules:
             found[module] = sys.modules[module].__version__
@@ -305,7 +360,13 @@ def versions(catalog: Catalog, method: Method) -> dict[str, str]:
 
 
 def hardware(device: torch.device) -> dict[str, Any]:
-    info = {"device": str(device), "platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    info = {
+        "device": str(device),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

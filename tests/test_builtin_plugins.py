@@ -22,7 +22,7 @@ def test_there_are_built_in_plugins():
 def test_plugin_is_a_distribution_discovered_through_its_entry_point(folder):
     project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
     assert project["name"] == folder.name and "msabench" in project["dependencies"]
-    (name, module), = project["entry-points"]["msabench"].items()
+    ((name, module),) = project["entry-points"]["msabench"].items()
     assert module == folder.name.replace("-", "_") and name == folder.name.removeprefix("msabench-")
     installed = {ep.name: ep for ep in importlib.metadata.entry_points(group="msabench")}
     assert installed[name].value == module and installed[name].dist.name == folder.name
@@ -49,7 +49,9 @@ def test_plugin_runs_the_conformance_kit(folder):
 def test_committed_leaderboards_are_fresh():
     results = ROOT / "leaderboards" / "results"
     assert any(results.rglob("seed-*.json")), "leaderboards/results holds the committed result files"
-    outcome = CliRunner().invoke(cli, ["leaderboard", "--results", str(results), "--out", str(ROOT / "leaderboards"), "--check"])
+    outcome = CliRunner().invoke(
+        cli, ["leaderboard", "--results", str(results), "--out", str(ROOT / "leaderboards"), "--check"]
+    )
     assert outcome.exit_code == 0, outcome.output
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
 from msabench import Catalog, Protocol, fit, get_plugin_manager
 from msabench.cache import FeatureCache
 from msabench.core.imagetext import Lab5
@@ -14,7 +16,6 @@ from msabench.core.vision import TINY_CONFIG as RESNET_TINY
 from msabench.core.vision import ResNet50Image
 from msabench.features import Precomputed, compute, prepare
 from msabench.testing import write_lab5
-from torch import nn
 
 KEY = {"dataset": "lab5", "split": "train", "encoder": "hf-text", "weights": "abc"}
 
@@ -49,7 +50,11 @@ def test_round_trip_and_stale_entries(tmp_path):
     cache = FeatureCache(tmp_path)
     features = torch.randn(3, 5)
     path = cache.save(KEY, ["a", "b", "c"], features)
-    assert path.parent == tmp_path / "lab5" / "train" and path.name.startswith("hf-text-") and (path / "key.json").is_file()
+    assert (
+        path.parent == tmp_path / "lab5" / "train"
+        and path.name.startswith("hf-text-")
+        and (path / "key.json").is_file()
+    )
     assert any(p.suffix == ".arrow" for p in path.iterdir())
     assert torch.equal(cache.load(KEY, ["a", "b", "c"]), features)
     assert cache.load(KEY, ["a", "c", "b"]) is None  # other ids: recomputed, never trusted
@@ -87,7 +92,10 @@ def test_frozen_encoders_are_computed_once_then_read(lab5, tmp_path):
     model = encoders()
     expected = compute(model.encoders["text"], lab5.splits["valid"], "raw_text", "cpu")
     first = prepare(model, lab5, cache=cache)
-    assert isinstance(model.encoders["text"], Precomputed) and model.inputs == {"text": "text@hf-text", "image": "image@resnet50-image"}
+    assert isinstance(model.encoders["text"], Precomputed) and model.inputs == {
+        "text": "text@hf-text",
+        "image": "image@resnet50-image",
+    }
     assert first.provenance["encoders"]["text"]["cache"] == {"train": "written", "valid": "written", "test": "written"}
     torch.testing.assert_close(first.splits["valid"].tensors["text@hf-text"], expected)
     assert first.splits["train"].tensors["image@resnet50-image"].shape == (len(lab5.splits["train"]), 16)
@@ -108,8 +116,12 @@ def test_new_weights_or_config_make_new_entries(lab5, tmp_path):
     for model in (encoders(seed=0), encoders(seed=1), encoders(seed=0, max_length=16)):
         data = prepare(model, lab5, cache=cache)
         assert data.provenance["encoders"]["text"]["cache"]["train"] == "written"
-        paths.add(model.encoders["text"].weights + str(data.provenance["encoders"]["text"]["fingerprint"]["max_length"]))
-    assert len(paths) == 3 and sum(1 for _ in tmp_path.rglob("key.json")) == 3 * 3 + 2 * 3  # the image tower changed with the seed only
+        paths.add(
+            model.encoders["text"].weights + str(data.provenance["encoders"]["text"]["fingerprint"]["max_length"])
+        )
+    assert (
+        len(paths) == 3 and sum(1 for _ in tmp_path.rglob("key.json")) == 3 * 3 + 2 * 3
+    )  # the image tower changed with the seed only
 
 
 def test_trained_encoders_get_their_inputs_preprocessed_once(lab5, tmp_path):
@@ -131,8 +143,14 @@ def test_fit_reads_the_cache_and_gives_the_same_numbers(lab5, tmp_path, monkeypa
     hparams["text"].update(config=BERT_TINY, max_length=32, init_from=None)
     hparams["image"].update(config=RESNET_TINY, image_size=16, init_from=None)
     hparams["train"].update(lr=1e-2)
-    runs = [fit(method, lab5, catalog=catalog, seed=1111, protocol=Protocol(max_epochs=2), hparams=hparams, device="cpu") for _ in range(2)]
-    assert runs[0].data["encoders"]["text"]["cache"]["train"] == "written" and runs[1].data["encoders"]["text"]["cache"]["train"] == "read"
+    runs = [
+        fit(method, lab5, catalog=catalog, seed=1111, protocol=Protocol(max_epochs=2), hparams=hparams, device="cpu")
+        for _ in range(2)
+    ]
+    assert (
+        runs[0].data["encoders"]["text"]["cache"]["train"] == "written"
+        and runs[1].data["encoders"]["text"]["cache"]["train"] == "read"
+    )
     assert runs[0].history == runs[1].history and runs[0].predictions == runs[1].predictions
     assert runs[0].hparams["text"]["freeze"] is True
 
@@ -150,13 +168,26 @@ def test_prepare_gives_the_same_for_an_empty_split_with_the_cache_on_or_off(lab5
 
     from msabench import Split
 
-    empty = replace(lab5, splits={**lab5.splits, "test": Split("test", [], {"label": torch.zeros(0, dtype=torch.long)}, {"raw_text": [], "image": []})})
+    empty = replace(
+        lab5,
+        splits={
+            **lab5.splits,
+            "test": Split("test", [], {"label": torch.zeros(0, dtype=torch.long)}, {"raw_text": [], "image": []}),
+        },
+    )
     off = prepare(encoders(), empty, cache=FeatureCache(None))
     on = prepare(encoders(), empty, cache=FeatureCache(tmp_path))
     again = prepare(encoders(), empty, cache=FeatureCache(tmp_path))
-    assert on.provenance["encoders"]["text"]["cache"]["test"] == "written" and again.provenance["encoders"]["text"]["cache"]["test"] == "read"
+    assert (
+        on.provenance["encoders"]["text"]["cache"]["test"] == "written"
+        and again.provenance["encoders"]["text"]["cache"]["test"] == "read"
+    )
     for data in (on, again):
-        assert data.splits["test"].tensors["text@hf-text"].shape == off.splits["test"].tensors["text@hf-text"].shape == (0, 16)
+        assert (
+            data.splits["test"].tensors["text@hf-text"].shape
+            == off.splits["test"].tensors["text@hf-text"].shape
+            == (0, 16)
+        )
 
 
 def test_a_damaged_entry_is_replaced(tmp_path, caplog):
@@ -166,7 +197,9 @@ def test_a_damaged_entry_is_replaced(tmp_path, caplog):
         arrow.write_bytes(b"not arrow")  # e.g. a disk error or a half-copied cache folder
     assert cache.load(KEY, ["a", "b"]) is None and "is unreadable" in caplog.text
     assert cache.save(KEY, ["a", "b"], torch.full((2, 3), 2.0)) == path
-    assert torch.equal(cache.load(KEY, ["a", "b"]), torch.full((2, 3), 2.0))  # the next run reads it instead of recomputing
+    assert torch.equal(
+        cache.load(KEY, ["a", "b"]), torch.full((2, 3), 2.0)
+    )  # the next run reads it instead of recomputing
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # nothing left beside it
 
 
@@ -175,7 +208,9 @@ def test_a_good_entry_written_first_by_another_run_is_kept(tmp_path):
     path = cache.save(KEY, ["a"], torch.ones(1, 2))
     stamp = (path / "key.json").stat().st_mtime_ns
     cache.save(KEY, ["a"], torch.ones(1, 2))
-    assert (path / "key.json").stat().st_mtime_ns == stamp and sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert (path / "key.json").stat().st_mtime_ns == stamp and sorted(p.name for p in path.parent.iterdir()) == [
+        path.name
+    ]
 
 
 class Averaged(nn.Module):
@@ -205,15 +240,24 @@ def test_the_key_covers_the_lengths_and_the_libraries_that_decide_the_features(t
     audio = torch.arange(24.0).reshape(3, 4, 2)
 
     def data(lengths):
-        split = Split("train", ["a", "b", "c"], {"audio": audio, "audio_lengths": torch.tensor(lengths), "label": torch.zeros(3, dtype=torch.long)})
+        split = Split(
+            "train",
+            ["a", "b", "c"],
+            {"audio": audio, "audio_lengths": torch.tensor(lengths), "label": torch.zeros(3, dtype=torch.long)},
+        )
         return Data("toy", TASK, {"train": split}, {})
 
     cache = FeatureCache(tmp_path)
     first = prepare(One(), data([4, 4, 4]), cache=cache)
     other = prepare(One(), data([1, 2, 4]), cache=cache)  # same padded values, other lengths: other features
     assert other.provenance["encoders"]["audio"]["cache"]["train"] == "written"
-    torch.testing.assert_close(other.splits["train"].tensors["audio@averaged"], torch.stack([audio[0, :1].mean(0), audio[1, :2].mean(0), audio[2].mean(0)]))
-    assert not torch.equal(first.splits["train"].tensors["audio@averaged"], other.splits["train"].tensors["audio@averaged"])
+    torch.testing.assert_close(
+        other.splits["train"].tensors["audio@averaged"],
+        torch.stack([audio[0, :1].mean(0), audio[1, :2].mean(0), audio[2].mean(0)]),
+    )
+    assert not torch.equal(
+        first.splits["train"].tensors["audio@averaged"], other.splits["train"].tensors["audio@averaged"]
+    )
     assert {"torch", "numpy", "datasets"} <= set(library_versions())
 
 
@@ -222,7 +266,9 @@ def test_frozen_encoders_fingerprint_their_preprocessing():
 
     model = encoders()
     text, image = model.encoders["text"].fingerprint(), model.encoders["image"].fingerprint()
-    assert {"transformers", "tokenizers"} <= set(text["library"]) and {"transformers", "Pillow"} <= set(image["library"])
+    assert {"transformers", "tokenizers"} <= set(text["library"]) and {"transformers", "Pillow"} <= set(
+        image["library"]
+    )
     assert text["preprocessing"] == image["preprocessing"] == PREPROCESSING_VERSION and text["padding_side"] == "right"
 
 
@@ -238,4 +284,7 @@ def test_weights_digests_are_unchanged():
     assert weights_digest(module) == "a7a45d2028c77e6ddf7b6d2852c1ece6236d3455"
     assert input_digest(["a", "b"], torch.arange(6.0).reshape(2, 3)) == "c50ede5e2eb4bf89d12892c94d50010dffae8dbc"
     assert input_digest(["a", "b"], ["x", b"y"]) == "bb816baa7f3168abc53a82db1dc382146b164c9b"
-    assert input_digest(["a", "b"], torch.arange(6.0).reshape(2, 3), torch.tensor([1, 3])) != "c50ede5e2eb4bf89d12892c94d50010dffae8dbc"
+    assert (
+        input_digest(["a", "b"], torch.arange(6.0).reshape(2, 3), torch.tensor([1, 3]))
+        != "c50ede5e2eb4bf89d12892c94d50010dffae8dbc"
+    )

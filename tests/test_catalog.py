@@ -3,10 +3,21 @@
 from dataclasses import replace
 
 import pytest
-from fakes import TINY, ConcatFusion, MeanEncoder, NeedsShared, Plugin, TinyData
 
 import msabench.core
-from msabench import Catalog, CatalogError, Dataset, Encoder, Method, PluginError, Task, UnknownName, get_plugin_manager, hookimpl
+from fakes import TINY, ConcatFusion, MeanEncoder, NeedsShared, Plugin, TinyData
+from msabench import (
+    Catalog,
+    CatalogError,
+    Dataset,
+    Encoder,
+    Method,
+    PluginError,
+    Task,
+    UnknownName,
+    get_plugin_manager,
+    hookimpl,
+)
 
 
 def catalog_with(*plugins):
@@ -63,7 +74,10 @@ def test_hook_register_datasets_rejects_a_duplicate_name_naming_both_plugins():
     class Again(TinyData):
         """Same name."""
 
-    with pytest.raises(CatalogError, match=r"dataset 'tiny-data' is registered twice: by plugin .*\(fakes.TinyData\) and by plugin .*Again"):
+    with pytest.raises(
+        CatalogError,
+        match=r"dataset 'tiny-data' is registered twice: by plugin .*\(fakes.TinyData\) and by plugin .*Again",
+    ):
         catalog_with(Plugin(), plugin(datasets=[Again]))
 
 
@@ -117,13 +131,19 @@ def test_hook_register_methods_rejects_a_non_method():
 
 def test_hook_register_methods_rejects_a_dangling_reference_with_a_suggestion():
     typo = replace(TINY, name="typo", fusion="concat-linaer")
-    with pytest.raises(CatalogError, match=r"method 'typo' \(plugin .*\) names fusion 'concat-linaer', which no plugin registers. Did you mean: concat-linear, concat-shared\?"):
+    with pytest.raises(
+        CatalogError,
+        match=r"method 'typo' \(plugin .*\) names fusion 'concat-linaer', which no plugin registers. Did you mean: concat-linear, concat-shared\?",
+    ):
         catalog_with(Plugin(), plugin(methods=[typo]))
 
 
 def test_hook_register_methods_rejects_an_objective_needing_outputs_the_fusion_lacks():
     wrong = replace(TINY, name="wrong", objective="needs-shared")
-    with pytest.raises(CatalogError, match=r"objective 'needs-shared' needs outputs \['shared'\] that fusion 'concat-linear' does not produce"):
+    with pytest.raises(
+        CatalogError,
+        match=r"objective 'needs-shared' needs outputs \['shared'\] that fusion 'concat-linear' does not produce",
+    ):
         catalog_with(Plugin(), plugin(methods=[wrong]))
     right = replace(TINY, name="right", fusion="concat-shared", objective="needs-shared")
     assert "right" in catalog_with(Plugin(), plugin(methods=[right])).methods
@@ -143,7 +163,9 @@ def test_a_plugin_that_raises_inside_a_hook_is_named():
         def register_encoders(self, register):
             raise RuntimeError("boom")
 
-    with pytest.raises(PluginError, match=r"plugin '.*' failed in register_encoders: RuntimeError: boom.*MSABENCH_LOAD_PLUGINS"):
+    with pytest.raises(
+        PluginError, match=r"plugin '.*' failed in register_encoders: RuntimeError: boom.*MSABENCH_LOAD_PLUGINS"
+    ):
         catalog_with(Broken())
 
 
@@ -163,7 +185,10 @@ def test_check_refuses_a_dataset_without_the_encoder_input():
         inputs = ("text",)
 
     catalog = catalog_with(Plugin())
-    with pytest.raises(CatalogError, match=r"encodes audio with encoder 'mean-linear', which reads input 'audio'; dataset 'text-only' provides text. Choose another encoder with --encoder audio="):
+    with pytest.raises(
+        CatalogError,
+        match=r"encodes audio with encoder 'mean-linear', which reads input 'audio'; dataset 'text-only' provides text. Choose another encoder with --encoder audio=",
+    ):
         catalog.check(TINY, TextOnly)
 
 
@@ -174,13 +199,18 @@ def test_check_refuses_a_task_mismatch():
         name = "classes"
         task = Task("classification", "classification", classes=("a", "b", "c"))
 
-    with pytest.raises(CatalogError, match="method 'tiny' handles regression tasks; dataset 'classes' is a classification task"):
+    with pytest.raises(
+        CatalogError, match="method 'tiny' handles regression tasks; dataset 'classes' is a classification task"
+    ):
         catalog_with(Plugin()).check(TINY, Classes)
 
 
 def test_check_hparams_names_the_component_section_and_accepted_arguments():
     catalog = catalog_with(Plugin())
-    with pytest.raises(CatalogError, match=r"encoder 'mean-linear' cannot take the hyper-parameters of section 'audio'.*'widht'. It accepts: width"):
+    with pytest.raises(
+        CatalogError,
+        match=r"encoder 'mean-linear' cannot take the hyper-parameters of section 'audio'.*'widht'. It accepts: width",
+    ):
         catalog.check_hparams(TINY, {"audio": {"widht": 3}})
     catalog.check_hparams(TINY, {"audio": {"width": 3}, "fusion": {"dropout": 0.1}})
 
@@ -197,7 +227,15 @@ def test_build_makes_the_model_from_the_data_shapes():
 
 
 def test_with_components_swaps_and_drops_the_swapped_sections():
-    method = Method("m", "p", {"text": "a", "audio": "b"}, "f", "o", hparams={"text": {"x": 1}, "audio": {"y": 2}, "train": {"lr": 1}}, overrides={"mosi": {"text": {"x": 3}, "train": {"lr": 2}}})
+    method = Method(
+        "m",
+        "p",
+        {"text": "a", "audio": "b"},
+        "f",
+        "o",
+        hparams={"text": {"x": 1}, "audio": {"y": 2}, "train": {"lr": 1}},
+        overrides={"mosi": {"text": {"x": 3}, "train": {"lr": 2}}},
+    )
     swapped = method.with_components({"text": "c"}, objective="o2")
     assert swapped.encoders == {"text": "c", "audio": "b"} and swapped.objective == "o2"
     assert "text" not in swapped.hparams and swapped.hparams["audio"] == {"y": 2}
@@ -206,7 +244,15 @@ def test_with_components_swaps_and_drops_the_swapped_sections():
 
 
 def test_hparams_for_applies_the_dataset_and_its_hparams_from():
-    method = Method("m", "p", {}, "f", "o", hparams={"train": {"lr": 1, "batch_size": 8}}, overrides={"mosi": {"train": {"lr": 2}}, "tiny-data": {"train": {"batch_size": 4}}})
+    method = Method(
+        "m",
+        "p",
+        {},
+        "f",
+        "o",
+        hparams={"train": {"lr": 1, "batch_size": 8}},
+        overrides={"mosi": {"train": {"lr": 2}}, "tiny-data": {"train": {"batch_size": 4}}},
+    )
 
     class LikeMosi(TinyData):
         hparams_from = "mosi"
@@ -217,7 +263,10 @@ def test_hparams_for_applies_the_dataset_and_its_hparams_from():
 
 def test_check_hparams_refuses_unknown_sections_and_training_settings():
     catalog = catalog_with(Plugin())
-    with pytest.raises(CatalogError, match=r"method 'tiny' has no hyper-parameter section 'fuison'. Did you mean: fusion, vision\? Sections: text, audio, vision, fusion, objective, train"):
+    with pytest.raises(
+        CatalogError,
+        match=r"method 'tiny' has no hyper-parameter section 'fuison'. Did you mean: fusion, vision\? Sections: text, audio, vision, fusion, objective, train",
+    ):
         catalog.check_hparams(TINY, {"fuison": {"dropout": 0.1}})
     with pytest.raises(CatalogError, match=r"unknown training setting train.lrr. Did you mean: lr\?"):
         catalog.check_hparams(TINY, {"train": {"lrr": 5}})
@@ -225,7 +274,10 @@ def test_check_hparams_refuses_unknown_sections_and_training_settings():
 
 def test_hook_register_methods_rejects_a_typo_in_the_method_hparams():
     typo = replace(TINY, name="typo", overrides={"mosi": {"train": {"batchsize": 4}}})
-    with pytest.raises(CatalogError, match=r"method 'typo' \(plugin .*\): .*unknown training setting train.batchsize. Did you mean: batch_size"):
+    with pytest.raises(
+        CatalogError,
+        match=r"method 'typo' \(plugin .*\): .*unknown training setting train.batchsize. Did you mean: batch_size",
+    ):
         catalog_with(Plugin(), plugin(methods=[typo]))
 
 
@@ -258,7 +310,10 @@ def test_a_constructor_refusing_a_value_is_a_one_line_catalog_error():
 
     picky = replace(TINY, name="picky", fusion="picky")
     catalog = catalog_with(Plugin(), plugin(fusions=[Picky], methods=[picky]))
-    with pytest.raises(CatalogError, match=r"""fusion 'picky' refused its hyper-parameters \(section 'fusion': \{"mode": "c"\}\): mode must be 'a' or 'b'; got 'c'"""):
+    with pytest.raises(
+        CatalogError,
+        match=r"""fusion 'picky' refused its hyper-parameters \(section 'fusion': \{"mode": "c"\}\): mode must be 'a' or 'b'; got 'c'""",
+    ):
         catalog.build(picky, TinyData().load(), {"fusion": {"mode": "c"}})
     with pytest.raises(CatalogError, match="train.optimizer is 'adamax'; use one of adam, adamw, sgd"):
         catalog.check_hparams(TINY, {"train": {"optimizer": "adamax"}})

@@ -22,7 +22,18 @@ def invoke(tmp_path, monkeypatch):
 
 
 def test_run_writes_results_checkpoints_and_the_leaderboard(invoke, tmp_path):
-    outcome = invoke("run", "--method", "lf-dnn", "--dataset", "synthetic-mosi", "--seeds", "1111,1112", "--max-epochs", "2", "--no-progress")
+    outcome = invoke(
+        "run",
+        "--method",
+        "lf-dnn",
+        "--dataset",
+        "synthetic-mosi",
+        "--seeds",
+        "1111,1112",
+        "--max-epochs",
+        "2",
+        "--no-progress",
+    )
     assert outcome.exit_code == 0, outcome.output
     for seed in (1111, 1112):
         result = RunResult.load(tmp_path / f"results/synthetic-mosi/lf-dnn/seed-{seed}.json")
@@ -36,7 +47,22 @@ def test_run_writes_results_checkpoints_and_the_leaderboard(invoke, tmp_path):
 
 
 def test_leaderboard_check_detects_stale_markdown(invoke, tmp_path):
-    assert invoke("run", "-m", "lmf", "-d", "synthetic-sims", "--seeds", "1", "--max-epochs", "1", "--no-progress", "--no-checkpoints").exit_code == 0
+    assert (
+        invoke(
+            "run",
+            "-m",
+            "lmf",
+            "-d",
+            "synthetic-sims",
+            "--seeds",
+            "1",
+            "--max-epochs",
+            "1",
+            "--no-progress",
+            "--no-checkpoints",
+        ).exit_code
+        == 0
+    )
     assert not list((tmp_path / "results").rglob("*.pt"))
     assert "Acc-5 ↑" in (tmp_path / "leaderboards/synthetic-sims.md").read_text()
     (tmp_path / "leaderboards/synthetic-sims.md").write_text("edited by hand\n")
@@ -47,27 +73,60 @@ def test_leaderboard_check_detects_stale_markdown(invoke, tmp_path):
 
 
 def test_overrides_become_a_variant_row(invoke, tmp_path):
-    outcome = invoke("run", "-m", "lf-dnn", "-d", "synthetic-mosi", "--seeds", "3", "--max-epochs", "1", "--no-progress", "--set", "train.lr=0.01", "--set", "fusion.post_fusion_dim=16")
+    outcome = invoke(
+        "run",
+        "-m",
+        "lf-dnn",
+        "-d",
+        "synthetic-mosi",
+        "--seeds",
+        "3",
+        "--max-epochs",
+        "1",
+        "--no-progress",
+        "--set",
+        "train.lr=0.01",
+        "--set",
+        "fusion.post_fusion_dim=16",
+    )
     assert outcome.exit_code == 0, outcome.output
     path = next((tmp_path / "results/synthetic-mosi").glob("lf-dnn+*/seed-3.json"))
     result = RunResult.load(path)
     assert result.variant == "fusion.post_fusion_dim=16, train.lr=0.01"  # sorted: flag order does not matter
     assert result.hparams["train"]["lr"] == 0.01 and result.hparams["fusion"]["post_fusion_dim"] == 16
-    assert "| lf-dnn [fusion.post_fusion_dim=16, train.lr=0.01] " in (tmp_path / "leaderboards/synthetic-mosi.md").read_text()
+    assert (
+        "| lf-dnn [fusion.post_fusion_dim=16, train.lr=0.01] "
+        in (tmp_path / "leaderboards/synthetic-mosi.md").read_text()
+    )
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
         (["run", "-m", "tfm", "-d", "synthetic-mosi"], "Error: Unknown method 'tfm'. Did you mean: tfn? Available: "),
-        (["run", "-m", "tfn", "-d", "synthetc-mosi"], "Error: Unknown dataset 'synthetc-mosi'. Did you mean: synthetic-mosi"),
+        (
+            ["run", "-m", "tfn", "-d", "synthetc-mosi"],
+            "Error: Unknown dataset 'synthetc-mosi'. Did you mean: synthetic-mosi",
+        ),
         (["run", "-m", "tfn", "-d", "mosi"], "MOSI/Processed/unaligned_50.pkl (data root"),
-        (["run", "-m", "tfn", "-d", "synthetic-mosi", "--encoder", "text=lstm-txt"], "Error: Unknown encoder 'lstm-txt'. Did you mean: lstm-text?"),
-        (["run", "-m", "tfn", "-d", "synthetic-mosi", "--encoder", "image=lstm-text"], "tfn has no 'image' encoder; it has text, audio, vision"),
+        (
+            ["run", "-m", "tfn", "-d", "synthetic-mosi", "--encoder", "text=lstm-txt"],
+            "Error: Unknown encoder 'lstm-txt'. Did you mean: lstm-text?",
+        ),
+        (
+            ["run", "-m", "tfn", "-d", "synthetic-mosi", "--encoder", "image=lstm-text"],
+            "tfn has no 'image' encoder; it has text, audio, vision",
+        ),
         (["run", "-m", "tfn", "-d", "synthetic-mosi", "--encoder", "text"], "expected KEY=VALUE, got 'text'"),
         (["run", "-m", "tfn", "-d", "synthetic-mosi", "--set", "lr=1"], "'lr' needs a section, e.g. train.lr"),
-        (["run", "-m", "tfn", "-d", "synthetic-mosi", "--set", "text.hiden=3"], "encoder 'lstm-text' cannot take the hyper-parameters of section 'text'"),
-        (["run", "-m", "tfn", "-d", "synthetic-mosi", "--objective", "cross-entropy"], "objective 'cross-entropy' does not support ['regression'] tasks"),
+        (
+            ["run", "-m", "tfn", "-d", "synthetic-mosi", "--set", "text.hiden=3"],
+            "encoder 'lstm-text' cannot take the hyper-parameters of section 'text'",
+        ),
+        (
+            ["run", "-m", "tfn", "-d", "synthetic-mosi", "--objective", "cross-entropy"],
+            "objective 'cross-entropy' does not support ['regression'] tasks",
+        ),
         (["run", "-m", "tfn", "-d", "synthetic-mosi", "--max-epochs", "0"], "0 is not in the range x>=1"),
         (["run", "-m", "tfn", "-d", "synthetic-mosi", "--bogus"], "No such option '--bogus'"),
         (["data", "synth", "mosi"], "mosi is not a synthetic dataset"),
@@ -96,7 +155,23 @@ def test_data_synth_then_run_reads_the_file_through_the_loader(invoke, tmp_path)
     assert verify.exit_code == 0 and "synthetic-sims: verified; splits train 600, valid 150, test 150" in verify.output
     info = invoke("data", "info", "synthetic-sims", "--data-root", "root").output
     assert "(present)" in info and "vision 709" in info
-    assert invoke("run", "-m", "lf-dnn", "-d", "synthetic-sims", "--data-root", "root", "--seeds", "1", "--max-epochs", "1", "--no-progress").exit_code == 0
+    assert (
+        invoke(
+            "run",
+            "-m",
+            "lf-dnn",
+            "-d",
+            "synthetic-sims",
+            "--data-root",
+            "root",
+            "--seeds",
+            "1",
+            "--max-epochs",
+            "1",
+            "--no-progress",
+        ).exit_code
+        == 0
+    )
     result = RunResult.load(tmp_path / "results/synthetic-sims/lf-dnn/seed-1.json")
     assert result.data["source"] == "file" and result.data["verified"] is True
     assert list(result.data["files"]) == ["synthetic-sims/Processed/unaligned.pkl"]
@@ -122,7 +197,19 @@ def test_bad_seeds_and_typoed_settings_are_one_line_errors(invoke):
 def test_leaderboard_check_fails_without_results_or_with_orphan_pages(invoke, tmp_path):
     (tmp_path / "results").mkdir()
     assert "no result files" in invoke("leaderboard", "--check").output
-    invoke("run", "-m", "lmf", "-d", "synthetic-mosi", "--seeds", "1", "--max-epochs", "1", "--no-progress", "--no-checkpoints")
+    invoke(
+        "run",
+        "-m",
+        "lmf",
+        "-d",
+        "synthetic-mosi",
+        "--seeds",
+        "1",
+        "--max-epochs",
+        "1",
+        "--no-progress",
+        "--no-checkpoints",
+    )
     assert "no results for nosuch" in invoke("leaderboard", "--check", "--dataset", "nosuch").output
     (tmp_path / "leaderboards/gone.md").write_text("# Leaderboard: gone\n")
     orphan = invoke("leaderboard", "--check")

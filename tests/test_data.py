@@ -185,7 +185,12 @@ def test_zero_size_arrays_load_with_current_protocols(tmp_path):
 
 @pytest.mark.parametrize(
     ("protocol", "obj"),
-    [(2, {"audio": np.zeros((2, 0, 5), dtype=np.float32)}), (2, {"a": b""}), (3, {"tags": {"a", "b"}}), (2, {"tags": frozenset("a")})],
+    [
+        (2, {"audio": np.zeros((2, 0, 5), dtype=np.float32)}),
+        (2, {"a": b""}),
+        (3, {"tags": {"a", "b"}}),
+        (2, {"tags": frozenset("a")}),
+    ],
     ids=["p2-zero-size-array", "p2-empty-bytes", "p3-set", "p2-frozenset"],
 )
 def test_builtin_values_of_older_protocols_load(tmp_path, protocol, obj):
@@ -196,7 +201,11 @@ def test_builtin_values_of_older_protocols_load(tmp_path, protocol, obj):
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_numpy1_pickles_referencing_numpy_core_load(tmp_path, protocol):
     """numpy 1.x wrote `numpy.core.multiarray._reconstruct`; numpy 2 calls the module numpy._core."""
-    obj = {"audio": np.arange(6, dtype=np.float32).reshape(2, 3), "n": np.float64(1.25), "id": np.array(["a", "b"], dtype=object)}
+    obj = {
+        "audio": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "n": np.float64(1.25),
+        "id": np.array(["a", "b"], dtype=object),
+    }
     stream = pickle.dumps(obj, protocol=protocol)
     assert stream.count(b"cnumpy._core.multiarray\n") == 2  # _reconstruct and scalar
     old = stream.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
@@ -213,10 +222,14 @@ def test_numpy1_pickles_referencing_numpy_core_load(tmp_path, protocol):
 
 
 def test_numpy_core_lookalike_module_is_refused(tmp_path):
-    stream = pickle.dumps(np.zeros(2), protocol=2).replace(b"cnumpy._core.multiarray\n", b"cnumpy.coreevil.multiarray\n")
+    stream = pickle.dumps(np.zeros(2), protocol=2).replace(
+        b"cnumpy._core.multiarray\n", b"cnumpy.coreevil.multiarray\n"
+    )
     path = tmp_path / "evil.pkl"
     path.write_bytes(stream)
-    with pytest.raises(DataError, match="refused to load numpy._coreevil.multiarray._reconstruct|refused to load numpy.coreevil"):
+    with pytest.raises(
+        DataError, match="refused to load numpy._coreevil.multiarray._reconstruct|refused to load numpy.coreevil"
+    ):
         read_pickle(path)
 
 
@@ -268,7 +281,14 @@ def test_write_pickle_round_trip(tmp_path):
 
 def test_check_file_missing_names_path_and_source(tmp_path):
     with pytest.raises(DataError) as error:
-        check_file(tmp_path, "MOSI/Processed/unaligned_50.pkl", MOSI_SHA, verify=True, dataset="mosi", source="the MMSA release")
+        check_file(
+            tmp_path,
+            "MOSI/Processed/unaligned_50.pkl",
+            MOSI_SHA,
+            verify=True,
+            dataset="mosi",
+            source="the MMSA release",
+        )
     message = str(error.value)
     assert message.startswith("mosi: ")
     assert str(tmp_path / "MOSI" / "Processed" / "unaligned_50.pkl") in message
@@ -403,7 +423,16 @@ def test_mmsa_load_brings_arrays_through(tmp_path):
         part = raw[name]
         n = len(part["id"])
         t = split.tensors
-        assert set(t) == {"text_bert", "text_lengths", "text", "audio", "audio_lengths", "vision", "vision_lengths", "label"}
+        assert set(t) == {
+            "text_bert",
+            "text_lengths",
+            "text",
+            "audio",
+            "audio_lengths",
+            "vision",
+            "vision_lengths",
+            "label",
+        }
         assert split.ids == list(part["id"]) and all(isinstance(i, str) for i in split.ids)
         assert t["text_bert"].dtype == torch.int64 and t["text_bert"].shape == (n, 3, 6)
         np.testing.assert_array_equal(t["text_bert"].numpy(), part["text_bert"].astype(np.int64))
@@ -456,7 +485,9 @@ def test_mmsa_aligned_lengths_come_from_the_text_mask(tmp_path):
 
 def test_mmsa_unaligned_sequences_without_lengths_are_refused(tmp_path):
     put(tmp_path, MOSI_FILE, mmsa_raw(L=6, La=6, Lv=4, lengths=False))
-    with pytest.raises(DataError, match=r"train has no 'vision_lengths', and its vision \(4 steps\) is not aligned to the text tokens"):
+    with pytest.raises(
+        DataError, match=r"train has no 'vision_lengths', and its vision \(4 steps\) is not aligned to the text tokens"
+    ):
         MOSI(tmp_path, verify=False).load()
 
 
@@ -525,7 +556,16 @@ def test_mmsa_valid_feature_dim_must_match_train():
     raw["valid"]["audio"] = np.zeros((3, 8, 6), dtype=np.float32)
     task = Task("regression", "mosi", label_range=(-3.0, 3.0))
     with pytest.raises(DataError, match=r"where: valid/audio has shape \(3, 8, 6\), but train/audio has \(5, 8, 5\)"):
-        mmsa_data(raw, name="x", task=task, inputs=("text_bert", "audio"), labels=("label",), dims={}, provenance={}, where="where")
+        mmsa_data(
+            raw,
+            name="x",
+            task=task,
+            inputs=("text_bert", "audio"),
+            labels=("label",),
+            dims={},
+            provenance={},
+            where="where",
+        )
 
 
 def test_mmsa_valid_feature_dim_checked_against_the_dataset(tmp_path):
@@ -589,7 +629,10 @@ def test_mmsa_split_size_warning(tmp_path, caplog):
         MOSI(tmp_path, verify=False).load()
     sizes = [r.getMessage() for r in caplog.records if "split sizes" in r.getMessage()]
     assert len(sizes) == 1
-    assert "{'train': 5, 'valid': 3, 'test': 4} differ from the published {'train': 1284, 'valid': 229, 'test': 686}" in sizes[0]
+    assert (
+        "{'train': 5, 'valid': 3, 'test': 4} differ from the published {'train': 1284, 'valid': 229, 'test': 686}"
+        in sizes[0]
+    )
 
     class SmallMOSI(MOSI):
         sizes = {"train": 5, "valid": 3, "test": 4}
@@ -885,7 +928,9 @@ class _ArrayFromBytes:
         return (_frombuffer, (b"\x41" * 16, self.dtype, (2,), "C"))
 
 
-@pytest.mark.parametrize("dtype", [_ForgedObjectDtype(), _ForgedStructuredDtype()], ids=["object-flags", "structured-object-field"])
+@pytest.mark.parametrize(
+    "dtype", [_ForgedObjectDtype(), _ForgedStructuredDtype()], ids=["object-flags", "structured-object-field"]
+)
 def test_read_pickle_refuses_a_dtype_with_forged_flags(tmp_path, dtype):
     path = tmp_path / "forged.pkl"
     path.write_bytes(pickle.dumps({"id": _ArrayFromBytes(dtype)}, protocol=4))
@@ -894,7 +939,11 @@ def test_read_pickle_refuses_a_dtype_with_forged_flags(tmp_path, dtype):
 
 
 def test_read_pickle_keeps_big_endian_and_object_arrays(tmp_path):
-    arrays = {"be": np.arange(4, dtype=">f4"), "objects": np.array(["a", "bb"], dtype=object), "bytes": np.array([b"x"])}
+    arrays = {
+        "be": np.arange(4, dtype=">f4"),
+        "objects": np.array(["a", "bb"], dtype=object),
+        "bytes": np.array([b"x"]),
+    }
     for protocol in (2, 4, 5):
         path = tmp_path / f"p{protocol}.pkl"
         path.write_bytes(pickle.dumps(arrays, protocol=protocol))

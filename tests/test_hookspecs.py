@@ -12,7 +12,13 @@ HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("register_"))
 
 
 def test_there_are_five_hooks():
-    assert HOOKS == ["register_datasets", "register_encoders", "register_fusions", "register_methods", "register_objectives"]
+    assert HOOKS == [
+        "register_datasets",
+        "register_encoders",
+        "register_fusions",
+        "register_methods",
+        "register_objectives",
+    ]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

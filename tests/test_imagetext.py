@@ -6,10 +6,12 @@ from __future__ import annotations
 import io
 import json
 
-import msabench.core
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
+import msabench.core
 from msabench import CatalogError, DataError, InputSpec
 from msabench.core.clip import TINY_CONFIG as CLIP_TINY
 from msabench.core.clip import ClipImage, ClipText
@@ -30,7 +32,6 @@ from msabench.core.language import HFText
 from msabench.core.pretrained import ImageProcessing, char_tokenizer, tokenize
 from msabench.core.vision import ResNet50Image
 from msabench.testing import checks, write_lab5
-from PIL import Image
 
 RAW = InputSpec("raw_text", ())
 
@@ -54,9 +55,13 @@ def image_bytes(mode="RGB", size=(20, 14), fmt="JPEG", color=None) -> bytes:
 @pytest.mark.parametrize(
     ("data", "text", "how"),
     [
-        ("plain ascii".encode(), "plain ascii", "utf-8"),
+        (b"plain ascii", "plain ascii", "utf-8"),
         ("\ufeffBOM café 😀".encode("utf-8"), "BOM café 😀", "utf-8"),
-        ("Grief never ends. It hurts… “really” — 海へ来たぞ！".encode("gb18030"), "Grief never ends. It hurts… “really” — 海へ来たぞ！", "gb18030"),
+        (
+            "Grief never ends. It hurts… “really” — 海へ来たぞ！".encode("gb18030"),
+            "Grief never ends. It hurts… “really” — 海へ来たぞ！",
+            "gb18030",
+        ),
         ("Café naïve, très bien".encode("latin-1"), "Café naïve, très bien", "cp1252"),
         ("It’s Zürich".encode("cp1252"), "It’s Zürich", "cp1252"),
         ("utf-16 text".encode("utf-16"), "utf-16 text", "utf-16"),
@@ -80,7 +85,10 @@ def test_one_byte_undefined_in_cp1252_keeps_the_accented_letters(tmp_path, caplo
     text = {sample: t for split in loaded.splits.values() for sample, t in zip(split.ids, split.raw["raw_text"])}
     assert text["3"].startswith("Café naïve, très")
     assert loaded.provenance["text"]["replacement_chars"] == 1 and loaded.provenance["text"]["replaced_ids"] == ["3"]
-    assert loaded.provenance["text"]["encodings"] == {"cp1252+latin-1": 1, "utf-8": 9} and "1 undefined bytes" in caplog.text
+    assert (
+        loaded.provenance["text"]["encodings"] == {"cp1252+latin-1": 1, "utf-8": 9}
+        and "1 undefined bytes" in caplog.text
+    )
 
 
 # -- cleaning and splits ------------------------------------------------------------------------
@@ -88,7 +96,14 @@ def test_one_byte_undefined_in_cp1252_keeps_the_accented_letters(tmp_path, caplo
 
 @pytest.mark.parametrize(
     ("text", "image", "label"),
-    [("positive", "positive", "positive"), ("neutral", "neutral", "neutral"), ("neutral", "positive", "positive"), ("negative", "neutral", "negative"), ("positive", "negative", None), ("negative", "positive", None)],
+    [
+        ("positive", "positive", "positive"),
+        ("neutral", "neutral", "neutral"),
+        ("neutral", "positive", "positive"),
+        ("negative", "neutral", "negative"),
+        ("positive", "negative", None),
+        ("negative", "positive", None),
+    ],
 )
 def test_clean_pair(text, image, label):
     assert clean_pair(text, image) == label
@@ -96,7 +111,13 @@ def test_clean_pair(text, image, label):
 
 @pytest.mark.parametrize(
     ("votes", "label"),
-    [(["positive", "positive", "negative"], "positive"), ([None, "neutral", "neutral"], "neutral"), ([None, "neutral", "negative"], None), (["neutral", "positive", "negative"], None), ([None, None, None], None)],
+    [
+        (["positive", "positive", "negative"], "positive"),
+        ([None, "neutral", "neutral"], "neutral"),
+        ([None, "neutral", "negative"], None),
+        (["neutral", "positive", "negative"], None),
+        ([None, None, None], None),
+    ],
 )
 def test_majority(votes, label):
     assert majority(votes) == label
@@ -105,7 +126,11 @@ def test_majority(votes, label):
 def test_stratified_split_is_seeded_8_1_1_per_label():
     ids = [str(i) for i in range(200)]
     labels = ["positive"] * 100 + ["negative"] * 60 + ["neutral"] * 40
-    first, again, other = stratified_split(ids, labels, (0.8, 0.1, 0.1), 42), stratified_split(ids, labels, (0.8, 0.1, 0.1), 42), stratified_split(ids, labels, (0.8, 0.1, 0.1), 7)
+    first, again, other = (
+        stratified_split(ids, labels, (0.8, 0.1, 0.1), 42),
+        stratified_split(ids, labels, (0.8, 0.1, 0.1), 42),
+        stratified_split(ids, labels, (0.8, 0.1, 0.1), 7),
+    )
     assert first == again and first != other
     assert [len(first[s]) for s in ("train", "valid", "test")] == [160, 20, 20]
     label_of = dict(zip(ids, labels))
@@ -127,18 +152,39 @@ def write_mvsa(root, folder, rows, header):
 
 
 def test_mvsa_single_cleaning_and_split(tmp_path):
-    rows = [("1", ["positive,positive"]), ("2", ["neutral,positive"]), ("3", ["negative,neutral"]), ("4", ["positive,negative"]), ("5", ["neutral,neutral"])]
+    rows = [
+        ("1", ["positive,positive"]),
+        ("2", ["neutral,positive"]),
+        ("3", ["negative,neutral"]),
+        ("4", ["positive,negative"]),
+        ("5", ["neutral,neutral"]),
+    ]
     rows += [(str(i), ["positive,neutral"]) for i in range(6, 26)]
     write_mvsa(tmp_path, "MVSA_Single", rows, "ID\ttext,image")
     data = MVSASingle(tmp_path).load()
-    labels = {sample: data.task.classes[int(label)] for split in data.splits.values() for sample, label in zip(split.ids, split.tensors["label"])}
-    assert labels["1"] == "positive" and labels["2"] == "positive" and labels["3"] == "negative" and labels["5"] == "neutral"
+    labels = {
+        sample: data.task.classes[int(label)]
+        for split in data.splits.values()
+        for sample, label in zip(split.ids, split.tensors["label"])
+    }
+    assert (
+        labels["1"] == "positive"
+        and labels["2"] == "positive"
+        and labels["3"] == "negative"
+        and labels["5"] == "neutral"
+    )
     assert "4" not in labels and len(labels) == 24
     assert data.provenance["cleaning"] == {"rows": 25, "discarded_conflict": 1, "kept": 24}
     assert data.provenance["split"] == {"kind": "stratified", "seed": 42, "fractions": [0.8, 0.1, 0.1]}
-    assert sum(data.provenance["sizes"].values()) == 24 and data.provenance["sizes"] == {"train": 20, "valid": 2, "test": 2}
+    assert sum(data.provenance["sizes"].values()) == 24 and data.provenance["sizes"] == {
+        "train": 20,
+        "valid": 2,
+        "test": 2,
+    }
     assert data.splits["train"].raw["raw_text"][0].startswith("tweet number")
-    assert MVSASingle(tmp_path / "MVSA_Single").load().splits["test"].ids == data.splits["test"].ids  # the folder itself as data root
+    assert (
+        MVSASingle(tmp_path / "MVSA_Single").load().splits["test"].ids == data.splits["test"].ids
+    )  # the folder itself as data root
     assert MVSASingle(tmp_path, split_seed=3).load().splits["test"].ids != data.splits["test"].ids
 
 
@@ -151,7 +197,9 @@ def test_mvsa_multiple_keeps_the_majority_of_cleaned_votes(tmp_path):
         ("5", ["neutral,neutral", "neutral,neutral", "positive,positive"]),  # neutral
     ]
     write_mvsa(tmp_path, "MVSA", rows, "ID\ttext,image\ttext,image\ttext,image")
-    data = MVSAMultiple(tmp_path, split_file=write_split(tmp_path, {"train": ["1", "5"], "valid": ["3"], "test": []})).load()
+    data = MVSAMultiple(
+        tmp_path, split_file=write_split(tmp_path, {"train": ["1", "5"], "valid": ["3"], "test": []})
+    ).load()
     assert data.splits["train"].ids == ["1", "5"] and data.splits["train"].tensors["label"].tolist() == [2, 1]
     assert data.splits["valid"].tensors["label"].tolist() == [0] and len(data.splits["test"]) == 0
     assert data.provenance["cleaning"] == {"rows": 5, "discarded_no_majority": 2, "kept": 3}
@@ -178,7 +226,11 @@ def test_split_files_json_or_folder(tmp_path):
     for name, ids in (("train", "1\n2\n"), ("dev", "id\n3\n"), ("test", "4\n")):
         (tmp_path / "splits" / f"{name}.txt").write_text(ids)
     assert read_split_file(tmp_path / "splits") == {"train": ["1", "2"], "valid": ["3"], "test": ["4"]}
-    assert read_split_file(write_split(tmp_path, {"train": [1], "val": [2], "test": [3]})) == {"train": ["1"], "valid": ["2"], "test": ["3"]}
+    assert read_split_file(write_split(tmp_path, {"train": [1], "val": [2], "test": [3]})) == {
+        "train": ["1"],
+        "valid": ["2"],
+        "test": ["3"],
+    }
     with pytest.raises(DataError, match="id '1' is in train and test"):
         read_split_file(write_split(tmp_path, {"train": ["1"], "valid": [], "test": ["1"]}))
     folder = write_lab5(tmp_path / "lab5", n=12)
@@ -238,7 +290,12 @@ def test_lab5_unreadable_files_are_an_error_or_skipped_and_counted(tmp_path, cap
     with pytest.raises(DataError) as error:
         Lab5(folder).load()
     message = str(error.value)
-    assert "3 samples cannot be read" in message and "7.jpg" in message and "8.jpg: empty file" in message and "9.txt" in message
+    assert (
+        "3 samples cannot be read" in message
+        and "7.jpg" in message
+        and "8.jpg: empty file" in message
+        and "9.txt" in message
+    )
     assert "skip_unreadable=true" in message
     data = Lab5(folder, skip_unreadable="true").load()
     assert sum(len(split) for split in data.splits.values()) == 17
@@ -277,8 +334,19 @@ def test_image_processing_matches_transformers_processors():
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
         for processor, default in (
-            (clip_cls(size={"shortest_edge": 24}, crop_size={"height": 24, "width": 24}), ImageProcessing(224, (224, 224))),
-            (convnext_cls(size={"shortest_edge": 21}, crop_pct=0.875, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]), ImageProcessing(256, (224, 224))),
+            (
+                clip_cls(size={"shortest_edge": 24}, crop_size={"height": 24, "width": 24}),
+                ImageProcessing(224, (224, 224)),
+            ),
+            (
+                convnext_cls(
+                    size={"shortest_edge": 21},
+                    crop_pct=0.875,
+                    image_mean=[0.485, 0.456, 0.406],
+                    image_std=[0.229, 0.224, 0.225],
+                ),
+                ImageProcessing(256, (224, 224)),
+            ),
         ):
             expected = processor(images=[picture], return_tensors="pt")["pixel_values"]
             ours = ImageProcessing.from_config(processor.to_dict(), default=default)
@@ -292,7 +360,13 @@ def save_tiny_clip(folder):
 
     torch.manual_seed(0)
     config = dict(CLIP_TINY)
-    model = CLIPModel(CLIPConfig(text_config=config["text_config"], vision_config=config["vision_config"], projection_dim=config["projection_dim"]))
+    model = CLIPModel(
+        CLIPConfig(
+            text_config=config["text_config"],
+            vision_config=config["vision_config"],
+            projection_dim=config["projection_dim"],
+        )
+    )
     model.save_pretrained(folder)
     char_tokenizer(24).save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}).save_pretrained(folder)
@@ -307,28 +381,40 @@ def test_clip_encoders_load_a_save_pretrained_folder(tmp_path):
     pixels = image.preprocess([image_bytes(size=(30, 20)), image_bytes("L", size=(16, 40))])
     assert pixels.shape == (2, 3, 16, 16) and pixels.dtype == torch.uint8
     with torch.no_grad():
-        expected = model.visual_projection(model.vision_model(pixel_values=image.processing.normalize(pixels)).pooler_output)
+        expected = model.visual_projection(
+            model.vision_model(pixel_values=image.processing.normalize(pixels)).pooler_output
+        )
         torch.testing.assert_close(image(pixels), expected)
         tokens = text.preprocess(["a good day", "bad"])
         assert tokens.shape == (2, 2, 24) and tokens[1, 1].sum() == 5  # [CLS] b a d [SEP]
         out = text(tokens)
     torch.testing.assert_close(out.norm(dim=-1), torch.ones(2))
-    assert not any(p.requires_grad for p in image.parameters()) and not image.train().training  # frozen stays in eval mode
+    assert (
+        not any(p.requires_grad for p in image.parameters()) and not image.train().training
+    )  # frozen stays in eval mode
 
 
 def test_resnet_and_hf_text_load_save_pretrained_folders(tmp_path):
     from transformers import BertConfig, BertModel, BertTokenizer, ConvNextImageProcessor, ResNetConfig, ResNetModel
 
     torch.manual_seed(0)
-    ResNetModel(ResNetConfig(embedding_size=8, hidden_sizes=[8, 12], depths=[1, 1], layer_type="basic")).save_pretrained(tmp_path / "resnet")
+    ResNetModel(
+        ResNetConfig(embedding_size=8, hidden_sizes=[8, 12], depths=[1, 1], layer_type="basic")
+    ).save_pretrained(tmp_path / "resnet")
     ConvNextImageProcessor(size={"shortest_edge": 28}, crop_pct=0.875).save_pretrained(tmp_path / "resnet")
     resnet = ResNet50Image(InputSpec("image", ()), pretrained=str(tmp_path / "resnet"))
     assert resnet.out_dim == 12 and resnet.processing.resize == 32 and resnet.processing.crop == (28, 28)
     assert resnet(resnet.preprocess([image_bytes(size=(40, 30))])).shape == (1, 12)
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "day", "a"]
-    BertTokenizer(vocab={word: i for i, word in enumerate(words)}).save_pretrained(tmp_path / "bert")  # vocab_file= is ignored in transformers 5
-    bert = BertModel(BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32))
+    BertTokenizer(vocab={word: i for i, word in enumerate(words)}).save_pretrained(
+        tmp_path / "bert"
+    )  # vocab_file= is ignored in transformers 5
+    bert = BertModel(
+        BertConfig(
+            vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+        )
+    )
     bert.save_pretrained(tmp_path / "bert")
     encoder = HFText(RAW, pretrained=str(tmp_path / "bert"), pooling="mean", max_length=8)
     tokens = encoder.preprocess(["a good day", "bad"])
@@ -336,16 +422,25 @@ def test_resnet_and_hf_text_load_save_pretrained_folders(tmp_path):
     with torch.no_grad():
         hidden = bert.eval()(input_ids=tokens[1:, 0, :3]).last_hidden_state
         torch.testing.assert_close(encoder.eval()(tokens)[1], hidden[0].mean(0), atol=1e-5, rtol=1e-5)
-    assert HFText(RAW, pretrained=str(tmp_path / "bert"), pooling="cls").fingerprint()["tokenizer"] == encoder.fingerprint()["tokenizer"]
+    assert (
+        HFText(RAW, pretrained=str(tmp_path / "bert"), pooling="cls").fingerprint()["tokenizer"]
+        == encoder.fingerprint()["tokenizer"]
+    )
 
 
 def test_a_left_padding_tokenizer_is_used_with_right_padding(tmp_path):
     from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizer
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "day", "a"]
-    BertTokenizer(vocab={word: i for i, word in enumerate(words)}, padding_side="left").save_pretrained(tmp_path / "bert")
+    BertTokenizer(vocab={word: i for i, word in enumerate(words)}, padding_side="left").save_pretrained(
+        tmp_path / "bert"
+    )
     torch.manual_seed(0)
-    bert = BertModel(BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32))
+    bert = BertModel(
+        BertConfig(
+            vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+        )
+    )
     bert.save_pretrained(tmp_path / "bert")
     left = AutoTokenizer.from_pretrained(tmp_path / "bert")
     assert left.padding_side == "left"
@@ -357,22 +452,30 @@ def test_a_left_padding_tokenizer_is_used_with_right_padding(tmp_path):
     assert encoder.tokenizer.padding_side == "right" and encoder.fingerprint()["padding_side"] == "right"
     with torch.no_grad():
         expected = bert.eval()(input_ids=torch.tensor([[2, 6, 3]])).last_hidden_state[0, 0]
-        torch.testing.assert_close(encoder(encoder.preprocess(["a good day", "bad"]))[1], expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            encoder(encoder.preprocess(["a good day", "bad"]))[1], expected, atol=1e-5, rtol=1e-5
+        )
 
 
 def test_bad_encoder_hyper_parameters_are_catalog_errors():
     from msabench.core.language import TINY_CONFIG as BERT_TINY
     from msabench.core.vision import TINY_CONFIG as RESNET_TINY
 
-    with pytest.raises(CatalogError, match=r"pooling 'max' is not one of cls, mean, pooler; set --set text.pooling=cls"):
+    with pytest.raises(
+        CatalogError, match=r"pooling 'max' is not one of cls, mean, pooler; set --set text.pooling=cls"
+    ):
         HFText(RAW, config=BERT_TINY, pooling="max")
-    with pytest.raises(CatalogError, match=r"max_length must be a positive whole number; got 0. Set --set text.max_length=N"):
+    with pytest.raises(
+        CatalogError, match=r"max_length must be a positive whole number; got 0. Set --set text.max_length=N"
+    ):
         HFText(RAW, config=BERT_TINY, max_length=0)
     with pytest.raises(CatalogError, match=r"unknown backend 'jax'; set --set image.backend=transformers"):
         ClipImage(InputSpec("image", ()), config=CLIP_TINY, backend="jax")
     with pytest.raises(CatalogError, match=r"max_length must be a positive whole number; got 2.5"):
         ClipText(RAW, config=CLIP_TINY, max_length=2.5)
-    with pytest.raises(CatalogError, match=r"image_size must be a positive whole number; got -16. Set --set image.image_size=N"):
+    with pytest.raises(
+        CatalogError, match=r"image_size must be a positive whole number; got -16. Set --set image.image_size=N"
+    ):
         ResNet50Image(InputSpec("image", ()), config=RESNET_TINY, image_size=-16)
 
 
@@ -383,14 +486,23 @@ def test_a_tokenizer_that_ignores_its_vocabulary_is_refused(tmp_path):
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "bad", "day", "sunny", "rain", "happy"]
     backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     backend.normalizer = normalizers.Replace(Regex("[a-z]"), "x")  # every word becomes "xxxx": all [UNK]
-    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(tmp_path / "broken")
-    BertModel(BertConfig(vocab_size=len(words), hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)).save_pretrained(tmp_path / "broken")
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(
+        tmp_path / "broken"
+    )
+    BertModel(
+        BertConfig(
+            vocab_size=len(words), hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+        )
+    ).save_pretrained(tmp_path / "broken")
     with pytest.raises(DataError, match=r"turns every word of its own vocabulary into '\[UNK\]'"):
         HFText(RAW, pretrained=str(tmp_path / "broken"))
 
 
 def test_missing_weights_fail_fast_with_a_way_out(tmp_path):
-    with pytest.raises(DataError, match=r"cannot load the tokenizer 'no-such-org/no-such-model' \(HF_HUB_OFFLINE is set.*--set text.pretrained=DIR"):
+    with pytest.raises(
+        DataError,
+        match=r"cannot load the tokenizer 'no-such-org/no-such-model' \(HF_HUB_OFFLINE is set.*--set text.pretrained=DIR",
+    ):
         HFText(RAW, pretrained="no-such-org/no-such-model")
     with pytest.raises(DataError, match=r"is not a folder"):
         ResNet50Image(InputSpec("image", ()), pretrained=str(tmp_path / "weights.bin"))
@@ -428,7 +540,7 @@ def test_open_clip_backend_is_optional_and_lazy(monkeypatch):
 
     fake = types.SimpleNamespace(
         create_model_and_transforms=lambda name, pretrained=None: (Model(), None, None),
-        get_tokenizer=lambda name: (lambda texts: torch.tensor([[1, len(t), 2, 0, 0, 0] for t in texts])),
+        get_tokenizer=lambda name: lambda texts: torch.tensor([[1, len(t), 2, 0, 0, 0] for t in texts]),
         __version__="0.0-test",
     )
     monkeypatch.setitem(sys.modules, "open_clip", fake)
@@ -440,7 +552,15 @@ def test_open_clip_backend_is_optional_and_lazy(monkeypatch):
     assert text.fingerprint()["backend"] == "open_clip"
 
 
-@pytest.mark.parametrize("name", ["check_hookimpls_match_specs", "check_catalog_accepts_plugin", "check_dataset_schema", "check_encoder_output_shape"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "check_hookimpls_match_specs",
+        "check_catalog_accepts_plugin",
+        "check_dataset_schema",
+        "check_encoder_output_shape",
+    ],
+)
 def test_core_plugin_conformance_of_the_image_text_parts(name):
     """The kit's checks that cover datasets and encoders (core's objectives are checked with the methods that use them)."""
     dict(checks(msabench.core, installed=False))[name]()

@@ -13,10 +13,18 @@ from msabench.protocol import Protocol
 
 GOLDEN = Path(__file__).parent / "golden" / "mosi.md"
 MOSI_KEYS = ("Acc-2_has0", "F1_has0", "Acc-2_non0", "F1_non0", "Acc-3", "Acc-5", "Acc-7", "MAE", "Corr")
-REPORTED = [{"dataset": "mosi", "source": "MMSA results/result-stat.md", "metrics": {"Acc-2_has0": 77.99, "MAE": 0.9473, "Corr": 0.6733}}]
+REPORTED = [
+    {
+        "dataset": "mosi",
+        "source": "MMSA results/result-stat.md",
+        "metrics": {"Acc-2_has0": 77.99, "MAE": 0.9473, "Corr": 0.6733},
+    }
+]
 
 
-def result(method, seed, values, *, dataset="mosi", family="mosi", protocol=Protocol(), variant="", verified=True, reported=()):
+def result(
+    method, seed, values, *, dataset="mosi", family="mosi", protocol=Protocol(), variant="", verified=True, reported=()
+):
     keys = MOSI_KEYS if family == "mosi" else ("Acc-2", "Acc-3", "Acc-5", "F1", "MAE", "Corr")
     return RunResult(
         dataset=dataset,
@@ -61,12 +69,25 @@ def test_columns_arrows_mean_std_and_best():
     main = page.split("## Protocol `mmsa-1`")[1].split("## Protocol")[0]
     header = next(line for line in main.splitlines() if line.startswith("| Method"))
     assert [cell.strip() for cell in header.strip("|").split("|")] == [
-        "Method", "Acc-2_has0 ↑", "F1_has0 ↑", "Acc-2_non0 ↑", "F1_non0 ↑", "Acc-3 ↑", "Acc-5 ↑", "Acc-7 ↑", "MAE ↓", "Corr ↑", "Seeds", "Paper",
+        "Method",
+        "Acc-2_has0 ↑",
+        "F1_has0 ↑",
+        "Acc-2_non0 ↑",
+        "F1_non0 ↑",
+        "Acc-3 ↑",
+        "Acc-5 ↑",
+        "Acc-7 ↑",
+        "MAE ↓",
+        "Corr ↑",
+        "Seeds",
+        "Paper",
     ]
     tfn = next(line for line in main.splitlines() if line.startswith("| tfn "))
     # mean ± sample std (ddof=1) of 0.79 and 0.77, in percent
     assert "**78.00 ± 1.41**" in tfn and "| 2 " in tfn
-    assert "**78.00 ± 0.00**" in next(line for line in main.splitlines() if line.startswith("| lf-dnn "))  # a tie: both bold
+    assert "**78.00 ± 0.00**" in next(
+        line for line in main.splitlines() if line.startswith("| lf-dnn ")
+    )  # a tie: both bold
     lf_dnn = next(line for line in main.splitlines() if line.startswith("| lf-dnn "))
     assert "**0.9300 ± 0.0000**" in lf_dnn  # lowest MAE is best
     assert "**67.00 ± 1.41**" not in lf_dnn and "0.6700 ± 0.0141" in lf_dnn
@@ -91,9 +112,21 @@ def test_reported_vs_reproduced():
 
 
 def test_one_seed_shows_no_std_and_sims_has_its_own_columns():
-    page = render_dataset("ch-sims", [result("tfn", 1, [0.7, 0.6, 0.4, 0.69, 0.45, 0.55], dataset="ch-sims", family="sims")])
+    page = render_dataset(
+        "ch-sims", [result("tfn", 1, [0.7, 0.6, 0.4, 0.69, 0.45, 0.55], dataset="ch-sims", family="sims")]
+    )
     header = next(line for line in page.splitlines() if line.startswith("| Method"))
-    assert [cell.strip() for cell in header.strip("|").split("|")] == ["Method", "Acc-2 ↑", "Acc-3 ↑", "Acc-5 ↑", "F1 ↑", "MAE ↓", "Corr ↑", "Seeds", "Paper"]
+    assert [cell.strip() for cell in header.strip("|").split("|")] == [
+        "Method",
+        "Acc-2 ↑",
+        "Acc-3 ↑",
+        "Acc-5 ↑",
+        "F1 ↑",
+        "MAE ↓",
+        "Corr ↑",
+        "Seeds",
+        "Paper",
+    ]
     row = next(line for line in page.splitlines() if line.startswith("| tfn "))
     assert "70.00" in row and "±" not in row
 

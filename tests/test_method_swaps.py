@@ -13,7 +13,9 @@ RECIPE = Method(
         "text": {"finetune": True},
         "audio": {"layers": 1},
     },
-    overrides={"mosei": {"train": {"lr_groups": {"encoders.text": 2e-5}}, "text": {"finetune": False}, "audio": {"layers": 3}}},
+    overrides={
+        "mosei": {"train": {"lr_groups": {"encoders.text": 2e-5}}, "text": {"finetune": False}, "audio": {"layers": 3}}
+    },
 )
 
 
@@ -30,4 +32,6 @@ def test_swapped_encoder_drops_its_section_and_lr_groups():
 def test_swapped_objective_drops_its_lr_group_only():
     swapped = RECIPE.with_components(objective="mse")
     assert swapped.hparams["train"]["lr_groups"] == {"encoders.text": 1e-5, "encoders.audio.project": 1e-3}
-    assert swapped.with_components({"text": "bert-text"}).hparams["text"] == {"finetune": True}  # same name: nothing swapped
+    assert swapped.with_components({"text": "bert-text"}).hparams["text"] == {
+        "finetune": True
+    }  # same name: nothing swapped

@@ -38,7 +38,9 @@ def test_load_plugins_env_limits_what_loads(monkeypatch):
 
 def test_load_plugins_env_with_an_unknown_name_is_an_error(monkeypatch):
     monkeypatch.setenv("MSABENCH_LOAD_PLUGINS", "core,nope")
-    with pytest.raises(PluginError, match=r"MSABENCH_LOAD_PLUGINS names nope, which no installed plugin provides. Installed: .*core"):
+    with pytest.raises(
+        PluginError, match=r"MSABENCH_LOAD_PLUGINS names nope, which no installed plugin provides. Installed: .*core"
+    ):
         get_plugin_manager()
 
 
@@ -48,7 +50,9 @@ def test_a_plugin_that_fails_to_import_is_named_with_the_way_to_skip_it(monkeypa
     def with_broken(**kwargs):
         found = list(real(**kwargs))
         if kwargs.get("group") == "msabench":
-            found.append(importlib.metadata.EntryPoint(name="broken", value="msabench_no_such_module", group="msabench"))
+            found.append(
+                importlib.metadata.EntryPoint(name="broken", value="msabench_no_such_module", group="msabench")
+            )
         return found
 
     monkeypatch.setattr(importlib.metadata, "entry_points", with_broken)

@@ -65,8 +65,26 @@ def test_round_trip_with_nan_metrics(tmp_path):
     assert list(loaded.metrics) == ["Acc-2_has0", "MAE", "Corr"]
     assert loaded.metrics["MAE"] == 0.9 and loaded.valid_metrics["loss"] == 0.8
     assert loaded.to_dict() == original.to_dict()
-    for name in ("dataset", "method", "seed", "protocol", "task", "variant", "best_epoch", "epochs", "history", "predictions",
-                 "hparams", "method_info", "versions", "hardware", "data", "wall_time_s", "peak_memory_mb", "schema"):
+    for name in (
+        "dataset",
+        "method",
+        "seed",
+        "protocol",
+        "task",
+        "variant",
+        "best_epoch",
+        "epochs",
+        "history",
+        "predictions",
+        "hparams",
+        "method_info",
+        "versions",
+        "hardware",
+        "data",
+        "wall_time_s",
+        "peak_memory_mb",
+        "schema",
+    ):
         assert getattr(loaded, name) == getattr(original, name), name
 
 
@@ -157,7 +175,7 @@ def leftovers(folder: Path) -> list[str]:
 def test_write_atomic_creates_parents_and_writes_text_and_bytes(tmp_path):
     target = tmp_path / "a" / "b" / "c.txt"
     write_atomic(target, "héllo ✓")
-    assert target.read_bytes() == "héllo ✓".encode("utf-8")
+    assert target.read_bytes() == "héllo ✓".encode()
     write_atomic(target, b"\x00\x01")
     assert target.read_bytes() == b"\x00\x01"
     assert leftovers(target.parent) == ["c.txt"]

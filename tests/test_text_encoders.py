@@ -28,7 +28,9 @@ def text_bert(batch=4, lengths=(10, 6, 3, 1), seed=0):
 
 def save_tiny_bert(folder, vocab=VOCAB):
     torch.manual_seed(0)
-    model = BertModel(BertConfig(vocab_size=vocab, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32))
+    model = BertModel(
+        BertConfig(vocab_size=vocab, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    )
     model.save_pretrained(folder)
     return model
 
@@ -166,7 +168,10 @@ def test_an_unreachable_hub_fails_at_once_without_retrying(monkeypatch, tmp_path
     monkeypatch.setattr("transformers.AutoModel.from_pretrained", refuse)
     spec = InputSpec("text_bert", (3, LENGTH), vocab_size=VOCAB, tokenizer="bert-base-uncased")
     started = time.perf_counter()
-    with pytest.raises(DataError, match=r"cannot load the model 'bert-base-uncased': it is not in the local Hugging Face cache and the hub \(hub.invalid\) cannot be reached"):
+    with pytest.raises(
+        DataError,
+        match=r"cannot load the model 'bert-base-uncased': it is not in the local Hugging Face cache and the hub \(hub.invalid\) cannot be reached",
+    ):
         BertText(spec)
     assert time.perf_counter() - started < 10
     assert socket.getdefaulttimeout() is None

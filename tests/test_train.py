@@ -5,11 +5,11 @@ from dataclasses import replace
 
 import pytest
 import torch
-from fakes import TINY, Plugin, TinyData
-from test_catalog import catalog_with
 
+from fakes import TINY, Plugin, TinyData
 from msabench import Callback, Protocol, TrainingError, fit
 from msabench.train import build_optimizer
+from test_catalog import catalog_with
 
 SHORT = Protocol(max_epochs=6, patience=3)
 
@@ -40,14 +40,27 @@ def test_the_selected_epoch_has_the_lowest_validation_loss_and_its_test_metrics_
     assert result.valid_metrics == result.history[result.best_epoch - 1]["valid"]
     assert len(result.predictions["ids"]) == len(data.splits["test"]) == 24
     assert result.predictions["ids"] == data.splits["test"].ids  # unshuffled evaluation
-    assert set(result.metrics) == {"Acc-2_has0", "F1_has0", "Acc-2_non0", "F1_non0", "Acc-3", "Acc-5", "Acc-7", "MAE", "Corr"}
+    assert set(result.metrics) == {
+        "Acc-2_has0",
+        "F1_has0",
+        "Acc-2_non0",
+        "F1_non0",
+        "Acc-3",
+        "Acc-5",
+        "Acc-7",
+        "MAE",
+        "Corr",
+    }
     assert result.hparams["train"]["eval_batch_size"] == 16
 
 
 def test_the_test_split_never_influences_training_or_selection(catalog, data):
     clean = fit(TINY, data, catalog=catalog, seed=1111, protocol=SHORT)
     poisoned_test = data.splits["test"]
-    tensors = {key: (torch.randn_like(value) * 100 if value.is_floating_point() else value) for key, value in poisoned_test.tensors.items()}
+    tensors = {
+        key: (torch.randn_like(value) * 100 if value.is_floating_point() else value)
+        for key, value in poisoned_test.tensors.items()
+    }
     poisoned = replace(data, splits={**data.splits, "test": type(poisoned_test)("test", poisoned_test.ids, tensors)})
     result = fit(TINY, poisoned, catalog=catalog, seed=1111, protocol=SHORT)
     assert result.history == clean.history and result.best_epoch == clean.best_epoch
@@ -56,7 +69,14 @@ def test_the_test_split_never_influences_training_or_selection(catalog, data):
 
 def test_patience_stops_training(catalog, data):
     # A learning rate of 0 never improves after epoch 1: stop after `patience` more epochs.
-    frozen = fit(TINY, data, catalog=catalog, seed=1111, protocol=Protocol(max_epochs=50, patience=3), hparams={"train": {"lr": 0.0, "batch_size": 16}})
+    frozen = fit(
+        TINY,
+        data,
+        catalog=catalog,
+        seed=1111,
+        protocol=Protocol(max_epochs=50, patience=3),
+        hparams={"train": {"lr": 0.0, "batch_size": 16}},
+    )
     assert frozen.best_epoch == 1 and frozen.epochs == 4
 
 
@@ -100,7 +120,10 @@ def test_on_exception_is_called_and_a_diverging_loss_is_a_clear_error(catalog, d
             seen.append(type(error).__name__)
 
     exploding = replace(TINY, hparams={"train": {"batch_size": 16, "lr": 1e30}})
-    with pytest.raises(TrainingError, match=r"tiny on tiny-data, seed 1: the loss became .* Lower the learning rate \(--set train.lr=...\)"):
+    with pytest.raises(
+        TrainingError,
+        match=r"tiny on tiny-data, seed 1: the loss became .* Lower the learning rate \(--set train.lr=...\)",
+    ):
         fit(exploding, data, catalog=catalog, seed=1, protocol=Protocol(max_epochs=30), callbacks=(Watch(),))
     assert seen == ["TrainingError"]
 
@@ -121,7 +144,15 @@ def test_the_checkpoint_holds_the_selected_weights(catalog, data, tmp_path):
 
 def test_lr_groups_give_prefixes_their_own_rate(catalog, data):
     model, objective = catalog.build(TINY, data, {})
-    optimizer = build_optimizer(model, objective, {"lr": 1e-3, "weight_decay": 0.1, "lr_groups": {"encoders.text": 1e-5, "fusion": {"lr": 1e-2, "weight_decay": 0.0}}})
+    optimizer = build_optimizer(
+        model,
+        objective,
+        {
+            "lr": 1e-3,
+            "weight_decay": 0.1,
+            "lr_groups": {"encoders.text": 1e-5, "fusion": {"lr": 1e-2, "weight_decay": 0.0}},
+        },
+    )
     groups = {(g["lr"], g["weight_decay"]): sum(p.numel() for p in g["params"]) for g in optimizer.param_groups}
     text = sum(p.numel() for p in model.encoders["text"].parameters())
     fusion = sum(p.numel() for p in model.fusion.parameters())

@@ -7,7 +7,7 @@ It is registered through the `msabench` entry-point group like any third-party p
 from msabench import hookimpl
 
 from .clip import ClipImage, ClipText
-from .imagetext import MVSAMultiple, MVSASingle, Lab5, SyntheticImageText
+from .imagetext import Lab5, MVSAMultiple, MVSASingle, SyntheticImageText
 from .language import HFText
 from .mmsa import MOSEI, MOSI, SIMS, MOSEIAligned, MOSIAligned, SIMSv2
 from .objectives import L1, MSE, CrossEntropy

@@ -45,15 +45,34 @@ from .pretrained import (
 BACKENDS = ("transformers", "open_clip")
 DEFAULT = "openai/clip-vit-base-patch32"
 TINY_CONFIG = {
-    "text_config": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "vocab_size": 100, "max_position_embeddings": 24, "bos_token_id": 2, "eos_token_id": 3, "pad_token_id": 0},
-    "vision_config": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "image_size": 16, "patch_size": 8},
+    "text_config": {
+        "hidden_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "vocab_size": 100,
+        "max_position_embeddings": 24,
+        "bos_token_id": 2,
+        "eos_token_id": 3,
+        "pad_token_id": 0,
+    },
+    "vision_config": {
+        "hidden_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "image_size": 16,
+        "patch_size": 8,
+    },
     "projection_dim": 8,
 }
 
 
 def check_backend(backend: str, encoder: str, section: str) -> None:
     if backend not in BACKENDS:
-        raise CatalogError(f"encoder {encoder!r}: unknown backend {backend!r}; set --set {section}.backend=transformers (or open_clip).")
+        raise CatalogError(
+            f"encoder {encoder!r}: unknown backend {backend!r}; set --set {section}.backend=transformers (or open_clip)."
+        )
 
 
 def clip_model(pretrained: str | None, config: dict[str, Any] | None, encoder: str, section: str) -> Any:
@@ -95,7 +114,19 @@ class ClipImage(PretrainedEncoder):
     modality = "image"
     tiny = {"config": TINY_CONFIG, "init_from": None}
 
-    def __init__(self, spec, pretrained: str | None = DEFAULT, *, backend: str = "transformers", model_name: str = "ViT-B-32", freeze: bool = False, init_from: str | None = None, config: dict | None = None, image_size: int | None = None, normalize: bool = False):
+    def __init__(
+        self,
+        spec,
+        pretrained: str | None = DEFAULT,
+        *,
+        backend: str = "transformers",
+        model_name: str = "ViT-B-32",
+        freeze: bool = False,
+        init_from: str | None = None,
+        config: dict | None = None,
+        image_size: int | None = None,
+        normalize: bool = False,
+    ):
         super().__init__(spec)
         check_backend(backend, self.name, "image")
         image_size = check_positive(image_size, encoder=self.name, section="image", key="image_size", optional=True)
@@ -106,7 +137,9 @@ class ClipImage(PretrainedEncoder):
             self.out_dim = model.config.projection_dim
             size = model.config.vision_config.image_size
             default = ImageProcessing(size, (size, size), mean=OPENAI_MEAN, std=OPENAI_STD)
-            self.processing = ImageProcessing.from_config(preprocessor_config(pretrained) if config is None else {}, default=default, image_size=image_size)
+            self.processing = ImageProcessing.from_config(
+                preprocessor_config(pretrained) if config is None else {}, default=default, image_size=image_size
+            )
         else:
             model, _ = open_clip_model(model_name, pretrained, self.name)
             self.visual = model.visual
@@ -117,7 +150,12 @@ class ClipImage(PretrainedEncoder):
             std = tuple(getattr(model.visual, "image_std", None) or OPENAI_STD)
             self.processing = ImageProcessing(size, (size, size), mean=mean, std=std)
         self.library = "transformers" if backend == "transformers" else "open_clip"
-        self.settings = {"backend": backend, "model_name": model_name if backend == "open_clip" else None, "processing": self.processing.describe(), "normalize": normalize}
+        self.settings = {
+            "backend": backend,
+            "model_name": model_name if backend == "open_clip" else None,
+            "processing": self.processing.describe(),
+            "normalize": normalize,
+        }
         self.finish(freeze=freeze, init_from=init_from)
 
     def preprocess(self, values):
@@ -140,7 +178,19 @@ class ClipText(PretrainedEncoder):
     modality = "text"
     tiny = {"config": TINY_CONFIG, "init_from": None}
 
-    def __init__(self, spec, pretrained: str | None = DEFAULT, *, backend: str = "transformers", model_name: str = "ViT-B-32", freeze: bool = False, init_from: str | None = None, config: dict | None = None, max_length: int | None = None, normalize: bool = False):
+    def __init__(
+        self,
+        spec,
+        pretrained: str | None = DEFAULT,
+        *,
+        backend: str = "transformers",
+        model_name: str = "ViT-B-32",
+        freeze: bool = False,
+        init_from: str | None = None,
+        config: dict | None = None,
+        max_length: int | None = None,
+        normalize: bool = False,
+    ):
         super().__init__(spec)
         check_backend(backend, self.name, "text")
         max_length = check_positive(max_length, encoder=self.name, section="text", key="max_length", optional=True)
@@ -155,7 +205,9 @@ class ClipText(PretrainedEncoder):
             else:
                 from transformers import AutoTokenizer
 
-                tokenizer = load_pretrained(AutoTokenizer.from_pretrained, pretrained, encoder=self.name, section="text", what="tokenizer")
+                tokenizer = load_pretrained(
+                    AutoTokenizer.from_pretrained, pretrained, encoder=self.name, section="text", what="tokenizer"
+                )
                 self.tokenizer = right_padded(check_tokenizer(tokenizer, encoder=self.name, source=pretrained))
             vocabulary = tokenizer_digest(self.tokenizer)
         else:
@@ -163,12 +215,23 @@ class ClipText(PretrainedEncoder):
             self.model = model
             if hasattr(model, "visual"):
                 del model.visual  # the text tower is all this encoder needs
-            self.out_dim = int(model.text_projection.shape[1]) if isinstance(model.text_projection, torch.Tensor) else int(model.text_projection.out_features)
+            self.out_dim = (
+                int(model.text_projection.shape[1])
+                if isinstance(model.text_projection, torch.Tensor)
+                else int(model.text_projection.out_features)
+            )
             self.tokenizer = open_clip.get_tokenizer(model_name)
             self.max_length = int(getattr(self.tokenizer, "context_length", 77))
             vocabulary = f"open_clip:{model_name}:{self.max_length}"
         self.library = "transformers" if backend == "transformers" else "open_clip"
-        self.settings = {"backend": backend, "model_name": model_name if backend == "open_clip" else None, "max_length": self.max_length, "tokenizer": vocabulary, "padding_side": "right", "normalize": normalize}
+        self.settings = {
+            "backend": backend,
+            "model_name": model_name if backend == "open_clip" else None,
+            "max_length": self.max_length,
+            "tokenizer": vocabulary,
+            "padding_side": "right",
+            "normalize": normalize,
+        }
         self.finish(freeze=freeze, init_from=init_from)
 
     def preprocess(self, values):

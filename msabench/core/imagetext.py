@@ -181,7 +181,9 @@ def majority(votes: Sequence[str | None]) -> str | None:
     return label if count >= 2 else None
 
 
-def stratified_split(ids: Sequence[str], labels: Sequence[str], fractions: Sequence[float], seed: int) -> dict[str, list[str]]:
+def stratified_split(
+    ids: Sequence[str], labels: Sequence[str], fractions: Sequence[float], seed: int
+) -> dict[str, list[str]]:
     """Ids per split, drawn per label with a seeded permutation; each split keeps the input order."""
     if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
         raise ValueError(f"split fractions must be three non-negative numbers summing to 1; got {fractions}")
@@ -208,8 +210,12 @@ def read_split_file(path: str | Path) -> dict[str, list[str]]:
         for split, names in aliases.items():
             found = next((path / f"{name}.txt" for name in names if (path / f"{name}.txt").is_file()), None)
             if found is None:
-                raise DataError(f"split folder {path} has no {' or '.join(f'{n}.txt' for n in names)} (one id per line).")
-            lines = [line.split("\t")[0].split(",")[0].strip() for line in found.read_text(encoding="utf-8-sig").splitlines()]
+                raise DataError(
+                    f"split folder {path} has no {' or '.join(f'{n}.txt' for n in names)} (one id per line)."
+                )
+            lines = [
+                line.split("\t")[0].split(",")[0].strip() for line in found.read_text(encoding="utf-8-sig").splitlines()
+            ]
             parts[split] = [line for line in lines if line and line.lower() not in ("id", "guid")]
     elif path.is_file():
         try:
@@ -228,7 +234,11 @@ def read_split_file(path: str | Path) -> dict[str, list[str]]:
     for split, members in parts.items():
         for sample in members:
             if sample in seen:
-                raise DataError(f"split file {path}: id {sample!r} is in {seen[sample]} and {split}" + (" twice" if seen[sample] == split else "") + ".")
+                raise DataError(
+                    f"split file {path}: id {sample!r} is in {seen[sample]} and {split}"
+                    + (" twice" if seen[sample] == split else "")
+                    + "."
+                )
             seen[sample] = split
     return parts
 
@@ -261,8 +271,18 @@ class Reading:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "text": {"encodings": dict(sorted(self.encodings.items())), "replacement_chars": self.replacement_chars, "replaced_ids": self.replaced, "empty_ids": self.empty_texts},
-            "images": {"formats": dict(sorted(self.formats.items())), "modes": dict(sorted(self.modes.items())), "truncated_ids": self.truncated, "misnamed_ids": self.misnamed},
+            "text": {
+                "encodings": dict(sorted(self.encodings.items())),
+                "replacement_chars": self.replacement_chars,
+                "replaced_ids": self.replaced,
+                "empty_ids": self.empty_texts,
+            },
+            "images": {
+                "formats": dict(sorted(self.formats.items())),
+                "modes": dict(sorted(self.modes.items())),
+                "truncated_ids": self.truncated,
+                "misnamed_ids": self.misnamed,
+            },
         }
 
 
@@ -308,12 +328,26 @@ def _log_reading(reading: Reading, where: str) -> None:
     if reading.replaced:
         log.warning(
             "%s: %d texts were not valid in any known encoding; read as Windows-1252 with %d undefined bytes read as Latin-1 control characters (ids %s)",
-            where, len(reading.replaced), reading.replacement_chars, _some(reading.replaced),
+            where,
+            len(reading.replaced),
+            reading.replacement_chars,
+            _some(reading.replaced),
         )
     if reading.truncated:
-        log.warning("%s: %d truncated images were decoded as far as they go (ids %s)", where, len(reading.truncated), _some(reading.truncated))
+        log.warning(
+            "%s: %d truncated images were decoded as far as they go (ids %s)",
+            where,
+            len(reading.truncated),
+            _some(reading.truncated),
+        )
     if reading.misnamed:
-        log.warning("%s: %d .jpg files hold another format (%s); read by content (ids %s)", where, len(reading.misnamed), ", ".join(f for f in reading.formats if f != "JPEG"), _some(reading.misnamed))
+        log.warning(
+            "%s: %d .jpg files hold another format (%s); read by content (ids %s)",
+            where,
+            len(reading.misnamed),
+            ", ".join(f for f in reading.formats if f != "JPEG"),
+            _some(reading.misnamed),
+        )
     converted = {mode: n for mode, n in reading.modes.items() if mode != "RGB"}
     if converted:
         log.info("%s: converted to RGB: %s", where, ", ".join(f"{n} {mode}" for mode, n in sorted(converted.items())))
@@ -321,7 +355,11 @@ def _log_reading(reading: Reading, where: str) -> None:
         log.warning("%s: %d empty texts (ids %s)", where, len(reading.empty_texts), _some(reading.empty_texts))
     others = {how: n for how, n in reading.encodings.items() if how != "utf-8"}
     if others:
-        log.info("%s: texts not in UTF-8 were decoded as %s", where, ", ".join(f"{how} ({n})" for how, n in sorted(others.items())))
+        log.info(
+            "%s: texts not in UTF-8 were decoded as %s",
+            where,
+            ", ".join(f"{how} ({n})" for how, n in sorted(others.items())),
+        )
 
 
 def _some(ids: Sequence[str], n: int = 10) -> str:
@@ -332,7 +370,9 @@ def unreadable_error(unreadable: dict[str, str], where: str) -> DataError:
     lines = [f"  {why}" for why in list(unreadable.values())[:50]]
     more = f"\n  ... and {len(unreadable) - 50} more" if len(unreadable) > 50 else ""
     return DataError(
-        f"{where}: {len(unreadable)} samples cannot be read:\n" + "\n".join(lines) + more
+        f"{where}: {len(unreadable)} samples cannot be read:\n"
+        + "\n".join(lines)
+        + more
         + "\nFix or restore these files, or skip them with --data-option skip_unreadable=true (they are then counted in the log and the result)."
     )
 
@@ -351,7 +391,12 @@ def samples_digest(samples: Iterator[Sample]) -> str:
     """SHA-256 of the samples as read: id, decoded text, image bytes and label of each (the data's content)."""
     hasher = hashlib.sha256()
     for sample in samples:
-        for part in (sample.id.encode(), sample.text.encode("utf-8", "surrogatepass"), sample.image, str(sample.label).encode()):
+        for part in (
+            sample.id.encode(),
+            sample.text.encode("utf-8", "surrogatepass"),
+            sample.image,
+            str(sample.label).encode(),
+        ):
             hasher.update(len(part).to_bytes(8, "little") + part)
     return hasher.hexdigest()
 
@@ -373,7 +418,15 @@ class ImageTextDataset(Dataset):
     default_split_seed: ClassVar[int] = 42
     published_size: ClassVar[int | None] = None  # samples after cleaning, as the literature reports
 
-    def __init__(self, root: str | Path | None = None, *, verify: bool = True, split_file: str | Path | None = None, split_seed: int | None = None, skip_unreadable: bool = False):
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        *,
+        verify: bool = True,
+        split_file: str | Path | None = None,
+        split_seed: int | None = None,
+        skip_unreadable: bool = False,
+    ):
         super().__init__(root, verify=verify)
         self.split_file = split_file
         self.split_seed = self.default_split_seed if split_seed is None else _integer(split_seed, "split_seed")
@@ -403,17 +456,29 @@ class ImageTextDataset(Dataset):
                     f"{self.name}: {len(missing)} ids of split file {self.split_file} are not among the {len(ids)} labelled samples kept by the cleaning rules "
                     f"(e.g. {_some(missing)}). Is it a split of this dataset?"
                 )
-            split_info = {"kind": "file", "path": str(self.split_file), "sha256": _sha256_of(self.split_file), "unused": len(known) - sum(map(len, assignment.values()))}
+            split_info = {
+                "kind": "file",
+                "path": str(self.split_file),
+                "sha256": _sha256_of(self.split_file),
+                "unused": len(known) - sum(map(len, assignment.values())),
+            }
         else:
             assignment = stratified_split(ids, labels, self.fractions, self.split_seed)
             split_info = {"kind": "stratified", "seed": self.split_seed, "fractions": list(self.fractions)}
         label_of = dict(zip(ids, labels))
         wanted = [sample for split in SPLITS for sample in assignment[split]]
-        reading = read_samples(folder, wanted, [CLASSES.index(label_of[s]) for s in wanted], where=f"{self.name} ({folder})")
+        reading = read_samples(
+            folder, wanted, [CLASSES.index(label_of[s]) for s in wanted], where=f"{self.name} ({folder})"
+        )
         skipped = self._unreadable(reading, f"{self.name} ({folder})")
-        splits = {split: split_tensors(split, [reading.samples[s] for s in assignment[split] if s in reading.samples]) for split in SPLITS}
+        splits = {
+            split: split_tensors(split, [reading.samples[s] for s in assignment[split] if s in reading.samples])
+            for split in SPLITS
+        }
         if self.published_size is not None and len(ids) != self.published_size:
-            log.warning("%s: %d samples after cleaning; the literature reports %d", self.name, len(ids), self.published_size)
+            log.warning(
+                "%s: %d samples after cleaning; the literature reports %d", self.name, len(ids), self.published_size
+            )
         provenance = {
             "source": "file",
             "folder": str(folder),
@@ -428,17 +493,35 @@ class ImageTextDataset(Dataset):
             "content_sha256": samples_digest(reading.samples[s] for s in wanted if s in reading.samples),
             **reading.summary(),
         }
-        return Data(name=self.name, task=self.task, splits=splits, provenance=provenance, hparams_from=self.hparams_from)
+        return Data(
+            name=self.name, task=self.task, splits=splits, provenance=provenance, hparams_from=self.hparams_from
+        )
 
     def _unreadable(self, reading: Reading, where: str) -> dict[str, Any]:
         if reading.unreadable and not self.skip_unreadable:
             raise unreadable_error(reading.unreadable, where)
         if reading.unreadable:
-            log.warning("%s: skipped %d unreadable samples (ids %s)", where, len(reading.unreadable), _some(list(reading.unreadable)))
-        return {"count": len(reading.unreadable), "ids": list(reading.unreadable), "reasons": list(reading.unreadable.values())}
+            log.warning(
+                "%s: skipped %d unreadable samples (ids %s)",
+                where,
+                len(reading.unreadable),
+                _some(list(reading.unreadable)),
+            )
+        return {
+            "count": len(reading.unreadable),
+            "ids": list(reading.unreadable),
+            "reasons": list(reading.unreadable.values()),
+        }
 
     def _check(self, relative: str) -> dict[str, Any]:
-        return check_file(self.directory, relative, self.files.get(relative), verify=self.verify, dataset=self.name, source=self.source)
+        return check_file(
+            self.directory,
+            relative,
+            self.files.get(relative),
+            verify=self.verify,
+            dataset=self.name,
+            source=self.source,
+        )
 
 
 class MVSA(ImageTextDataset):
@@ -462,7 +545,9 @@ class MVSA(ImageTextDataset):
                 continue  # blank line or the "ID text,image ..." header
             pairs = fields[1:]
             if len(pairs) != self.annotators or not all(_pair(p) for p in pairs):
-                raise DataError(f"{path}:{number}: expected an id and {self.annotators} 'text,image' label pair(s) of {'/'.join(CLASSES)}; got {line!r}")
+                raise DataError(
+                    f"{path}:{number}: expected an id and {self.annotators} 'text,image' label pair(s) of {'/'.join(CLASSES)}; got {line!r}"
+                )
             counts["rows"] += 1
             votes = [clean_pair(*_pair(p)) for p in pairs]
             label = votes[0] if self.annotators == 1 else majority(votes)
@@ -545,15 +630,31 @@ class Lab5(ImageTextDataset):
         from msabench import write_atomic
 
         predicted = dict(zip(ids, labels))
-        lines = ["guid,tag"] + [f"{guid},{predicted.get(guid) or 'null'}" for guid, _ in self._rows("test_without_label.txt", labelled=False)]
+        lines = ["guid,tag"] + [
+            f"{guid},{predicted.get(guid) or 'null'}"
+            for guid, _ in self._rows("test_without_label.txt", labelled=False)
+        ]
         write_atomic(path, "\n".join(lines) + "\n")
 
 
 # -- synthetic ----------------------------------------------------------------------------------
 
-POSITIVE = "good great love happy excellent wonderful enjoy best fun beautiful amazing nice".split()
-NEGATIVE = "bad awful hate boring worst terrible sad poor annoying ugly waste dull".split()
-NEUTRAL = "the a it this photo day city street people car table window today".split()
+POSITIVE = [
+    "good",
+    "great",
+    "love",
+    "happy",
+    "excellent",
+    "wonderful",
+    "enjoy",
+    "best",
+    "fun",
+    "beautiful",
+    "amazing",
+    "nice",
+]
+NEGATIVE = ["bad", "awful", "hate", "boring", "worst", "terrible", "sad", "poor", "annoying", "ugly", "waste", "dull"]
+NEUTRAL = ["the", "a", "it", "this", "photo", "day", "city", "street", "people", "car", "table", "window", "today"]
 
 
 class SyntheticImageText(ImageTextDataset):
@@ -652,7 +753,9 @@ def _integer(value: Any, option: str) -> int:
             raise ValueError
         return int(value)
     except (TypeError, ValueError):
-        raise DataError(f"--data-option {option}={value}: expected a whole number, e.g. --data-option {option}=42.") from None
+        raise DataError(
+            f"--data-option {option}={value}: expected a whole number, e.g. --data-option {option}=42."
+        ) from None
 
 
 def _flag(value: Any, option: str) -> bool:

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 from msabench import CatalogError
 
-from .pretrained import PretrainedEncoder, char_tokenizer, check_positive, check_tokenizer, load_pretrained, pool, right_padded, tokenize, tokenizer_digest, trim
+from .pretrained import (
+    PretrainedEncoder,
+    char_tokenizer,
+    check_positive,
+    check_tokenizer,
+    load_pretrained,
+    pool,
+    right_padded,
+    tokenize,
+    tokenizer_digest,
+    trim,
+)
 
-TINY_CONFIG = {"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64}
+TINY_CONFIG = {
+    "model_type": "bert",
+    "hidden_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "max_position_embeddings": 64,
+}
 POOLING = ("cls", "mean", "pooler")
 
 
@@ -27,12 +45,24 @@ class HFText(PretrainedEncoder):
     modality = "text"
     tiny = {"config": TINY_CONFIG, "max_length": 48, "init_from": None}
 
-    def __init__(self, spec, pretrained: str | None = "bert-base-uncased", *, pooling: str = "cls", max_length: int = 128, freeze: bool = False, init_from: str | None = None, config: dict | None = None):
+    def __init__(
+        self,
+        spec,
+        pretrained: str | None = "bert-base-uncased",
+        *,
+        pooling: str = "cls",
+        max_length: int = 128,
+        freeze: bool = False,
+        init_from: str | None = None,
+        config: dict | None = None,
+    ):
         super().__init__(spec)
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         if pooling not in POOLING:
-            raise CatalogError(f"encoder {self.name!r}: pooling {pooling!r} is not one of {', '.join(POOLING)}; set --set text.pooling=cls (or mean, pooler).")
+            raise CatalogError(
+                f"encoder {self.name!r}: pooling {pooling!r} is not one of {', '.join(POOLING)}; set --set text.pooling=cls (or mean, pooler)."
+            )
         max_length = check_positive(max_length, encoder=self.name, section="text", key="max_length")
         if config is not None:
             self.tokenizer = char_tokenizer(max_length)
@@ -42,14 +72,24 @@ class HFText(PretrainedEncoder):
             settings.setdefault("pad_token_id", 0)
             self.model = AutoModel.from_config(AutoConfig.for_model(model_type, **settings))
         else:
-            tokenizer = load_pretrained(AutoTokenizer.from_pretrained, pretrained, encoder=self.name, section="text", what="tokenizer")
+            tokenizer = load_pretrained(
+                AutoTokenizer.from_pretrained, pretrained, encoder=self.name, section="text", what="tokenizer"
+            )
             self.tokenizer = right_padded(check_tokenizer(tokenizer, encoder=self.name, source=pretrained))
             self.model = load_pretrained(AutoModel.from_pretrained, pretrained, encoder=self.name, section="text")
         if pooling == "pooler" and getattr(self.model, "pooler", None) is None:
-            raise CatalogError(f"encoder {self.name!r}: {type(self.model).__name__} has no pooler; set --set text.pooling=cls (or mean).")
+            raise CatalogError(
+                f"encoder {self.name!r}: {type(self.model).__name__} has no pooler; set --set text.pooling=cls (or mean)."
+            )
         self.pooling, self.max_length = pooling, max_length
         self.out_dim = int(self.model.config.hidden_size)
-        self.settings = {"pooling": pooling, "max_length": max_length, "tokenizer": tokenizer_digest(self.tokenizer), "padding_side": self.tokenizer.padding_side, "model_type": self.model.config.model_type}
+        self.settings = {
+            "pooling": pooling,
+            "max_length": max_length,
+            "tokenizer": tokenizer_digest(self.tokenizer),
+            "padding_side": self.tokenizer.padding_side,
+            "model_type": self.model.config.model_type,
+        }
         self.finish(freeze=freeze, init_from=init_from)
 
     def preprocess(self, values):

@@ -99,14 +99,20 @@ class PretrainedEncoder(Encoder):
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:
-            raise DataError(f"encoder {self.name!r}: cannot read checkpoint {path}: {type(error).__name__}: {error}") from None
+            raise DataError(
+                f"encoder {self.name!r}: cannot read checkpoint {path}: {type(error).__name__}: {error}"
+            ) from None
         owners = [modality for modality, name in (checkpoint.get("encoders") or {}).items() if name == self.name]
         if len(owners) != 1:
-            raise DataError(f"encoder {self.name!r}: checkpoint {path} ({checkpoint.get('method')}) has {len(owners)} encoders named {self.name!r} (its encoders: {checkpoint.get('encoders')}); expected one.")
+            raise DataError(
+                f"encoder {self.name!r}: checkpoint {path} ({checkpoint.get('method')}) has {len(owners)} encoders named {self.name!r} (its encoders: {checkpoint.get('encoders')}); expected one."
+            )
         prefix = f"encoders.{owners[0]}."
         state = {key[len(prefix) :]: value for key, value in checkpoint["model"].items() if key.startswith(prefix)}
         if not state:
-            raise DataError(f"encoder {self.name!r}: checkpoint {path} holds no weights for its {owners[0]} encoder (it was frozen in that run, so its weights are the pretrained ones).")
+            raise DataError(
+                f"encoder {self.name!r}: checkpoint {path} holds no weights for its {owners[0]} encoder (it was frozen in that run, so its weights are the pretrained ones)."
+            )
         try:
             self.load_state_dict(state, strict=True)
         except RuntimeError as error:
@@ -115,21 +121,34 @@ class PretrainedEncoder(Encoder):
                 f"that run used {json.dumps(checkpoint.get('hparams', {}).get(owners[0], {}))}): {str(error).splitlines()[0]}"
             ) from None
         log.info("%s: started from %s (%s, seed %s)", self.name, path, checkpoint.get("method"), checkpoint.get("seed"))
-        return {"path": str(path), "sha256": sha256(path), "method": checkpoint.get("method"), "seed": checkpoint.get("seed"), "dataset": checkpoint.get("dataset"), "splits": checkpoint.get("splits")}
+        return {
+            "path": str(path),
+            "sha256": sha256(path),
+            "method": checkpoint.get("method"),
+            "seed": checkpoint.get("seed"),
+            "dataset": checkpoint.get("dataset"),
+            "splits": checkpoint.get("splits"),
+        }
 
 
 MODELS_ENV = "MSABENCH_MODELS"
 
 
-def load_pretrained(loader: Callable[..., Any], name_or_path: str, *, encoder: str, section: str, what: str = "model", hint: str = "") -> Any:
+def load_pretrained(
+    loader: Callable[..., Any], name_or_path: str, *, encoder: str, section: str, what: str = "model", hint: str = ""
+) -> Any:
     """`loader(name_or_path)` for a folder, a name under $MSABENCH_MODELS, or a hub name; otherwise one DataError
     that says how to point at a local copy. When the hub cannot be reached, it fails at once instead of retrying."""
     if not name_or_path:
-        raise DataError(f"encoder {encoder!r}: no pretrained {what} named; set --set {section}.pretrained=NAME_OR_FOLDER.")
+        raise DataError(
+            f"encoder {encoder!r}: no pretrained {what} named; set --set {section}.pretrained=NAME_OR_FOLDER."
+        )
     local = Path(name_or_path).expanduser()
     looks_local = name_or_path.startswith((".", "/", "~")) or local.exists()
     if looks_local and not local.is_dir():
-        raise DataError(f"encoder {encoder!r}: {local} is not a folder. Pass a folder written by save_pretrained (config.json + weights), or a model name.")
+        raise DataError(
+            f"encoder {encoder!r}: {local} is not a folder. Pass a folder written by save_pretrained (config.json + weights), or a model name."
+        )
     models = Path(os.environ[MODELS_ENV]).expanduser() / name_or_path if os.environ.get(MODELS_ENV) else None
     if not looks_local and models is not None and models.is_dir():
         local, looks_local = models, True
@@ -138,14 +157,26 @@ def load_pretrained(loader: Callable[..., Any], name_or_path: str, *, encoder: s
         f"--set {section}.pretrained=DIR, or put it at ${MODELS_ENV}/{name_or_path}{hint}."
     )
     if not looks_local and (unreachable := _hub_unreachable(name_or_path)):
-        raise DataError(f"encoder {encoder!r}: cannot load the {what} {name_or_path!r}: it is not in the local Hugging Face cache and {unreachable}. {fix}")
+        raise DataError(
+            f"encoder {encoder!r}: cannot load the {what} {name_or_path!r}: it is not in the local Hugging Face cache and {unreachable}. {fix}"
+        )
     try:
         return loader(str(local) if looks_local else name_or_path)
     except Exception as error:
         first = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-        where = f"in the folder {local}" if looks_local else ("HF_HUB_OFFLINE is set, and it is not in the local Hugging Face cache" if offline else "from the Hugging Face hub")
-        raise DataError(f"encoder {encoder!r}: cannot load the {what} {name_or_path!r} ({where}): {type(error).__name__}: {first}. {fix}") from None
+        where = (
+            f"in the folder {local}"
+            if looks_local
+            else (
+                "HF_HUB_OFFLINE is set, and it is not in the local Hugging Face cache"
+                if offline
+                else "from the Hugging Face hub"
+            )
+        )
+        raise DataError(
+            f"encoder {encoder!r}: cannot load the {what} {name_or_path!r} ({where}): {type(error).__name__}: {first}. {fix}"
+        ) from None
 
 
 def _hub_unreachable(name: str) -> str | None:
@@ -190,7 +221,9 @@ def preprocessor_config(name_or_path: str | None) -> dict[str, Any]:
     try:
         from transformers.utils import cached_file
 
-        found = cached_file(name_or_path, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False, local_files_only=True)
+        found = cached_file(
+            name_or_path, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False, local_files_only=True
+        )
     except Exception:
         return {}
     return json.loads(Path(found).read_text()) if found else {}
@@ -207,7 +240,9 @@ class ImageProcessing:
     std: tuple[float, ...] = OPENAI_STD
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], *, default: ImageProcessing, image_size: int | None = None) -> ImageProcessing:
+    def from_config(
+        cls, config: dict[str, Any], *, default: ImageProcessing, image_size: int | None = None
+    ) -> ImageProcessing:
         """Settings from a transformers preprocessor_config.json (CLIP or ConvNext style), else `default`;
         `image_size` overrides the crop size (the resize follows)."""
         mean = tuple(config.get("image_mean", default.mean))
@@ -215,7 +250,9 @@ class ImageProcessing:
         resample = int(config.get("resample", default.resample))
         size = config.get("size")
         shortest = size.get("shortest_edge", size.get("height")) if isinstance(size, dict) else size
-        if "crop_pct" in config or "ConvNext" in str(config.get("image_processor_type", config.get("feature_extractor_type", ""))):
+        if "crop_pct" in config or "ConvNext" in str(
+            config.get("image_processor_type", config.get("feature_extractor_type", ""))
+        ):
             # ConvNext style (microsoft/resnet-50): below 384 px, resize to size / crop_pct and crop to size.
             crop = int(image_size or shortest or default.crop[0])
             pct = float(config.get("crop_pct") or 224 / 256)
@@ -304,7 +341,11 @@ def check_tokenizer(tokenizer: Any, *, encoder: str, source: str) -> Any:
     (transformers 5's BertTokenizer(vocab_file=...) silently does; models then see only [UNK])."""
     unknown = getattr(tokenizer, "unk_token_id", None)
     vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
-    words = [word for word in sorted(vocab, key=vocab.get) if word.isascii() and word.isalpha() and word.islower() and len(word) > 2][:20]
+    words = [
+        word
+        for word in sorted(vocab, key=vocab.get)
+        if word.isascii() and word.isalpha() and word.islower() and len(word) > 2
+    ][:20]
     if unknown is None or len(words) < 5:
         return tokenizer
     ids = tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
@@ -323,7 +364,13 @@ def tokenizer_digest(tokenizer: Any) -> str:
     if backend is not None:
         text = backend.to_str()
     else:
-        text = json.dumps({"class": type(tokenizer).__name__, "vocab": sorted(tokenizer.get_vocab().items()), "lower": getattr(tokenizer, "do_lower_case", None)})
+        text = json.dumps(
+            {
+                "class": type(tokenizer).__name__,
+                "vocab": sorted(tokenizer.get_vocab().items()),
+                "lower": getattr(tokenizer, "do_lower_case", None),
+            }
+        )
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -332,7 +379,9 @@ def check_positive(value: Any, *, encoder: str, section: str, key: str, optional
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
-        raise CatalogError(f"encoder {encoder!r}: {key} must be a positive whole number; got {value!r}. Set --set {section}.{key}=N.")
+        raise CatalogError(
+            f"encoder {encoder!r}: {key} must be a positive whole number; got {value!r}. Set --set {section}.{key}=N."
+        )
     return int(value)
 
 
@@ -346,8 +395,17 @@ def char_tokenizer(max_length: int) -> Any:
     backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    backend.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", model_max_length=max_length)
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        model_max_length=max_length,
+    )
 
 
 def _version(module: str) -> str:

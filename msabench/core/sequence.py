@@ -45,7 +45,9 @@ class TransformerSequence(Encoder):
         self.positions = nn.Parameter(torch.zeros(1, self.max_length + 1, d_model))
         nn.init.trunc_normal_(self.positions, std=0.02)
         self.dropout = nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(d_model, heads, feedforward or d_model, dropout, activation="gelu", batch_first=True)
+        layer = nn.TransformerEncoderLayer(
+            d_model, heads, feedforward or d_model, dropout, activation="gelu", batch_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
         self.pooling = pooling
@@ -54,13 +56,17 @@ class TransformerSequence(Encoder):
     def forward(self, x, lengths):
         batch, steps, _ = x.shape
         if steps > self.max_length:
-            raise ValueError(f"transformer-seq was built for sequences of at most {self.max_length} steps; got {steps}.")
+            raise ValueError(
+                f"transformer-seq was built for sequences of at most {self.max_length} steps; got {steps}."
+            )
         h = torch.cat([self.cls.expand(batch, -1, -1), self.project(x)], dim=1)
         h = self.dropout(h + self.positions[:, : steps + 1])
         if lengths is None:
             valid = torch.ones(batch, steps + 1, dtype=torch.bool, device=x.device)
         else:
-            valid = torch.arange(steps + 1, device=x.device)[None, :] <= lengths.clamp(1, steps)[:, None]  # [CLS] + real frames
+            valid = (
+                torch.arange(steps + 1, device=x.device)[None, :] <= lengths.clamp(1, steps)[:, None]
+            )  # [CLS] + real frames
         h = self.norm(self.encoder(h, src_key_padding_mask=~valid))
         if self.pooling == "cls":
             return h[:, 0]

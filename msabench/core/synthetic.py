@@ -27,9 +27,39 @@ from msabench import Data, MMSADataset, Task, check_file, read_pickle
 
 SPECIALS = ["[PAD]", "[CLS]", "[SEP]", "[UNK]"]
 ENGLISH = {
-    "positive": "good great love happy excellent wonderful enjoy best fun beautiful amazing nice".split(),
-    "negative": "bad awful hate boring worst terrible sad poor annoying ugly waste dull".split(),
-    "neutral": [a + b for a in ("the", "a", "it", "this", "movie", "plot", "actor", "scene") for b in ("", "s", "ly", "ed", "er")],
+    "positive": [
+        "good",
+        "great",
+        "love",
+        "happy",
+        "excellent",
+        "wonderful",
+        "enjoy",
+        "best",
+        "fun",
+        "beautiful",
+        "amazing",
+        "nice",
+    ],
+    "negative": [
+        "bad",
+        "awful",
+        "hate",
+        "boring",
+        "worst",
+        "terrible",
+        "sad",
+        "poor",
+        "annoying",
+        "ugly",
+        "waste",
+        "dull",
+    ],
+    "neutral": [
+        a + b
+        for a in ("the", "a", "it", "this", "movie", "plot", "actor", "scene")
+        for b in ("", "s", "ly", "ed", "er")
+    ],
 }
 CHINESE = {
     "positive": list("好棒爱喜乐赞美妙优佳甜暖"),
@@ -59,13 +89,18 @@ class SyntheticMMSA(MMSADataset):
         cls.vocab_size = len(SPECIALS) + sum(len(group) for group in cls.words.values())
 
     def load(self) -> Data:
-        (relative, _), = self.files.items()
+        ((relative, _),) = self.files.items()
         if (self.root / relative).is_file():
             expected = hashlib.sha256(self.pickled()).hexdigest()
             found = check_file(self.root, relative, expected, verify=self.verify, dataset=self.name, source=self.source)
             provenance = {"source": "file", "files": {relative: found["sha256"]}, "verified": found["verified"]}
             return self.from_mmsa(read_pickle(self.root / relative), provenance, where=str(self.root / relative))
-        provenance = {"source": "generated", "files": {}, "verified": True, "generator": f"{type(self).__name__} v{self.version}"}
+        provenance = {
+            "source": "generated",
+            "files": {},
+            "verified": True,
+            "generator": f"{type(self).__name__} v{self.version}",
+        }
         return self.from_mmsa(self.generate(), provenance, where=f"generated {self.name}")
 
     def pickled(self) -> bytes:
@@ -86,11 +121,16 @@ class SyntheticMMSA(MMSADataset):
         tokens, text_lengths = self._tokens(rng, t)
         audio, audio_lengths = self._frames(rng, a, self.lengths["audio"], self.dims["audio"])
         vision, vision_lengths = self._frames(rng, v, self.lengths["vision"], self.dims["vision"])
-        holes = (rng.random(audio.shape) < 5e-4) & (np.arange(audio.shape[1])[None, :, None] < audio_lengths[:, None, None])
+        holes = (rng.random(audio.shape) < 5e-4) & (
+            np.arange(audio.shape[1])[None, :, None] < audio_lengths[:, None, None]
+        )
         audio[holes] = -np.inf
         vocabulary = self.vocabulary
         sep = "" if self.language == "zh" else " "
-        raw_text = np.array([sep.join(vocabulary[i] for i in row[1 : length - 1]) for row, length in zip(tokens, text_lengths)], dtype=object)
+        raw_text = np.array(
+            [sep.join(vocabulary[i] for i in row[1 : length - 1]) for row, length in zip(tokens, text_lengths)],
+            dtype=object,
+        )
         text_bert = np.stack([tokens, (tokens > 0), np.zeros_like(tokens)], axis=1).astype(np.float32)
         ids = np.array([f"synth{i // 8:04d}$_${i % 8}" for i in range(n)], dtype=object)
         polarity = np.sign(labels["M"])
@@ -128,7 +168,9 @@ class SyntheticMMSA(MMSADataset):
             positive = rng.random(words) < p_positive[i]
             row = np.where(
                 sentiment,
-                np.where(positive, first + rng.integers(0, n_pos, words), first + n_pos + rng.integers(0, n_neg, words)),
+                np.where(
+                    positive, first + rng.integers(0, n_pos, words), first + n_pos + rng.integers(0, n_neg, words)
+                ),
                 first + n_pos + n_neg + rng.integers(0, n_neu, words),
             )
             tokens[i, : text_lengths[i]] = [1, *row, 2]
@@ -143,10 +185,14 @@ class SyntheticMMSA(MMSADataset):
         table[first : first + n_pos] += polarity
         table[first + n_pos : first + n_pos + n_neg] -= polarity
         table[0] = 0
-        features = table[tokens] + 0.1 * rng.standard_normal((*tokens.shape, dim)).astype(np.float32) * (tokens > 0)[..., None]
+        features = (
+            table[tokens] + 0.1 * rng.standard_normal((*tokens.shape, dim)).astype(np.float32) * (tokens > 0)[..., None]
+        )
         return features.astype(np.float32)
 
-    def _frames(self, rng: np.random.Generator, cue: np.ndarray, length: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    def _frames(
+        self, rng: np.random.Generator, cue: np.ndarray, length: int, dim: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         n = len(cue)
         direction, offset = rng.standard_normal(dim).astype(np.float32), rng.standard_normal(dim).astype(np.float32)
         lengths = rng.integers(length // 2, length + 1, n)

@@ -56,7 +56,9 @@ class BertText(Encoder):
             from transformers import AutoModel
 
             hint = "; or --set text.random_init=true to train from random weights"
-            self.bert = load_pretrained(AutoModel.from_pretrained, checkpoint, encoder=self.name, section="text", hint=hint)
+            self.bert = load_pretrained(
+                AutoModel.from_pretrained, checkpoint, encoder=self.name, section="text", hint=hint
+            )
             self.checkpoint = checkpoint
             vocab = getattr(self.bert.config, "vocab_size", None)
             if spec.vocab_size and vocab and vocab < spec.vocab_size:
@@ -81,7 +83,9 @@ class BertText(Encoder):
         with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
             output = self.bert(input_ids=ids, attention_mask=mask, token_type_ids=segments)
         if self.pooling == "pooler" and output.pooler_output is None:
-            raise CatalogError(f"encoder 'bert-text': {self.checkpoint or 'this model'} has no pooler; use pooling='cls'.")
+            raise CatalogError(
+                f"encoder 'bert-text': {self.checkpoint or 'this model'} has no pooler; use pooling='cls'."
+            )
         return pool(output, mask, self.pooling)
 
 
@@ -90,7 +94,9 @@ def random_bert(spec, hidden_size: int, layers: int, heads: int, intermediate_si
     from transformers import BertConfig, BertModel
 
     if not spec.vocab_size:
-        raise CatalogError(f"encoder 'bert-text': input {spec.name!r} declares no vocabulary size, so no random BERT can be built for it.")
+        raise CatalogError(
+            f"encoder 'bert-text': input {spec.name!r} declares no vocabulary size, so no random BERT can be built for it."
+        )
     config = BertConfig(
         vocab_size=spec.vocab_size,
         hidden_size=hidden_size,

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .pretrained import BICUBIC, IMAGENET_MEAN, IMAGENET_STD, ImageProcessing, PretrainedEncoder, check_positive, load_pretrained, preprocessor_config
+from .pretrained import (
+    BICUBIC,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageProcessing,
+    PretrainedEncoder,
+    check_positive,
+    load_pretrained,
+    preprocessor_config,
+)
 
 DEFAULT = "microsoft/resnet-50"
 TINY_CONFIG = {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1], "layer_type": "basic"}
@@ -22,7 +31,16 @@ class ResNet50Image(PretrainedEncoder):
     modality = "image"
     tiny = {"config": TINY_CONFIG, "image_size": 16, "init_from": None}
 
-    def __init__(self, spec, pretrained: str | None = DEFAULT, *, freeze: bool = False, init_from: str | None = None, config: dict | None = None, image_size: int | None = None):
+    def __init__(
+        self,
+        spec,
+        pretrained: str | None = DEFAULT,
+        *,
+        freeze: bool = False,
+        init_from: str | None = None,
+        config: dict | None = None,
+        image_size: int | None = None,
+    ):
         super().__init__(spec)
         from transformers import ResNetConfig, ResNetModel
 

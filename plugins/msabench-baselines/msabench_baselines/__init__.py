@@ -37,11 +37,21 @@ def sims(values):
 
 
 def lf_dnn(t, a, v, text_out, post, drop, batch, lr, wd):
-    return sections(t, text_out, a, v, drop, {"post_fusion_dim": post, "dropout": drop[3]}, {"batch_size": batch, "lr": lr, "weight_decay": wd})
+    return sections(
+        t,
+        text_out,
+        a,
+        v,
+        drop,
+        {"post_fusion_dim": post, "dropout": drop[3]},
+        {"batch_size": batch, "lr": lr, "weight_decay": wd},
+    )
 
 
 def tfn(t, a, v, text_out, post, drop, batch, lr):
-    return sections(t, text_out, a, v, drop, {"post_fusion_dim": post, "dropout": drop[3]}, {"batch_size": batch, "lr": lr})
+    return sections(
+        t, text_out, a, v, drop, {"post_fusion_dim": post, "dropout": drop[3]}, {"batch_size": batch, "lr": lr}
+    )
 
 
 def lmf(t, a, v, drop, rank, batch, lr, factor_lr, wd):

@@ -25,7 +25,9 @@ class LSTMText(Encoder):
 
     def forward(self, x, lengths):
         if lengths is not None:
-            x = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu().clamp(1, x.shape[1]), batch_first=True, enforce_sorted=False)
+            x = nn.utils.rnn.pack_padded_sequence(
+                x, lengths.cpu().clamp(1, x.shape[1]), batch_first=True, enforce_sorted=False
+            )
         _, (state, _) = self.lstm(x)
         return self.linear(self.dropout(state[-1]))
 

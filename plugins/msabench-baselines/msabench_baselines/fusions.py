@@ -77,7 +77,9 @@ class LowRankFusion(Fusion):
     def __init__(self, in_dims, task, rank: int = 4):
         super().__init__(in_dims, task)
         out_dim = task.out_dim
-        self.factors = nn.ParameterDict({m: nn.Parameter(torch.empty(rank, dim + 1, out_dim)) for m, dim in in_dims.items()})
+        self.factors = nn.ParameterDict(
+            {m: nn.Parameter(torch.empty(rank, dim + 1, out_dim)) for m, dim in in_dims.items()}
+        )
         self.weights = nn.Parameter(torch.empty(1, rank))
         self.bias = nn.Parameter(torch.zeros(1, out_dim))
         for factor in self.factors.values():

@@ -29,7 +29,15 @@ MAIN, ABLATION = "Ye et al., Table 3", "Ye et al., ablation (Tables 4-5)"
 
 def recipe(attention: str = "both", weights=(1.2, 0.7, 0.3)) -> dict:
     return {
-        "train": {"optimizer": "adam", "batch_size": 32, "eval_batch_size": 32, "lr": 6e-5, "lr_decay": 0.4, "lr_decay_every": 10, "max_epochs": 42},
+        "train": {
+            "optimizer": "adam",
+            "batch_size": 32,
+            "eval_batch_size": 32,
+            "lr": 6e-5,
+            "lr_decay": 0.4,
+            "lr_decay_every": 10,
+            "max_epochs": 42,
+        },
         "text": {"freeze": True},
         "image": {"freeze": True},
         "fusion": {"attention": attention, "weights": list(weights) if weights != "adaptive" else weights},
@@ -39,8 +47,22 @@ def recipe(attention: str = "both", weights=(1.2, 0.7, 0.3)) -> dict:
 # No pretrained CLIP fits the synthetic images and words: a small CLIP with random (frozen) weights
 # stands in, and the head learns at a higher rate. Runs in about a minute on 2 CPU cores.
 SMALL_CLIP = {
-    "text_config": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100, "max_position_embeddings": 80},
-    "vision_config": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128, "image_size": 32, "patch_size": 8},
+    "text_config": {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 128,
+        "vocab_size": 100,
+        "max_position_embeddings": 80,
+    },
+    "vision_config": {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 128,
+        "image_size": 32,
+        "patch_size": 8,
+    },
     "projection_dim": 64,
 }
 SYNTHETIC = {"text": {"config": SMALL_CLIP}, "image": {"config": SMALL_CLIP}, "train": {"lr": 1e-3, "max_epochs": 30}}
@@ -69,9 +91,33 @@ METHODS = [
     method("deca-idca", "both", (1.2, 0.7, 0.3), single=(78.27, 77.95), multiple=(71.18, 68.92)),
     method("deca-idca-equal", "both", (0.5, 0.5, 0.5), note=" (x = y = z = 0.5)"),
     method("deca-idca-adaptive", "both", "adaptive", note=" (self-adaptive weights)"),
-    method("deca-idca-none", "none", (1.2, 0.7, 0.3), single=(68.74, 67.27), multiple=(63.43, 63.12), source=ABLATION, note=" (ablation: no attention)"),
-    method("deca-only", "deca", (1.2, 0.7, 0.3), single=(73.40, 72.61), multiple=(66.52, 66.11), source=ABLATION, note=" (ablation: DECA only)"),
-    method("idca-only", "idca", (1.2, 0.7, 0.3), single=(75.28, 73.27), multiple=(68.42, 67.92), source=ABLATION, note=" (ablation: IDCA only)"),
+    method(
+        "deca-idca-none",
+        "none",
+        (1.2, 0.7, 0.3),
+        single=(68.74, 67.27),
+        multiple=(63.43, 63.12),
+        source=ABLATION,
+        note=" (ablation: no attention)",
+    ),
+    method(
+        "deca-only",
+        "deca",
+        (1.2, 0.7, 0.3),
+        single=(73.40, 72.61),
+        multiple=(66.52, 66.11),
+        source=ABLATION,
+        note=" (ablation: DECA only)",
+    ),
+    method(
+        "idca-only",
+        "idca",
+        (1.2, 0.7, 0.3),
+        single=(75.28, 73.27),
+        multiple=(68.42, 67.92),
+        source=ABLATION,
+        note=" (ablation: IDCA only)",
+    ),
 ]
 
 

@@ -82,21 +82,50 @@ class DualCrossAttention(Fusion):
     modalities = ("text", "image")
     tiny = {"low_dim": 4, "high_dim": 12, "hidden": 8}
 
-    def __init__(self, in_dims, task, low_dim: int = 256, high_dim: int = 1024, hidden: int = 512, dropout: float = 0.1, attention: str = "both", weights: list[float] | str = (1.2, 0.7, 0.3)):
+    def __init__(
+        self,
+        in_dims,
+        task,
+        low_dim: int = 256,
+        high_dim: int = 1024,
+        hidden: int = 512,
+        dropout: float = 0.1,
+        attention: str = "both",
+        weights: list[float] | str = (1.2, 0.7, 0.3),
+    ):
         super().__init__(in_dims, task)
         if attention not in ("both", "deca", "idca", "none"):
             raise ValueError(f"attention must be 'both', 'deca', 'idca' or 'none'; got {attention!r}")
         if weights != "adaptive" and (isinstance(weights, str) or len(weights) != 3):
             raise ValueError(f"weights must be [x, y, z] or 'adaptive'; got {weights!r}")
         self.attention, self.weights = attention, weights if weights == "adaptive" else tuple(float(w) for w in weights)
-        self.text_low, self.image_low = projection(in_dims["text"], low_dim, dropout), projection(in_dims["image"], low_dim, dropout)
-        self.text_high, self.image_high = projection(in_dims["text"], high_dim, dropout), projection(in_dims["image"], high_dim, dropout)
+        self.text_low, self.image_low = (
+            projection(in_dims["text"], low_dim, dropout),
+            projection(in_dims["image"], low_dim, dropout),
+        )
+        self.text_high, self.image_high = (
+            projection(in_dims["text"], high_dim, dropout),
+            projection(in_dims["image"], high_dim, dropout),
+        )
         if attention in ("both", "deca"):
-            self.deca_t2v, self.deca_v2t = BatchCrossAttention(low_dim, deca_logits), BatchCrossAttention(low_dim, deca_logits)
+            self.deca_t2v, self.deca_v2t = (
+                BatchCrossAttention(low_dim, deca_logits),
+                BatchCrossAttention(low_dim, deca_logits),
+            )
         if attention in ("both", "idca"):
-            self.idca_t2v, self.idca_v2t = BatchCrossAttention(high_dim, idca_scores), BatchCrossAttention(high_dim, idca_scores)
+            self.idca_t2v, self.idca_v2t = (
+                BatchCrossAttention(high_dim, idca_scores),
+                BatchCrossAttention(high_dim, idca_scores),
+            )
         self.fuse = nn.Linear(2 * low_dim + 2 * high_dim, hidden)
-        self.refine = nn.Sequential(nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.refine = nn.Sequential(
+            nn.LayerNorm(hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+        )
         self.classifier = nn.Linear(hidden, task.out_dim)
 
     def forward(self, features, lengths):
@@ -115,7 +144,9 @@ class DualCrossAttention(Fusion):
         return {"prediction": self.classifier(self.refine(self.fuse(fused)))}
 
 
-def adaptive_weights(t_low: torch.Tensor, v_low: torch.Tensor, t_high: torch.Tensor, v_high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def adaptive_weights(
+    t_low: torch.Tensor, v_low: torch.Tensor, t_high: torch.Tensor, v_high: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-sample (x, y, z) from cosine similarities, our reading of the paper's "self-adaptation" variant:
     c = (1 + cos) / 2 in [0, 1]; x = 2 c_low (1 when the low features are unrelated), z = c_high, y = 1 - c_high
     (y + z = 1 as in the paper's fixed settings: the more the modalities agree, the more the cross-modal part counts)."""

@@ -5,9 +5,17 @@ import math
 
 import pytest
 import torch
+
 from msabench import Task
 from msabench_deca_idca import METHODS
-from msabench_deca_idca.fusion import BatchCrossAttention, DualCrossAttention, adaptive_weights, deca_logits, deca_scores, idca_scores
+from msabench_deca_idca.fusion import (
+    BatchCrossAttention,
+    DualCrossAttention,
+    adaptive_weights,
+    deca_logits,
+    deca_scores,
+    idca_scores,
+)
 
 TASK = Task("classification", "classification", classes=("negative", "neutral", "positive"))
 Q = torch.tensor([[2.0, 1.0], [1.0, 3.0]])
@@ -26,7 +34,9 @@ def test_deca_scores_by_hand():
         [math.exp(-(0 * sigmoid(2) + 1 * sigmoid(5))), math.exp(-(0.5 * sigmoid(1.5) + 2.5 * sigmoid(3.5)))],
     ]
     torch.testing.assert_close(deca_scores(Q, K), torch.tensor(by_hand))
-    torch.testing.assert_close(deca_scores(Q, K), torch.tensor([[0.148801, 0.166127], [0.370350, 0.058689]]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        deca_scores(Q, K), torch.tensor([[0.148801, 0.166127], [0.370350, 0.058689]]), atol=1e-6, rtol=0
+    )
 
 
 def test_idca_scores_by_hand():
@@ -86,7 +96,12 @@ def test_no_attention_is_the_weighted_concatenation_of_the_projections():
     model = fusion(attention="none", weights=[1.2, 0.7, 0.3])
     text, image = torch.randn(3, 6), torch.randn(3, 5)
     with torch.no_grad():
-        t_low, v_low, t_high, v_high = model.text_low(text), model.image_low(image), model.text_high(text), model.image_high(image)
+        t_low, v_low, t_high, v_high = (
+            model.text_low(text),
+            model.image_low(image),
+            model.text_high(text),
+            model.image_high(image),
+        )
         fused = torch.cat([1.2 * v_low, 1.2 * t_low, (0.7 + 0.3) * v_high, (0.7 + 0.3) * t_high], dim=-1)
         expected = model.classifier(model.refine(model.fuse(fused)))
         torch.testing.assert_close(model({"text": text, "image": image}, {})["prediction"], expected)
@@ -99,18 +114,48 @@ def test_adaptive_weights_follow_cosine_similarity():
     torch.testing.assert_close(torch.cat([x, y, z], -1), torch.tensor([[2.0, 0.0, 1.0]]))
     x, y, z = adaptive_weights(same, -same, same, -same)
     torch.testing.assert_close(torch.cat([x, y, z], -1), torch.tensor([[0.0, 1.0, 0.0]]))
-    assert fusion(weights="adaptive")({"text": torch.randn(4, 6), "image": torch.randn(4, 5)}, {})["prediction"].shape == (4, 3)
+    assert fusion(weights="adaptive")({"text": torch.randn(4, 6), "image": torch.randn(4, 5)}, {})[
+        "prediction"
+    ].shape == (4, 3)
     with pytest.raises(ValueError, match="weights must be"):
         fusion(weights=[1.0, 2.0])
 
 
 def test_methods_follow_the_paper():
     methods = {m.name: m for m in METHODS}
-    assert set(methods) == {"deca-idca", "deca-idca-equal", "deca-idca-adaptive", "deca-idca-none", "deca-only", "idca-only"}
+    assert set(methods) == {
+        "deca-idca",
+        "deca-idca-equal",
+        "deca-idca-adaptive",
+        "deca-idca-none",
+        "deca-only",
+        "idca-only",
+    }
     best = methods["deca-idca"]
-    assert best.hparams["train"] == {"optimizer": "adam", "batch_size": 32, "eval_batch_size": 32, "lr": 6e-5, "lr_decay": 0.4, "lr_decay_every": 10, "max_epochs": 42}
-    assert best.hparams["text"]["freeze"] and best.hparams["image"]["freeze"] and best.hparams["fusion"]["weights"] == [1.2, 0.7, 0.3]
+    assert best.hparams["train"] == {
+        "optimizer": "adam",
+        "batch_size": 32,
+        "eval_batch_size": 32,
+        "lr": 6e-5,
+        "lr_decay": 0.4,
+        "lr_decay_every": 10,
+        "max_epochs": 42,
+    }
+    assert (
+        best.hparams["text"]["freeze"]
+        and best.hparams["image"]["freeze"]
+        and best.hparams["fusion"]["weights"] == [1.2, 0.7, 0.3]
+    )
     assert best.overrides["mvsa-multiple"]["train"] == {"lr": 8e-5, "max_epochs": 20}
-    assert {r.dataset: dict(r.metrics) for r in best.reported} == {"mvsa-single": {"Acc": 78.27, "F1_weighted": 77.95}, "mvsa-multiple": {"Acc": 71.18, "F1_weighted": 68.92}}
-    assert {r.dataset: r.metrics["Acc"] for r in methods["idca-only"].reported} == {"mvsa-single": 75.28, "mvsa-multiple": 68.42}
-    assert methods["deca-idca-equal"].hparams["fusion"]["weights"] == [0.5, 0.5, 0.5] and methods["deca-only"].hparams["fusion"]["attention"] == "deca"
+    assert {r.dataset: dict(r.metrics) for r in best.reported} == {
+        "mvsa-single": {"Acc": 78.27, "F1_weighted": 77.95},
+        "mvsa-multiple": {"Acc": 71.18, "F1_weighted": 68.92},
+    }
+    assert {r.dataset: r.metrics["Acc"] for r in methods["idca-only"].reported} == {
+        "mvsa-single": 75.28,
+        "mvsa-multiple": 68.42,
+    }
+    assert (
+        methods["deca-idca-equal"].hparams["fusion"]["weights"] == [0.5, 0.5, 0.5]
+        and methods["deca-only"].hparams["fusion"]["attention"] == "deca"
+    )

@@ -35,7 +35,14 @@ def recipe(layers: int) -> dict:
     """The paper's settings for one dataset: fine-tuned BERT at 1e-5, everything else at 1e-4, batch 64."""
     sequence = {"d_model": 768, "heads": 8, "layers": layers, "feedforward": 768, "dropout": 0.5}
     return {
-        "train": {"batch_size": 64, "lr": 1e-4, "lr_groups": {"encoders.text": 1e-5}, "optimizer": "adamw", "weight_decay": 1e-3, "max_epochs": 150},
+        "train": {
+            "batch_size": 64,
+            "lr": 1e-4,
+            "lr_groups": {"encoders.text": 1e-5},
+            "optimizer": "adamw",
+            "weight_decay": 1e-3,
+            "max_epochs": 150,
+        },
         "text": {"finetune": True},
         "audio": dict(sequence),
         "vision": dict(sequence),
@@ -52,7 +59,13 @@ SYNTHETIC = {
     "vision": dict(SMALL),
     "fusion": {"proj_dim": 32, "hidden": [64, 32], "unimodal_hidden": [16], "dropout": 0.1},
 }
-OVERRIDES = {"ch-sims": recipe(1), "mosi": recipe(1), "mosei": recipe(3), "synthetic-sims": SYNTHETIC, "synthetic-mosi": SYNTHETIC}
+OVERRIDES = {
+    "ch-sims": recipe(1),
+    "mosi": recipe(1),
+    "mosei": recipe(3),
+    "synthetic-sims": SYNTHETIC,
+    "synthetic-mosi": SYNTHETIC,
+}
 
 
 def sims(acc3, acc5, mae, corr):
@@ -61,7 +74,15 @@ def sims(acc3, acc5, mae, corr):
 
 def mosi(acc2, f1, acc7, mae, corr):
     """Has0/non0 pairs as the paper prints them (Acc-2 and F1 'has0/non0')."""
-    return {"Acc-2_has0": acc2[0], "Acc-2_non0": acc2[1], "F1_has0": f1[0], "F1_non0": f1[1], "Acc-7": acc7, "MAE": mae, "Corr": corr}
+    return {
+        "Acc-2_has0": acc2[0],
+        "Acc-2_non0": acc2[1],
+        "F1_has0": f1[0],
+        "F1_non0": f1[1],
+        "Acc-7": acc7,
+        "MAE": mae,
+        "Corr": corr,
+    }
 
 
 def method(name: str, objective: str, options: dict, reported: tuple[Reported, ...], about: str) -> Method:
@@ -91,9 +112,27 @@ METHODS = [
         ),
         "",
     ),
-    method("dmmsa-wo-msc", "dmmsa", {"msc": False}, (Reported("ch-sims", "Table 5", sims(68.41, 44.68, 0.3807, 0.656)),), ", ablation w/o MSC"),
-    method("dmmsa-wo-cl", "dmmsa", {"cl": False}, (Reported("ch-sims", "Table 5", sims(69.41, 46.74, 0.3828, 0.651)),), ", ablation w/o CL"),
-    method("dmmsa-wo-gdwg", "dmmsa", {"gdwg": False}, (Reported("ch-sims", "Table 5", sims(69.32, 46.17, 0.3776, 0.663)),), ", ablation w/o GDWG"),
+    method(
+        "dmmsa-wo-msc",
+        "dmmsa",
+        {"msc": False},
+        (Reported("ch-sims", "Table 5", sims(68.41, 44.68, 0.3807, 0.656)),),
+        ", ablation w/o MSC",
+    ),
+    method(
+        "dmmsa-wo-cl",
+        "dmmsa",
+        {"cl": False},
+        (Reported("ch-sims", "Table 5", sims(69.41, 46.74, 0.3828, 0.651)),),
+        ", ablation w/o CL",
+    ),
+    method(
+        "dmmsa-wo-gdwg",
+        "dmmsa",
+        {"gdwg": False},
+        (Reported("ch-sims", "Table 5", sims(69.32, 46.17, 0.3776, 0.663)),),
+        ", ablation w/o GDWG",
+    ),
     method(
         "confede",
         "confede",

@@ -66,7 +66,9 @@ class FeatureDecomposition(Fusion):
     ):
         super().__init__(in_dims, task)
         if missing := [m for m in MODALITIES if m not in in_dims]:
-            raise CatalogError(f"fusion 'feature-decomposition' needs text, audio and vision encoders; missing {missing}.")
+            raise CatalogError(
+                f"fusion 'feature-decomposition' needs text, audio and vision encoders; missing {missing}."
+            )
         self.similar = nn.ModuleDict({m: Projection(in_dims[m], proj_dim, dropout) for m in MODALITIES})
         self.dissimilar = nn.ModuleDict({m: Projection(in_dims[m], proj_dim, dropout) for m in MODALITIES})
         self.head = mlp(6 * proj_dim, hidden, task.out_dim)

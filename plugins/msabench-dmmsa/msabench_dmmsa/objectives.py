@@ -36,7 +36,9 @@ def cosine(anchor: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
     return F.cosine_similarity(anchor.unsqueeze(1), others, dim=-1)
 
 
-def multi_nt_xent(anchor: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor, temperature: float) -> torch.Tensor:
+def multi_nt_xent(
+    anchor: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """DMMSA's Multi-NT-Xent, mean over the batch: -log( sum_P exp(s/t) / sum_{P and N} exp(s/t) ), s = cosine."""
     pos = cosine(anchor, positives) / temperature
     everything = torch.cat([pos, cosine(anchor, negatives) / temperature], dim=1)
@@ -104,7 +106,15 @@ class DMMSA(Objective):
     needs = ("prediction", "logits", "unimodal", "similar", "dissimilar")
     tasks = ("regression",)
 
-    def __init__(self, task, msc: bool = True, cl: bool = True, gdwg: bool = True, temperature: float = 0.5, gdwg_temperature: float = 2.0):
+    def __init__(
+        self,
+        task,
+        msc: bool = True,
+        cl: bool = True,
+        gdwg: bool = True,
+        temperature: float = 0.5,
+        gdwg_temperature: float = 2.0,
+    ):
         super().__init__(task)
         self.msc, self.cl, self.gdwg = msc, cl, gdwg
         self.temperature, self.gdwg_temperature = temperature, gdwg_temperature
@@ -165,7 +175,9 @@ class ConFEDE(Objective):
     needs = ("prediction", "unimodal", "similar", "dissimilar")
     tasks = ("regression",)
 
-    def __init__(self, task, temperature: float = 0.5, weight_cl: float = 0.1, weight_uni: float = 0.01, loss: str = "mse"):
+    def __init__(
+        self, task, temperature: float = 0.5, weight_cl: float = 0.1, weight_uni: float = 0.01, loss: str = "mse"
+    ):
         super().__init__(task)
         losses = {"mse": F.mse_loss, "smooth-l1": F.smooth_l1_loss}
         if loss not in losses:

@@ -64,8 +64,29 @@ def write_sims(root):
 
 def run(tmp_path, *extra, tiny=TINY):
     sets = [arg for key, value in tiny.items() for arg in ("--set", f"{key}={value}")]
-    args = ["run", "--method", "dmmsa", "--dataset", "ch-sims", "--data-root", str(tmp_path / "data"), "--no-verify", "--seeds", "1111"]
-    args += ["--max-epochs", "3", "--results", str(tmp_path / "results"), "--leaderboards", str(tmp_path / "boards"), "--no-progress", "--no-checkpoints", "-q"]
+    args = [
+        "run",
+        "--method",
+        "dmmsa",
+        "--dataset",
+        "ch-sims",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--no-verify",
+        "--seeds",
+        "1111",
+    ]
+    args += [
+        "--max-epochs",
+        "3",
+        "--results",
+        str(tmp_path / "results"),
+        "--leaderboards",
+        str(tmp_path / "boards"),
+        "--no-progress",
+        "--no-checkpoints",
+        "-q",
+    ]
     return CliRunner().invoke(cli, [*args, *sets, *extra])
 
 
@@ -81,8 +102,12 @@ def test_dmmsa_runs_on_a_ch_sims_pickle_and_logs_its_terms_and_weights(tmp_path)
     history = result["history"]
     assert len(history) == 3
     assert all(set(epoch["train"]) == {"total", "msr", "msc", "uni", "cl"} for epoch in history)
-    assert history[0]["lambda"] == history[1]["lambda"] == {"uni": 0.5, "cl": 0.5}  # equal at the start; epoch 1 is the reference
-    ratios = {k: history[1]["train"][k] / history[0]["train"][k] for k in ("uni", "cl")}  # GDWG by hand, from the logged losses
+    assert (
+        history[0]["lambda"] == history[1]["lambda"] == {"uni": 0.5, "cl": 0.5}
+    )  # equal at the start; epoch 1 is the reference
+    ratios = {
+        k: history[1]["train"][k] / history[0]["train"][k] for k in ("uni", "cl")
+    }  # GDWG by hand, from the logged losses
     assert history[2]["lambda"]["uni"] == pytest.approx(1 / (1 + np.exp((ratios["cl"] - ratios["uni"]) / 2)), rel=1e-9)
     assert history[2]["lambda"]["uni"] + history[2]["lambda"]["cl"] == pytest.approx(1.0)
     assert set(result["metrics"]) == {"Acc-2", "Acc-3", "Acc-5", "F1", "MAE", "Corr"}
@@ -140,7 +165,9 @@ class PlainPlugin:
 
     @hookimpl
     def register_methods(register):
-        register(Method(name="plain", paper="test", encoders=msabench_dmmsa.ENCODERS, fusion="plain-concat", objective="l1"))
+        register(
+            Method(name="plain", paper="test", encoders=msabench_dmmsa.ENCODERS, fusion="plain-concat", objective="l1")
+        )
 
 
 def test_dmmsa_objective_refuses_a_fusion_without_decomposed_features():
@@ -156,6 +183,22 @@ def test_dmmsa_objective_refuses_a_fusion_without_decomposed_features():
 
 def test_cli_refuses_objective_dmmsa_on_another_fusion(tmp_path):
     pytest.importorskip("msabench_baselines")  # a fusion that produces only `prediction`
-    outcome = CliRunner().invoke(cli, ["run", "--method", "lf-dnn", "--dataset", "synthetic-sims", "--objective", "dmmsa", "--results", str(tmp_path)])
+    outcome = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--method",
+            "lf-dnn",
+            "--dataset",
+            "synthetic-sims",
+            "--objective",
+            "dmmsa",
+            "--results",
+            str(tmp_path),
+        ],
+    )
     assert outcome.exit_code == 1
-    assert "objective 'dmmsa' needs outputs" in outcome.output and "fusion 'late-concat' does not produce" in outcome.output
+    assert (
+        "objective 'dmmsa' needs outputs" in outcome.output
+        and "fusion 'late-concat' does not produce" in outcome.output
+    )

@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from msabench import Batch, Task
-from msabench_dmmsa.objectives import DMMSA, ConFEDE, coarse_labels, gdwg_weights, multi_nt_xent, nt_xent, unimodal_targets
+from msabench_dmmsa.objectives import (
+    DMMSA,
+    ConFEDE,
+    coarse_labels,
+    gdwg_weights,
+    multi_nt_xent,
+    nt_xent,
+    unimodal_targets,
+)
 
 SIMS = Task("regression", "sims", (-1.0, 1.0))
 MOSI = Task("regression", "mosi", (-3.0, 3.0))
@@ -37,9 +45,13 @@ def test_standard_nt_xent_by_hand_one_term_per_positive():
 def test_contrastive_losses_average_over_the_batch_and_ignore_scale():
     anchor = torch.cat([ANCHOR, 5 * ANCHOR])  # the same sample at another scale: cosine does not change
     positives, negatives = POSITIVES.repeat(2, 1, 1), NEGATIVES.repeat(2, 1, 1)
-    assert multi_nt_xent(anchor, positives, negatives, 0.5).item() == pytest.approx(multi_nt_xent(ANCHOR, POSITIVES, NEGATIVES, 0.5).item(), abs=1e-6)
+    assert multi_nt_xent(anchor, positives, negatives, 0.5).item() == pytest.approx(
+        multi_nt_xent(ANCHOR, POSITIVES, NEGATIVES, 0.5).item(), abs=1e-6
+    )
     # tau = 1: -log((e + 1) / (e + 1 + 1/e + 2))
-    assert multi_nt_xent(ANCHOR, POSITIVES, NEGATIVES, 1.0).item() == pytest.approx(-math.log((math.e + 1) / (math.e + 3 + 1 / math.e)), abs=1e-6)
+    assert multi_nt_xent(ANCHOR, POSITIVES, NEGATIVES, 1.0).item() == pytest.approx(
+        -math.log((math.e + 1) / (math.e + 3 + 1 / math.e)), abs=1e-6
+    )
 
 
 def test_gdwg_weights_by_hand():
@@ -94,7 +106,12 @@ def test_coarse_labels_mosi_follow_the_acc3_bins():
 
 def test_unimodal_targets_use_unimodal_labels_where_present():
     like = torch.zeros(2, 2, 3)
-    with_labels = Batch(label=torch.tensor([0.2, -0.4]), label_T=torch.tensor([1.0, -1.0]), label_A=torch.tensor([0.0, 0.2]), label_V=torch.tensor([0.4, 0.6]))
+    with_labels = Batch(
+        label=torch.tensor([0.2, -0.4]),
+        label_T=torch.tensor([1.0, -1.0]),
+        label_A=torch.tensor([0.0, 0.2]),
+        label_V=torch.tensor([0.4, 0.6]),
+    )
     targets = unimodal_targets(with_labels, like)
     assert torch.allclose(targets[0], torch.tensor([[0.2, 0.2, 0.2], [1.0, 0.0, 0.4]]))
     assert torch.allclose(targets[1], torch.tensor([[-0.4, -0.4, -0.4], [-1.0, 0.2, 0.6]]))
@@ -114,7 +131,13 @@ def outputs(prediction, logits):
 
 
 def test_dmmsa_total_by_hand():
-    batch = Batch(label=torch.tensor([0.4]), label_T=torch.tensor([0.0]), label_A=torch.tensor([0.0]), label_V=torch.tensor([1.0]), index=torch.tensor([0]))
+    batch = Batch(
+        label=torch.tensor([0.4]),
+        label_T=torch.tensor([0.0]),
+        label_A=torch.tensor([0.0]),
+        label_V=torch.tensor([1.0]),
+        index=torch.tensor([0]),
+    )
     losses = DMMSA(SIMS)(outputs(0.0, [0.0, 0.0, math.log(2.0)]), batch)
     msr = 0.5 * 0.4**2  # smooth-L1, |error| < 1
     msc = -math.log(2 / 4)  # class positive (0.4 > 0.1): softmax(0, 0, log 2) = 2/4
@@ -130,7 +153,13 @@ def test_dmmsa_total_by_hand():
 
 
 def test_confede_total_by_hand():
-    batch = Batch(label=torch.tensor([0.4]), label_T=torch.tensor([0.0]), label_A=torch.tensor([0.0]), label_V=torch.tensor([1.0]), index=torch.tensor([0]))
+    batch = Batch(
+        label=torch.tensor([0.4]),
+        label_T=torch.tensor([0.0]),
+        label_A=torch.tensor([0.0]),
+        label_V=torch.tensor([1.0]),
+        index=torch.tensor([0]),
+    )
     losses = ConFEDE(MOSI)(outputs(0.0, [0.0, 0.0, 0.0]), batch)
     uni = (3 * 0.2**2 + 1.0) / 6
     cl = (-math.log(math.e**2 / (math.e**2 + 2 + math.e**-2)) - math.log(1 / (3 + math.e**-2))) / 2

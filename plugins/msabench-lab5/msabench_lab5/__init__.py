@@ -61,10 +61,38 @@ def lab5(name, encoders, fusion, hparams, accuracy, note):
 
 
 METHODS = [
-    lab5("lab5-bert", {"text": "hf-text"}, "concat-linear", {"train": {"optimizer": "adamw", "lr": 2e-5, "batch_size": 32}, "text": TEXT}, 74.8, "text only, fine-tuned (stage 1)"),
-    lab5("lab5-resnet50", {"image": "resnet50-image"}, "concat-linear", {"train": {"optimizer": "adam", "lr": 1e-3, "batch_size": 32, "max_epochs": 5}, "image": IMAGE}, 60.2, "image only, fine-tuned (stage 1)"),
-    lab5("lab5-concat", {"text": "hf-text", "image": "resnet50-image"}, "concat-linear", {"train": STAGE2, "text": FROZEN_TEXT, "image": FROZEN_IMAGE}, 82.4, "concatenation of the frozen fine-tuned features (stage 2)"),
-    lab5("lab5-cma", {"text": "hf-text", "image": "resnet50-image"}, "cross-modal-attention", {"train": STAGE2, "text": FROZEN_TEXT, "image": FROZEN_IMAGE, "fusion": {"hidden": 512, "dropout": 0.1}}, 64.6, "cross-modal attention on the frozen fine-tuned features (stage 2)"),
+    lab5(
+        "lab5-bert",
+        {"text": "hf-text"},
+        "concat-linear",
+        {"train": {"optimizer": "adamw", "lr": 2e-5, "batch_size": 32}, "text": TEXT},
+        74.8,
+        "text only, fine-tuned (stage 1)",
+    ),
+    lab5(
+        "lab5-resnet50",
+        {"image": "resnet50-image"},
+        "concat-linear",
+        {"train": {"optimizer": "adam", "lr": 1e-3, "batch_size": 32, "max_epochs": 5}, "image": IMAGE},
+        60.2,
+        "image only, fine-tuned (stage 1)",
+    ),
+    lab5(
+        "lab5-concat",
+        {"text": "hf-text", "image": "resnet50-image"},
+        "concat-linear",
+        {"train": STAGE2, "text": FROZEN_TEXT, "image": FROZEN_IMAGE},
+        82.4,
+        "concatenation of the frozen fine-tuned features (stage 2)",
+    ),
+    lab5(
+        "lab5-cma",
+        {"text": "hf-text", "image": "resnet50-image"},
+        "cross-modal-attention",
+        {"train": STAGE2, "text": FROZEN_TEXT, "image": FROZEN_IMAGE, "fusion": {"hidden": 512, "dropout": 0.1}},
+        64.6,
+        "cross-modal attention on the frozen fine-tuned features (stage 2)",
+    ),
 ]
 
 

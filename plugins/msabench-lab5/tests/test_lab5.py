@@ -1,6 +1,7 @@
 """The Lab5 fusion heads, and the two-stage recipe the methods encode."""
 
 import torch
+
 from msabench import Task
 from msabench_lab5 import METHODS
 from msabench_lab5.fusions import ConcatLinear, CrossModalAttention
@@ -34,9 +35,27 @@ def test_stage_two_starts_from_the_same_seeds_stage_one_and_freezes():
     methods = {m.name: m for m in METHODS}
     for name in ("lab5-concat", "lab5-cma"):
         hparams = methods[name].hparams
-        assert hparams["text"]["init_from"] == "results/{dataset}/lab5-bert/seed-{seed}.pt" and hparams["text"]["freeze"]
-        assert hparams["image"]["init_from"] == "results/{dataset}/lab5-resnet50/seed-{seed}.pt" and hparams["image"]["freeze"]
+        assert (
+            hparams["text"]["init_from"] == "results/{dataset}/lab5-bert/seed-{seed}.pt" and hparams["text"]["freeze"]
+        )
+        assert (
+            hparams["image"]["init_from"] == "results/{dataset}/lab5-resnet50/seed-{seed}.pt"
+            and hparams["image"]["freeze"]
+        )
         assert hparams["train"] == {"optimizer": "adamw", "lr": 2e-5, "weight_decay": 1e-5, "batch_size": 32}
-    assert methods["lab5-resnet50"].hparams["train"] == {"optimizer": "adam", "lr": 1e-3, "batch_size": 32, "max_epochs": 5}
-    assert methods["lab5-bert"].hparams["train"]["optimizer"] == "adamw" and "freeze" not in methods["lab5-bert"].hparams["text"]
-    assert {m.name: m.reported[0].metrics["Acc"] for m in METHODS} == {"lab5-bert": 74.8, "lab5-resnet50": 60.2, "lab5-concat": 82.4, "lab5-cma": 64.6}
+    assert methods["lab5-resnet50"].hparams["train"] == {
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "batch_size": 32,
+        "max_epochs": 5,
+    }
+    assert (
+        methods["lab5-bert"].hparams["train"]["optimizer"] == "adamw"
+        and "freeze" not in methods["lab5-bert"].hparams["text"]
+    )
+    assert {m.name: m.reported[0].metrics["Acc"] for m in METHODS} == {
+        "lab5-bert": 74.8,
+        "lab5-resnet50": 60.2,
+        "lab5-concat": 82.4,
+        "lab5-cma": 64.6,
+    }
