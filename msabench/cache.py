@@ -22,6 +22,7 @@ time to reclaim the space.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -33,9 +34,10 @@ from typing import Any
 import numpy as np
 import torch
 
-log = logging.getLogger("msabench")
+from msabench.paths import feature_cache_root
+from msabench.results import remove_stale_temporaries, temporary_path
 
-OFF = ("off", "0", "none", "false")
+log = logging.getLogger("msabench")
 
 
 class FeatureCache:
@@ -46,12 +48,8 @@ class FeatureCache:
 
     @classmethod
     def default(cls) -> FeatureCache:
-        """$MSABENCH_CACHE ("off" disables it), else $XDG_CACHE_HOME/msabench/features, else ~/.cache/msabench/features."""
-        value = os.environ.get("MSABENCH_CACHE")
-        if value is not None:
-            return cls(None if value.strip().lower() in OFF or not value.strip() else value)
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        return cls(Path(base) / "msabench" / "features")
+        """The cache under $MSABENCH_CACHE ("off": none), else under $XDG_CACHE_HOME or ~/.cache (msabench/features)."""
+        return cls(feature_cache_root())
 
     @property
     def enabled(self) -> bool:
@@ -107,8 +105,8 @@ class FeatureCache:
         values, width = features.numpy(), int(features.shape[1])
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
-        shutil.rmtree(temporary, ignore_errors=True)
+        remove_stale_temporaries(path)  # entries a killed run was writing
+        temporary = temporary_path(path)
         try:
             table = pa.table(
                 {
@@ -127,7 +125,8 @@ class FeatureCache:
             quiet = datasets.utils.are_progress_bars_disabled()
             datasets.utils.disable_progress_bars()
             try:
-                # One shard even when empty: `datasets` writes no file for an empty dataset otherwise, and cannot load that.
+                # One shard even when empty: `datasets` writes no file for an empty dataset otherwise, and cannot
+                # load that.
                 dataset.save_to_disk(str(temporary), **({} if len(ids) else {"num_shards": 1}))
             finally:
                 if not quiet:
@@ -149,12 +148,9 @@ class FeatureCache:
                 raise
         if self.valid(key, ids):
             return
-        aside = path.parent / f".{path.name}.{os.getpid()}.damaged"
-        shutil.rmtree(aside, ignore_errors=True)
-        try:
+        aside = temporary_path(path)
+        with contextlib.suppress(FileNotFoundError):  # another run moved it away already
             os.replace(path, aside)
-        except FileNotFoundError:  # another run moved it away already
-            pass
         try:
             os.replace(temporary, path)
         except OSError:  # another run put a new entry in between: keep it when it is good

@@ -1,4 +1,11 @@
-"""The catalog: runs the register_* hooks, validates everything, and looks components up by name."""
+"""The catalog: runs the register_* hooks, validates everything, and looks components up by name.
+
+Validation happens when the catalog is built, before anything loads or trains. A problem is confined to the
+names it touches: a component registered twice, a class that is not what its hook registers, a method naming a
+component no plugin has, a method whose hyper-parameters its components refuse, a hook that raises. Such a name
+is unavailable (looking it up raises an error that says why and what to do), the problem is in
+`Catalog.problems` (the CLI prints each as a warning), and every other name works.
+"""
 
 from __future__ import annotations
 
@@ -14,30 +21,35 @@ from typing import Any
 import pluggy
 
 from msabench.components import Data, Dataset, Encoder, Fusion, Method, Model, Objective, Task
-from msabench.errors import CatalogError, PluginError, UnknownName
+from msabench.errors import CatalogError, UnknownName
 from msabench.metrics import FAMILIES, METRICS
-from msabench.plugins import distribution
-from msabench.train import OPTIMIZERS, TRAIN_KEYS
+from msabench.plugins import Problem, distribution
+from msabench.settings import check_train
 
 KINDS = {"datasets": Dataset, "encoders": Encoder, "fusions": Fusion, "objectives": Objective, "methods": Method}
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 class Registry:
-    """Name -> component for one kind, remembering which plugin registered each."""
+    """Name -> component for one kind, remembering which plugin registered each, and the names that are unusable."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, catalog: Catalog | None = None):
         self.kind = kind  # plural, e.g. "encoders"
         self.entries: dict[str, tuple[Any, str]] = {}
+        self.unusable: dict[str, str] = {}  # name -> why (one line, with the fix)
+        self.catalog = catalog
 
     def __getitem__(self, name: str) -> Any:
+        if name in self.unusable:
+            raise CatalogError(self.unusable[name])
         if name not in self.entries:
             singular = self.kind[:-1]
             close = difflib.get_close_matches(name, self.entries, n=3)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise UnknownName(
-                f"Unknown {singular} {name!r}.{hint} Available: {', '.join(sorted(self.entries)) or 'none'}."
-            )
+            broken = self.catalog.broken_plugins() if self.catalog is not None else []
+            note = f" (Plugins that failed to load: {', '.join(broken)}; see the warnings.)" if broken else ""
+            available = ", ".join(sorted(self.entries)) or "none"
+            raise UnknownName(f"Unknown {singular} {name!r}.{hint} Available: {available}.{note}")
         return self.entries[name][0]
 
     def __contains__(self, name: object) -> bool:
@@ -52,13 +64,18 @@ class Registry:
     def plugin(self, name: str) -> str:
         return self.entries[name][1]
 
+    def disable(self, name: str, why: str) -> None:
+        self.entries.pop(name, None)
+        self.unusable[name] = why
+
 
 class Catalog:
     """Everything the installed plugins register, validated as a whole."""
 
     def __init__(self) -> None:
-        self.registries = {kind: Registry(kind) for kind in KINDS}
+        self.registries = {kind: Registry(kind, self) for kind in KINDS}
         self.plugin_distributions: dict[str, tuple[str, str]] = {}
+        self.problems: list[Problem] = []
 
     datasets = property(lambda self: self.registries["datasets"])
     encoders = property(lambda self: self.registries["encoders"])
@@ -70,29 +87,52 @@ class Catalog:
     def from_plugins(cls, pm: pluggy.PluginManager) -> Catalog:
         """Call every plugin's register_* hooks, then check that the methods' references resolve."""
         catalog = cls()
+        catalog.problems += getattr(pm, "problems", [])
         for name, _ in pm.list_name_plugin():
             catalog.plugin_distributions[name] = distribution(pm, name)
         for kind in KINDS:
             for impl in getattr(pm.hook, f"register_{kind}").get_hookimpls():
-                if impl.hookwrapper or impl.wrapper:
-                    raise PluginError(
-                        f"msabench plugin {impl.plugin_name!r}: register_{kind} cannot be a hook wrapper; register things directly."
-                    )
-                register = lambda obj, kind=kind, plugin=impl.plugin_name: catalog.add(kind, obj, plugin)  # noqa: E731
-                try:
-                    impl.function(**{arg: register for arg in impl.argnames})
-                except CatalogError:
-                    raise
-                except Exception as error:
-                    raise PluginError(
-                        f"msabench plugin {impl.plugin_name!r} failed in register_{kind}: {type(error).__name__}: {error}. "
-                        "Fix the plugin, or set MSABENCH_LOAD_PLUGINS to skip it."
-                    ) from error
+                catalog._call(kind, impl, pm)
         catalog.validate()
         return catalog
 
+    def _call(self, kind: str, impl: Any, pm: pluggy.PluginManager) -> None:
+        """Run one plugin's register_<kind> hook; what it registers counts only when the hook finishes."""
+        plugin = impl.plugin_name
+        skip = pm.skip_hint(plugin) if hasattr(pm, "skip_hint") else "MSABENCH_LOAD_PLUGINS"
+        if impl.hookwrapper or impl.wrapper:
+            self.problem(
+                plugin,
+                f"msabench plugin {plugin!r}: register_{kind} cannot be a hook wrapper; register things directly.",
+            )
+            return
+        registered: list[Any] = []
+        try:
+            impl.function(**{arg: registered.append for arg in impl.argnames})
+        except Exception as error:
+            self.problem(
+                plugin,
+                f"msabench plugin {plugin!r} failed in register_{kind}: {type(error).__name__}: {error}. Nothing it "
+                f"registers there is available. Fix the plugin, or set {skip} to skip it.",
+            )
+            return
+        for obj in registered:
+            try:
+                self.add(kind, obj, plugin)
+            except CatalogError as error:
+                self.problem(plugin, str(error))
+
+    def problem(self, plugin: str, message: str) -> None:
+        self.problems.append(Problem(plugin, message))
+
+    def broken_plugins(self) -> list[str]:
+        return sorted({problem.plugin for problem in self.problems})
+
     def add(self, kind: str, obj: Any, plugin: str) -> None:
-        """Register one component (what each hook's `register` callback does)."""
+        """Register one component (what each hook's `register` callback does).
+
+        A wrong type, bad name or missing declaration raises CatalogError; a name registered twice becomes
+        unusable for both, with a message naming both plugins."""
         base, singular = KINDS[kind], kind[:-1]
         if kind == "methods":
             if not isinstance(obj, Method):
@@ -106,48 +146,63 @@ class Catalog:
         name = getattr(obj, "name", None)
         if not isinstance(name, str) or not NAME.match(name):
             raise CatalogError(
-                f"{singular} {_where(obj)} from plugin {plugin!r} has name {name!r}: set a kebab-case name such as 'my-{singular}'."
-            )
-        registry = self.registries[kind]
-        if name in registry:
-            raise CatalogError(
-                f"{singular} {name!r} is registered twice: by plugin {registry.plugin(name)!r} ({_where(registry[name])}) "
-                f"and by plugin {plugin!r} ({_where(obj)}). Rename one, or set MSABENCH_LOAD_PLUGINS to skip a plugin."
+                f"{singular} {_where(obj)} from plugin {plugin!r} has name {name!r}: "
+                f"set a kebab-case name such as 'my-{singular}'."
             )
         _check_declarations(kind, obj, plugin)
+        registry = self.registries[kind]
+        if name in registry or name in registry.unusable:
+            first = (
+                f"plugin {registry.plugin(name)!r} ({_where(registry[name])})" if name in registry else "another plugin"
+            )
+            why = (
+                f"{singular} {name!r} is registered twice: by {first} and by plugin {plugin!r} ({_where(obj)}), so "
+                f"neither is used. Rename one, or set MSABENCH_LOAD_PLUGINS to skip one of the plugins."
+            )
+            registry.disable(name, why)
+            self.problem(plugin, why)
+            return
         registry.entries[name] = (obj, plugin)
 
     def validate(self) -> None:
-        """Check every method's references, before anything trains."""
-        for name in self.methods:
+        """Check every method's references, components and hyper-parameters; a method that fails is unusable."""
+        for name in list(self.methods):
             method, plugin = self.methods[name], self.methods.plugin(name)
-            where = f"method {name!r} (plugin {plugin!r})"
-            refs = [("encoders", encoder) for encoder in method.encoders.values()]
-            refs += [("fusions", method.fusion), ("objectives", method.objective)]
-            for kind, ref in refs:
-                if ref not in self.registries[kind]:
-                    close = difflib.get_close_matches(ref, self.registries[kind], n=3)
-                    hint = (
-                        f" Did you mean: {', '.join(close)}?" if close else " Is the plugin that provides it installed?"
+            try:
+                self.check_method(method, f"method {name!r} (plugin {plugin!r})")
+            except CatalogError as error:
+                self.methods.disable(name, str(error))
+                self.problem(plugin, str(error))
+
+    def check_method(self, method: Method, where: str) -> None:
+        refs = [("encoders", encoder) for encoder in method.encoders.values()]
+        refs += [("fusions", method.fusion), ("objectives", method.objective)]
+        for kind, ref in refs:
+            registry = self.registries[kind]
+            if ref in registry.unusable:
+                raise CatalogError(f"{where} names {kind[:-1]} {ref!r}, which is unusable: {registry.unusable[ref]}")
+            if ref not in registry:
+                close = difflib.get_close_matches(ref, registry, n=3)
+                hint = f" Did you mean: {', '.join(close)}?" if close else " Is the plugin that provides it installed?"
+                if os.environ.get("MSABENCH_LOAD_PLUGINS") is not None:
+                    hint += (
+                        f" (MSABENCH_LOAD_PLUGINS={os.environ['MSABENCH_LOAD_PLUGINS']!r} is set: it may be left out.)"
                     )
-                    if os.environ.get("MSABENCH_LOAD_PLUGINS") is not None:
-                        hint += f" (MSABENCH_LOAD_PLUGINS={os.environ['MSABENCH_LOAD_PLUGINS']!r} is set: the plugin may be left out.)"
-                    raise CatalogError(f"{where} names {kind[:-1]} {ref!r}, which no plugin registers.{hint}")
-            self.check_components(method, where)
-            for values in [method.hparams, *method.overrides.values()]:
-                try:
-                    self.check_hparams(method, dict(values))
-                except CatalogError as error:
-                    raise CatalogError(f"{where}: {error}") from None
-            for reported in method.reported:
-                if unknown := set(reported.metrics) - set(METRICS):
-                    raise CatalogError(
-                        f"{where} reports unknown metrics {sorted(unknown)} for {reported.dataset!r}. Known: {', '.join(METRICS)}."
-                    )
-            if method.key_metric is not None and method.key_metric not in METRICS:
+                raise CatalogError(f"{where} names {kind[:-1]} {ref!r}, which no plugin registers.{hint}")
+        self.check_components(method, where)
+        for values in [method.hparams, *method.overrides.values()]:
+            try:
+                self.check_hparams(method, dict(values))
+            except CatalogError as error:
+                raise CatalogError(f"{where}: {error}") from None
+        for reported in method.reported:
+            if unknown := set(reported.metrics) - set(METRICS):
                 raise CatalogError(
-                    f"{where} selects on unknown metric {method.key_metric!r}. Known: {', '.join(METRICS)}."
+                    f"{where} reports unknown metrics {sorted(unknown)} for {reported.dataset!r}. "
+                    f"Known: {', '.join(METRICS)}."
                 )
+        if method.key_metric is not None and method.key_metric not in METRICS:
+            raise CatalogError(f"{where} selects on unknown metric {method.key_metric!r}. Known: {', '.join(METRICS)}.")
 
     def check_components(self, method: Method, where: str | None = None) -> None:
         """The encoders, fusion and objective of a method fit together."""
@@ -155,22 +210,26 @@ class Catalog:
         fusion, objective = self.fusions[method.fusion], self.objectives[method.objective]
         if fusion.modalities is not None and set(method.encoders) != set(fusion.modalities):
             raise CatalogError(
-                f"{where}: fusion {method.fusion!r} fuses {', '.join(fusion.modalities)}; the method encodes {', '.join(method.encoders)}."
+                f"{where}: fusion {method.fusion!r} fuses {', '.join(fusion.modalities)}; "
+                f"the method encodes {', '.join(method.encoders)}."
             )
         for modality, name in method.encoders.items():
             if self.encoders[name].returns != fusion.accepts:
                 raise CatalogError(
-                    f"{where}: encoder {name!r} ({modality}) returns a {self.encoders[name].returns}, "
-                    f"but fusion {method.fusion!r} takes a {fusion.accepts} per modality. Choose an encoder that returns a {fusion.accepts}."
+                    f"{where}: encoder {name!r} ({modality}) returns a {self.encoders[name].returns}, but fusion "
+                    f"{method.fusion!r} takes a {fusion.accepts} per modality. "
+                    f"Choose an encoder that returns a {fusion.accepts}."
                 )
         if missing := [key for key in objective.needs if key not in fusion.produces]:
             raise CatalogError(
-                f"{where}: objective {method.objective!r} needs outputs {missing} that fusion {method.fusion!r} does not produce "
-                f"(it produces {list(fusion.produces)}). Use an objective that needs only those, or a fusion that produces them."
+                f"{where}: objective {method.objective!r} needs outputs {missing} that fusion {method.fusion!r} does "
+                f"not produce (it produces {list(fusion.produces)}). "
+                "Use an objective that needs only those, or a fusion that produces them."
             )
         if unsupported := [task for task in method.tasks if task not in objective.tasks]:
             raise CatalogError(
-                f"{where}: objective {method.objective!r} does not support {unsupported} tasks (only {list(objective.tasks)})."
+                f"{where}: objective {method.objective!r} does not support {unsupported} tasks "
+                f"(only {list(objective.tasks)})."
             )
 
     def check(self, method: Method, dataset: type[Dataset]) -> None:
@@ -178,12 +237,13 @@ class Catalog:
         self.check_components(method)
         if dataset.task.kind not in method.tasks:
             raise CatalogError(
-                f"method {method.name!r} handles {'/'.join(method.tasks)} tasks; dataset {dataset.name!r} is a {dataset.task.kind} task."
+                f"method {method.name!r} handles {'/'.join(method.tasks)} tasks; "
+                f"dataset {dataset.name!r} is a {dataset.task.kind} task."
             )
         if method.key_metric is not None and method.key_metric not in FAMILIES[dataset.task.family]:
             raise CatalogError(
-                f"method {method.name!r} selects on {method.key_metric!r}, which {dataset.task.family} datasets do not report "
-                f"(they report {', '.join(FAMILIES[dataset.task.family])})."
+                f"method {method.name!r} selects on {method.key_metric!r}, which {dataset.task.family} datasets do "
+                f"not report (they report {', '.join(FAMILIES[dataset.task.family])})."
             )
         for modality, name in method.encoders.items():
             key = input_key(self.encoders[name], modality)
@@ -195,26 +255,21 @@ class Catalog:
                 )
 
     def check_hparams(self, method: Method, hparams: dict[str, Any]) -> None:
-        """Every hyper-parameter section names arguments its component accepts (checked before data loads)."""
+        """Every section names arguments its component accepts, and the training settings have valid values
+        (checked before data loads)."""
         sections = [*method.encoders, "fusion", "objective", "train"]
         for section, values in hparams.items():
             if section not in sections:
                 raise CatalogError(
-                    f"method {method.name!r} has no hyper-parameter section {section!r}{_close(section, sections)} Sections: {', '.join(sections)}."
+                    f"method {method.name!r} has no hyper-parameter section {section!r}{_close(section, sections)} "
+                    f"Sections: {', '.join(sections)}."
                 )
             if not isinstance(values, dict):
                 raise CatalogError(
-                    f"method {method.name!r}: hyper-parameter section {section!r} must map names to values, not {values!r}."
+                    f"method {method.name!r}: hyper-parameter section {section!r} must map names to values, "
+                    f"not {values!r}."
                 )
-        for key in hparams.get("train", {}):
-            if key not in TRAIN_KEYS:
-                raise CatalogError(
-                    f"method {method.name!r}: unknown training setting train.{key}{_close(key, TRAIN_KEYS)} Known: {', '.join(TRAIN_KEYS)}."
-                )
-        if (optimizer := hparams.get("train", {}).get("optimizer", "adam")) not in OPTIMIZERS:
-            raise CatalogError(
-                f"method {method.name!r}: train.optimizer is {optimizer!r}; use one of {', '.join(OPTIMIZERS)}."
-            )
+        check_train(hparams.get("train", {}), f"method {method.name!r}")
         parts = [(self.encoders[name], f"encoder {name!r}", modality) for modality, name in method.encoders.items()]
         parts += [(self.fusions[method.fusion], f"fusion {method.fusion!r}", "fusion")]
         parts += [(self.objectives[method.objective], f"objective {method.objective!r}", "objective")]
@@ -235,20 +290,12 @@ class Catalog:
             encoders[modality] = _construct(cls, f"encoder {name!r}", modality, specs[key], **hparams.get(modality, {}))
             inputs[modality] = key
         in_dims = {modality: encoder.out_dim for modality, encoder in encoders.items()}
+        fusion_cls, objective_cls = self.fusions[method.fusion], self.objectives[method.objective]
         fusion = _construct(
-            self.fusions[method.fusion],
-            f"fusion {method.fusion!r}",
-            "fusion",
-            in_dims,
-            data.task,
-            **hparams.get("fusion", {}),
+            fusion_cls, f"fusion {method.fusion!r}", "fusion", in_dims, data.task, **hparams.get("fusion", {})
         )
         objective = _construct(
-            self.objectives[method.objective],
-            f"objective {method.objective!r}",
-            "objective",
-            data.task,
-            **hparams.get("objective", {}),
+            objective_cls, f"objective {method.objective!r}", "objective", data.task, **hparams.get("objective", {})
         )
         return Model(encoders, inputs, fusion), objective
 
@@ -291,9 +338,8 @@ def _construct(cls: type, what: str, section: str, *args: Any, **hparams: Any) -
     try:
         return cls(*args, **hparams)
     except (ValueError, TypeError) as error:  # a constructor refusing a value: one line, naming where it is set
-        raise CatalogError(
-            f"{what} refused its hyper-parameters (section {section!r}: {json.dumps(hparams, default=str)}): {error}"
-        ) from error
+        settings = json.dumps(hparams, default=str)
+        raise CatalogError(f"{what} refused its hyper-parameters (section {section!r}: {settings}): {error}") from error
 
 
 def _bind(cls: type, what: str, section: str, positional: int, hparams: dict[str, Any]) -> None:
@@ -303,7 +349,8 @@ def _bind(cls: type, what: str, section: str, positional: int, hparams: dict[str
     except TypeError as error:
         accepted = [p for p in list(signature.parameters)[positional:] if p not in ("args", "kwargs", "hparams")]
         raise CatalogError(
-            f"{what} cannot take the hyper-parameters of section {section!r}: {error}. It accepts: {', '.join(accepted) or 'none'}."
+            f"{what} cannot take the hyper-parameters of section {section!r}: {error}. "
+            f"It accepts: {', '.join(accepted) or 'none'}."
         ) from None
 
 

@@ -1,22 +1,27 @@
-"""The `msabench` command: run, list, plugins, leaderboard, check, predict, data."""
+"""The `msabench` command: run, list, plugins, leaderboard, check, predict, data.
+
+Only click is imported up front; each command imports what it needs, so `msabench --help` does not
+pay for torch.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from msabench import leaderboard as boards
-from msabench.catalog import Catalog
-from msabench.components import merge
 from msabench.errors import MsabenchError
-from msabench.plugins import get_plugin_manager, get_plugins
-from msabench.protocol import PROTOCOL, Protocol
-from msabench.results import load_results, result_path, write_atomic
+
+if TYPE_CHECKING:
+    from msabench.catalog import Catalog
 
 KINDS = ("datasets", "encoders", "fusions", "objectives", "methods")
+SEED_LIMIT = 2**32
 
 
 class Group(click.Group):
@@ -35,8 +40,15 @@ def cli() -> None:
     """msabench: benchmark multimodal sentiment analysis methods under one protocol."""
 
 
-def catalog() -> Catalog:
-    return Catalog.from_plugins(get_plugin_manager())
+def load_catalog() -> Catalog:
+    """Every installed plugin's components; each plugin problem is printed once, as a warning."""
+    from msabench.catalog import Catalog
+    from msabench.plugins import get_plugin_manager
+
+    catalog = Catalog.from_plugins(get_plugin_manager())
+    for problem in catalog.problems:
+        click.echo(f"Warning: {problem.message}", err=True)
+    return catalog
 
 
 def assignments(values: tuple[str, ...], flag: str) -> dict[str, str]:
@@ -47,6 +59,41 @@ def assignments(values: tuple[str, ...], flag: str) -> dict[str, str]:
             raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint=flag)
         pairs[key.strip()] = item.strip()
     return pairs
+
+
+def json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value  # a plain string, e.g. a path
+
+
+def parse_seeds(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    """Comma-separated seeds: whole numbers in [0, 2**32), each once."""
+    if not text:
+        return default
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected comma-separated whole numbers such as 1111,1112; got {text!r}", param_hint="--seeds"
+        ) from None
+    if bad := [seed for seed in seeds if not 0 <= seed < SEED_LIMIT]:
+        raise click.BadParameter(
+            f"seeds must lie in 0..{SEED_LIMIT - 1} (torch's range); got {bad[0]}", param_hint="--seeds"
+        )
+    if len(set(seeds)) != len(seeds):
+        repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+        raise click.BadParameter(f"seed {repeated[0]} is given twice; each seed runs once", param_hint="--seeds")
+    return seeds
+
+
+def shown(value: Any) -> str:
+    """How a changed value appears in a row label: JSON, with a long path cut to its file name and a short hash."""
+    text = json.dumps(value)
+    if isinstance(value, str) and "/" in value and len(text) > 32:
+        return f"{Path(value).name}~{hashlib.sha256(value.encode()).hexdigest()[:6]}"
+    return text
 
 
 @cli.command()
@@ -81,9 +128,14 @@ def assignments(values: tuple[str, ...], flag: str) -> dict[str, str]:
 )
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
 @click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads for torch. [default: 1, whatever the machine: the count changes the numbers]",
+)
+@click.option(
     "--max-epochs",
     type=click.IntRange(min=1),
-    help="Cap epochs at N instead of the protocol's 100 (changes the protocol id, so rows are ranked apart).",
+    help="Cap epochs at N instead of the protocol's 100 (another protocol id: rows are ranked apart).",
 )
 @click.option(
     "--encoder",
@@ -105,8 +157,9 @@ def assignments(values: tuple[str, ...], flag: str) -> dict[str, str]:
     "data_options",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A dataset option, e.g. skip_unreadable=true or split_file=PATH (repeatable; recorded in the result's variant).",
+    help="A dataset option, e.g. skip_unreadable=true or split_file=PATH (repeatable; part of the row's variant).",
 )
+@click.option("--overwrite", is_flag=True, help="Retrain seeds whose result exists (and discard resume states).")
 @click.option(
     "--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per epoch (on a terminal)."
 )
@@ -126,20 +179,33 @@ def run(
     results_dir,
     boards_dir,
     device,
+    threads,
     max_epochs,
     encoders,
     objective,
     sets,
     data_options,
+    overwrite,
     progress,
     checkpoints,
     quiet,
 ):
-    """Train and test a method on a dataset, one result file per seed, then render its leaderboard."""
-    from msabench.train import fit
+    """Train and test a method on a dataset, one result file per seed, then render its leaderboard.
+
+    A seed whose result exists for the same data, hyper-parameters and protocol is skipped; one that
+    was interrupted continues after its last finished epoch.
+    """
+    from msabench import leaderboard as boards
+    from msabench.components import merge
+    from msabench.protocol import PROTOCOL, Protocol
+    from msabench.results import RunResult, differences, load_results, result_path, resume_path, write_atomic
+    from msabench.train import fit, resolve_hparams, select_device, set_threads
 
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
-    found = catalog()
+    protocol = Protocol(max_epochs=max_epochs) if max_epochs else PROTOCOL
+    seed_list = parse_seeds(seeds, protocol.seeds)
+    chosen_device = select_device(device)
+    found = load_catalog()
     recipe = found.methods[method]
     swaps = assignments(encoders, "--encoder")
     for modality, name in swaps.items():
@@ -153,47 +219,53 @@ def run(
     recipe = recipe.with_components(swaps, objective) if swaps or objective else recipe
     dataset_cls = found.datasets[dataset]
     found.check(recipe, dataset_cls)
-    overrides = {}
+    overrides: dict[str, Any] = {}
     for key, value in assignments(sets, "--set").items():
         section, dot, name = key.partition(".")
         if not dot:
             raise click.BadParameter(f"{key!r} needs a section, e.g. train.{key}", param_hint="--set")
-        try:
-            value = json.loads(value)
-        except ValueError:
-            pass  # a plain string
-        merge(overrides, {section: {name: value}})
+        merge(overrides, {section: {name: json_or_text(value)}})
     hparams = merge(recipe.hparams_for(dataset_cls), overrides)
     found.check_hparams(recipe, hparams)
     options = dataset_options(dataset_cls, data_options)
     changes = [f"{m}={n}" for m, n in sorted(swaps.items())] + ([f"objective={objective}"] if objective else [])
     changes += sorted(
-        f"{section}.{key}={json.dumps(value)}" for section, values in overrides.items() for key, value in values.items()
+        f"{section}.{key}={shown(value)}" for section, values in overrides.items() for key, value in values.items()
     )
-    changes += sorted(f"data.{key}={json.dumps(value)}" for key, value in options.items())
+    changes += sorted(f"data.{key}={shown(value)}" for key, value in options.items())
     variant = ", ".join(changes)  # sorted: the same changes in any flag order are one row
-    protocol = Protocol(max_epochs=max_epochs) if max_epochs else PROTOCOL
-    try:
-        seed_list = protocol.seeds if not seeds else tuple(int(s) for s in seeds.split(","))
-    except ValueError:
-        raise click.BadParameter(
-            f"expected comma-separated integers such as 1111,1112; got {seeds!r}", param_hint="--seeds"
-        ) from None
+    set_threads(threads)
 
     data = dataset_cls(data_root, verify=not no_verify, **options).load()
     results = []
     for seed in seed_list:
-        path = result_path(results_dir, dataset, recipe.name, seed, variant)
+        path = result_path(results_dir, dataset, recipe.name, seed, variant, protocol=protocol.id)
+        state = resume_path(path)
+        planned = resolve_hparams(hparams, data, seed, protocol, results_dir)
+        if overwrite:
+            for leftover in (path, path.with_suffix(".pt"), state):
+                leftover.unlink(missing_ok=True)
+        elif path.is_file():
+            existing = RunResult.load(path)
+            if changed := differences(existing, data=data.provenance, hparams=planned, protocol=protocol.to_dict()):
+                raise click.ClickException(
+                    f"seed {seed}: {path} holds a result of another run ({'; '.join(changed[:3])}). Pass --overwrite "
+                    "to replace it, or --results DIR to keep both."
+                )
+            click.echo(f"seed {seed}: done already ({path}); skipped. Pass --overwrite to train it again.", err=True)
+            results.append(existing)
+            continue
         result = fit(
             recipe,
             data,
             catalog=found,
             seed=seed,
             protocol=protocol,
-            hparams=hparams,
+            hparams=planned,
             variant=variant,
-            device=device,
+            device=chosen_device,
             checkpoint=path.with_suffix(".pt") if checkpoints else None,
+            state=state,
             progress=progress,
         )
         result.save(path)
@@ -208,19 +280,9 @@ def run(
 
 def dataset_options(dataset_cls, values: tuple[str, ...]) -> dict:
     """--data-option KEY=VALUE pairs (JSON values) checked against the dataset class's keyword arguments."""
-    import inspect
-
-    options = {}
-    for key, value in assignments(values, "--data-option").items():
-        try:
-            options[key] = json.loads(value)
-        except ValueError:
-            options[key] = value  # a plain string, e.g. a path
-    accepted = [
-        name
-        for name, p in inspect.signature(dataset_cls).parameters.items()
-        if p.kind == p.KEYWORD_ONLY and name != "verify"
-    ]
+    options = {key: json_or_text(value) for key, value in assignments(values, "--data-option").items()}
+    parameters = inspect.signature(dataset_cls).parameters.items()
+    accepted = [name for name, p in parameters if p.kind == p.KEYWORD_ONLY and name != "verify"]
     if unknown := sorted(set(options) - set(accepted)):
         raise click.BadParameter(
             f"{dataset_cls.name} has no option {', '.join(unknown)}; it accepts: {', '.join(accepted) or 'none'}",
@@ -232,8 +294,8 @@ def dataset_options(dataset_cls, values: tuple[str, ...]) -> dict:
 @cli.command(name="list")
 @click.argument("kind", required=False, type=click.Choice(KINDS))
 def list_(kind):
-    """List what the installed plugins register."""
-    found = catalog()
+    """List what the installed plugins register (and what cannot be used, and why)."""
+    found = load_catalog()
     for name in [kind] if kind else KINDS:
         registry = found.registries[name]
         click.echo(f"{name}:")
@@ -245,12 +307,19 @@ def list_(kind):
             else:
                 about = (obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else ""
             click.echo(f"  {item:<22} [{registry.plugin(item)}] {about}")
+        for item, why in sorted(registry.unusable.items()):
+            click.echo(f"  {item:<22} UNUSABLE: {why}")
 
 
 @cli.command()
 def plugins():
     """Show installed plugins, their distributions and hooks (JSON)."""
-    click.echo(json.dumps(get_plugins(get_plugin_manager()), indent=2))
+    from msabench.plugins import get_plugin_manager, get_plugins
+
+    pm = get_plugin_manager()
+    for problem in pm.problems:
+        click.echo(f"Warning: {problem.message}", err=True)
+    click.echo(json.dumps(get_plugins(pm), indent=2))
 
 
 @cli.command(name="leaderboard")
@@ -274,6 +343,9 @@ def plugins():
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a Markdown file is missing or stale.")
 def leaderboard_(results_dir, out_dir, datasets, check):
     """Render one Markdown leaderboard per dataset from result files."""
+    from msabench import leaderboard as boards
+    from msabench.results import load_results, write_atomic
+
     if not Path(results_dir).is_dir():
         raise click.ClickException(f"no results folder {results_dir}: run `msabench run` first, or pass --results.")
     pages = boards.render(load_results(results_dir))
@@ -302,7 +374,8 @@ def leaderboard_(results_dir, out_dir, datasets, check):
         )
     if stale:
         raise click.ClickException(
-            f"stale leaderboards: {', '.join(stale)}. Regenerate with: msabench leaderboard --results {results_dir} --out {out_dir}"
+            f"stale leaderboards: {', '.join(stale)}. "
+            f"Regenerate with: msabench leaderboard --results {results_dir} --out {out_dir}"
         )
     if check:
         click.echo(f"{len(pages)} leaderboards up to date")
@@ -354,7 +427,7 @@ def predict(run_path, dataset, data_root, data_options, out, device):
     from msabench.inference import predict as label
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    found = catalog()
+    found = load_catalog()
     checkpoint, result = load_run(run_path)
     dataset_cls = found.datasets[dataset or checkpoint.get("dataset")]
     instance = dataset_cls(data_root, **dataset_options(dataset_cls, data_options))
@@ -384,17 +457,13 @@ data_root_option = click.option(
 @data_root_option
 def info(dataset, data_root):
     """What a dataset holds and where its files go."""
-    cls = catalog().datasets[dataset]
+    cls = load_catalog().datasets[dataset]
     instance = cls(data_root)
-    click.echo(f"{cls.name}: {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}")
-    click.echo(
-        f"  task:     {cls.task.kind}, metrics: {cls.task.family}"
-        + (
-            f", classes: {', '.join(cls.task.classes)}"
-            if cls.task.classes
-            else f", labels in {list(cls.task.label_range)}"
-        )
-    )
+    task = cls.task
+    about = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+    click.echo(f"{cls.name}: {about}")
+    labels = f", classes: {', '.join(task.classes)}" if task.classes else f", labels in {list(task.label_range)}"
+    click.echo(f"  task:     {task.kind}, metrics: {task.family}{labels}")
     click.echo(f"  inputs:   {', '.join(cls.inputs)}; labels: {', '.join(cls.labels)}")
     if cls.dims:
         click.echo(f"  dims:     {', '.join(f'{k} {v}' for k, v in cls.dims.items())}")
@@ -403,7 +472,8 @@ def info(dataset, data_root):
     click.echo(f"  language: {cls.language}; synthetic: {'yes' if cls.synthetic else 'no'}")
     for relative, digest in cls.files.items():
         present = "present" if (instance.root / relative).is_file() else "missing"
-        click.echo(f"  file:     {instance.root / relative} ({present}); published SHA-256: {digest or 'none'}")
+        published = digest or "none published (pass --data-option sha256=... where the dataset accepts it)"
+        click.echo(f"  file:     {instance.root / relative} ({present}); published SHA-256: {published}")
     click.echo(f"  source:   {cls.source}")
 
 
@@ -413,7 +483,7 @@ def info(dataset, data_root):
 def verify(dataset, data_root):
     """Check a dataset's files against their published SHA-256 and load them."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    loaded = catalog().datasets[dataset](data_root, verify=True).load()
+    loaded = load_catalog().datasets[dataset](data_root, verify=True).load()
     sizes = ", ".join(f"{name} {len(split)}" for name, split in loaded.splits.items())
     state = "verified" if loaded.provenance.get("verified") else "NOT verified (no published SHA-256)"
     click.echo(f"{dataset}: {state}; splits {sizes}; files {json.dumps(loaded.provenance.get('files', {}))}")
@@ -424,9 +494,11 @@ def verify(dataset, data_root):
 @data_root_option
 def synth(dataset, data_root):
     """Write a synthetic dataset's pickle under the data root, in MMSA's layout."""
-    cls = catalog().datasets[dataset]
+    from msabench.results import write_atomic
+
+    cls = load_catalog().datasets[dataset]
     if not cls.synthetic or not hasattr(cls, "pickled"):
-        raise click.ClickException(f"{dataset} is not a synthetic dataset; try one of: synthetic-mosi, synthetic-sims.")
+        raise click.ClickException(f"{dataset} is not a synthetic dataset in MMSA's layout; try synthetic-mosi.")
     instance = cls(data_root)
     ((relative, _),) = cls.files.items()
     write_atomic(instance.root / relative, instance.pickled())

@@ -3,32 +3,51 @@
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
-from msabench.train import Callback
+from msabench.errors import DataError
+from msabench.paths import data_root
+from msabench.results import RunResult, write_atomic
+
+if TYPE_CHECKING:
+    from msabench.train import Run
 
 SPLITS = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
 class Task:
-    """What a dataset asks to predict, and which metric family scores it (see `msabench.metrics`)."""
+    """What a dataset asks to predict, and which metric family scores it (see `msabench.metrics`).
 
-    kind: str  # "regression" or "classification"
-    family: str  # "mosi", "sims" or "classification"
+    ``kind`` is ``"regression"`` (one value per sample, labels in ``label_range``), ``"classification"``
+    (one of ``classes``) or ``"multilabel"`` (one binary decision per entry of ``classes``, e.g. IEMOCAP's four
+    emotions: labels [B, K] of 0/1, predictions [B, 2K] logits, two per entry).
+    """
+
+    kind: str
+    family: str  # "mosi", "sims", "classification" or "iemocap"
     label_range: tuple[float, float] | None = None  # regression labels lie in this closed range
-    classes: tuple[str, ...] = ()  # classification class names, index = label id
+    classes: tuple[str, ...] = ()  # class names (classification: index = label id; multilabel: one per decision)
 
     @property
     def out_dim(self) -> int:
-        """Width of the model's prediction: 1 for regression, the number of classes otherwise."""
-        return 1 if self.kind == "regression" else len(self.classes)
+        """Width of the model's prediction: 1 for regression, one logit per class, two per multilabel entry."""
+        return {"regression": 1, "classification": len(self.classes), "multilabel": 2 * len(self.classes)}[self.kind]
+
+    def decide(self, prediction: torch.Tensor) -> torch.Tensor:
+        """The model's answer from its prediction: the value [B], the class id [B], or one 0/1 per entry [B, K]."""
+        if self.kind == "regression":
+            return prediction.reshape(-1)
+        if self.kind == "multilabel":
+            return prediction.reshape(len(prediction), len(self.classes), 2).argmax(-1)
+        return prediction.argmax(-1)
 
 
 @dataclass(frozen=True)
@@ -124,7 +143,7 @@ class Data:
         return specs
 
 
-class Dataset:
+class Dataset(ABC):
     """A dataset: declares what it holds (class attributes) and loads it (`load`).
 
     Subclasses set the class attributes and implement `load()`. Construction is cheap:
@@ -145,30 +164,69 @@ class Dataset:
     hparams_from: ClassVar[str | None] = None  # use methods' per-dataset hyper-parameters of this dataset
 
     def __init__(self, root: str | Path | None = None, *, verify: bool = True):
-        from msabench.data import data_root
-
         self.root = data_root(root)
         self.verify = verify
 
+    @abstractmethod
     def load(self) -> Data:
-        raise NotImplementedError
+        """Read the files (or generate the data) and return the splits as tensors."""
 
     def unlabelled(self) -> Split:
         """Inputs without labels that `msabench predict` labels (e.g. Lab5's test_without_label.txt)."""
-        from msabench.errors import DataError
-
         raise DataError(f"dataset {self.name!r} has no unlabelled inputs to predict.")
 
     def write_predictions(self, path: str | Path, ids: Sequence[str], labels: Sequence[str | None]) -> None:
         """Write predicted class names (None: not predicted) in the dataset's own format; `id,label` CSV by default."""
-        from msabench.results import write_atomic
-
         write_atomic(
-            path, "id,label\n" + "".join(f"{i},{'null' if label is None else label}\n" for i, label in zip(ids, labels))
+            path,
+            "id,label\n"
+            + "".join(f"{i},{'null' if label is None else label}\n" for i, label in zip(ids, labels, strict=True)),
         )
 
 
-class Encoder(nn.Module):
+class Callback:
+    """Hooks the trainer calls around one run. Per epoch: on_epoch_start, then per training batch
+    on_before_backward (the losses, before backward: a place to take extra gradients, e.g. with
+    ``create_graph=True``) and on_after_backward (gradients computed, before clipping and the optimizer
+    step), then on_epoch_end after validation.
+
+    The objective, and every module of the model that also subclasses Callback (a fusion that balances
+    its inputs, say), receive these calls before the callbacks passed to `fit`. Their state is part of
+    the model's or the objective's ``state_dict`` (buffers, parameters, ``get_extra_state``) and so of the
+    resume state; other callbacks keep theirs in `state_dict` / `load_state_dict`.
+    """
+
+    def on_fit_start(self, run: Run) -> None:
+        """Before the first epoch (and again when a run resumes); the model and optimizer are built."""
+
+    def on_epoch_start(self, run: Run, epoch: int) -> None:
+        """Before the epoch's first training batch."""
+
+    def on_before_backward(self, run: Run, batch: Batch, losses: dict[str, torch.Tensor]) -> None:
+        """After the forward pass of a training batch, before ``losses["total"].backward()``."""
+
+    def on_after_backward(self, run: Run, batch: Batch) -> None:
+        """After backward, before gradient clipping and the optimizer step (which may be several batches away
+        when ``train.accumulate`` > 1)."""
+
+    def on_epoch_end(self, run: Run, epoch: int, logs: dict[str, Any]) -> None:
+        """After validation. Add entries to `logs` (e.g. loss weights) to record them in the history."""
+
+    def on_fit_end(self, run: Run, result: RunResult) -> None:
+        """After the test evaluation."""
+
+    def on_exception(self, run: Run, error: BaseException) -> None:
+        """When training fails or is interrupted."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What this callback must keep across a resumed run (nn.Module callbacks use their own state_dict)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
+
+class Encoder(nn.Module, ABC):
     """Turns one input of a modality into features.
 
     ``consumes`` names the input: ``"features"`` means the modality's own feature sequence
@@ -183,12 +241,28 @@ class Encoder(nn.Module):
     returns: ClassVar[str] = "vector"
     tiny: ClassVar[Mapping[str, Any]] = {}
     out_dim: int
+    # Where the weights came from, for the host to check and record: the pretrained name or folder (None:
+    # random init), and for an encoder started from an earlier msabench run's checkpoint (``init_from``), that
+    # checkpoint's path, SHA-256, method, seed, dataset and split record (`msabench.features.split_record`).
+    pretrained: str | None = None
+    started_from: dict[str, Any] | None = None
 
     def __init__(self, spec: InputSpec, **hparams: Any):
         super().__init__()
 
+    @property
+    def frozen(self) -> bool:
+        """No parameter needs a gradient (e.g. ``freeze=True``): with a fingerprint, its outputs are computed once."""
+        return not any(parameter.requires_grad for parameter in self.parameters())
+
+    @abstractmethod
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError
+        """Features of a batch: [B, out_dim], or [B, L, out_dim] for sequences."""
+
+    def manual_parameters(self) -> list[nn.Parameter]:
+        """Parameters this component updates itself (from its Callback methods), kept out of the trainer's
+        optimizer; they are still saved in checkpoints. See `Fusion.manual_parameters`."""
+        return []
 
     def preprocess(self, values: Sequence[Any]) -> torch.Tensor:
         """Raw inputs (strings, image file bytes) -> the tensor `forward` takes, first dim = len(values).
@@ -196,7 +270,7 @@ class Encoder(nn.Module):
         Needed only by encoders that consume a raw input (``raw_text``, ``image``). The host calls it
         once per dataset split, never per epoch, and keeps the result in memory.
         """
-        raise NotImplementedError(f"encoder {self.name!r} reads a raw input but does not implement preprocess()")
+        raise TypeError(f"encoder {self.name!r} reads a raw input but does not implement preprocess()")
 
     def fingerprint(self) -> dict[str, Any] | None:
         """What, besides its weights, decides this encoder's outputs (JSON-able: class, pooling, tokenizer,
@@ -205,7 +279,7 @@ class Encoder(nn.Module):
         return None
 
 
-class Fusion(nn.Module):
+class Fusion(nn.Module, ABC):
     """Combines the encoders' features into the model's outputs, a dict holding at least ``prediction``
     (``[B, task.out_dim]``: the regression value, or class logits).
 
@@ -222,13 +296,22 @@ class Fusion(nn.Module):
     def __init__(self, in_dims: Mapping[str, int], task: Task, **hparams: Any):
         super().__init__()
 
+    @abstractmethod
     def forward(
         self, features: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor | None]
     ) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """The outputs: at least ``prediction``, plus what ``produces`` declares."""
+
+    def manual_parameters(self) -> list[nn.Parameter]:
+        """Parameters this fusion updates itself, kept out of the trainer's optimizer (still in checkpoints).
+
+        E.g. modality weights that follow a rule of their own: subclass `Callback` too, compute their update in
+        `Callback.on_before_backward` (the task loss is there, before backward) and apply it in
+        `Callback.on_after_backward`."""
+        return []
 
 
-class Objective(nn.Module, Callback):
+class Objective(nn.Module, Callback, ABC):
     """Turns outputs and a batch into named losses: ``{"total": ..., "<term>": ...}``.
 
     Every term is logged per epoch. Stateful objectives (dynamic weights, generated labels)
@@ -244,8 +327,13 @@ class Objective(nn.Module, Callback):
         super().__init__()
         self.task = task
 
+    @abstractmethod
     def forward(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """Named losses; ``total`` is what the trainer minimises."""
+
+    def manual_parameters(self) -> list[nn.Parameter]:
+        """Parameters this objective updates itself, kept out of the trainer's optimizer (see `Fusion`)."""
+        return []
 
 
 class Model(nn.Module):

@@ -3,13 +3,14 @@ and MMSA's pickle layout turned into tensors."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
-import os
 import pickle
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,6 +19,7 @@ import torch
 
 from msabench.components import Data, Dataset, Split, Task
 from msabench.errors import DataError
+from msabench.paths import cache_home
 from msabench.results import write_atomic
 
 log = logging.getLogger("msabench")
@@ -28,22 +30,12 @@ MMSA_SOURCE = (
 )
 
 
-def data_root(root: str | Path | None = None) -> Path:
-    """`root`, else $MSABENCH_DATA, else ~/.local/share/msabench/data (XDG_DATA_HOME honoured)."""
-    if root is None:
-        root = os.environ.get("MSABENCH_DATA") or None
-    if root is None:
-        base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-        root = Path(base) / "msabench" / "data"
-    return Path(root).expanduser()
-
-
 def sha256(path: str | Path) -> str:
     """SHA-256 of a file, remembered by (path, size, mtime, inode, ctime) so a multi-GB pickle is hashed once."""
     path = Path(path).resolve()
     stat = path.stat()
     key = f"{path}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}:{stat.st_ctime_ns}"
-    store = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "msabench" / "sha256.json"
+    store = cache_home() / "sha256.json"
     try:
         known = json.loads(store.read_text())
     except (OSError, ValueError):
@@ -54,10 +46,8 @@ def sha256(path: str | Path) -> str:
             while chunk := handle.read(1 << 24):
                 digest.update(chunk)
         known[key] = digest.hexdigest()
-        try:
+        with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash next time
             write_atomic(store, json.dumps(known, indent=0))
-        except OSError:
-            pass  # a read-only cache only costs a re-hash next time
     return known[key]
 
 
@@ -206,6 +196,7 @@ def mmsa_data(
     dims: Mapping[str, int],
     provenance: dict[str, Any],
     where: str,
+    repair: bool = False,
     **data_fields: Any,
 ) -> Data:
     """Check a pickle in MMSA's layout and turn it into in-memory tensors.
@@ -214,87 +205,137 @@ def mmsa_data(
     -inf/NaN in features become 0 and are counted; lengths come from `*_lengths`, or for
     aligned files from the text mask. `raw` is consumed: arrays are zeroed in place and
     shared with the tensors, so a multi-GB file is not held twice.
+
+    A length outside 1..steps of its sequence, or a label outside the task's range, is refused,
+    naming the split and row; with ``repair=True`` it is clipped instead, and the repairs are
+    counted, logged and recorded in the provenance (``repairs``).
     """
     if not isinstance(raw, dict) or not all(split in raw for split in ("train", "valid", "test")):
         found = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
         raise DataError(f"{where}: expected a dict with 'train', 'valid' and 'test' (MMSA's layout); found {found}.")
-    splits, nonfinite = {}, {}
-    for split in ("train", "valid", "test"):
-        part = raw[split]
+    reader = _SplitReader(name=name, task=task, inputs=inputs, labels=labels, dims=dims, where=where, repair=repair)
+    splits = {split: reader.read(split, raw[split]) for split in ("train", "valid", "test")}
+    _check_consistent(splits, where)
+    for key, count in reader.nonfinite.items():
+        log.warning("%s: %s had %d non-finite values (-inf/NaN), set to 0", where, key, count)
+    for key, count in reader.repairs.items():
+        log.warning("%s: %s: %d values outside their range were clipped into it (repair=true)", where, key, count)
+    provenance = {**provenance, "nonfinite": reader.nonfinite, "sizes": {s: len(v) for s, v in splits.items()}}
+    if reader.repairs:
+        provenance["repairs"] = reader.repairs
+    return Data(name=name, task=task, splits=splits, provenance=provenance, **data_fields)
+
+
+@dataclass
+class _SplitReader:
+    """Turns one split of an MMSA pickle into a checked `Split`, counting what it zeroed or repaired."""
+
+    name: str
+    task: Task
+    inputs: tuple[str, ...]
+    labels: tuple[str, ...]
+    dims: Mapping[str, int]
+    where: str
+    repair: bool
+    nonfinite: dict[str, int] = field(default_factory=dict)
+    repairs: dict[str, int] = field(default_factory=dict)
+
+    def read(self, split: str, part: Any) -> Split:
         wanted = [
             "id",
-            *(["text_bert"] if "text_bert" in inputs else []),
-            *[k for k in MMSA_FEATURES if k in inputs],
-            *[k for k, v in MMSA_LABELS.items() if v in labels],
+            *(["text_bert"] if "text_bert" in self.inputs else []),
+            *[k for k in MMSA_FEATURES if k in self.inputs],
+            *[k for k, v in MMSA_LABELS.items() if v in self.labels],
         ]
-        if missing := [key for key in wanted if key not in part]:
+        if not isinstance(part, dict) or (missing := [key for key in wanted if key not in part]):
+            has = sorted(part) if isinstance(part, dict) else type(part).__name__
             raise DataError(
-                f"{where}: split {split!r} lacks {missing} (has {sorted(part)}). Is this the right file for {name}?"
+                f"{self.where}: split {split!r} lacks {missing or wanted} (has {has}). Is this the right file?"
             )
-        n = len(part["id"])
+        ids = [str(i) for i in np.asarray(part["id"]).reshape(-1)]
+        self.split, self.part, self.ids = split, part, ids
         tensors: dict[str, torch.Tensor] = {}
-
-        def array(key: str, ndim: int, dtype: type) -> np.ndarray:
-            value = np.asarray(part[key])
-            if value.ndim != ndim or len(value) != n:
-                raise DataError(
-                    f"{where}: {split}/{key} has shape {value.shape}; expected {ndim} dims with {n} samples (one per id)."
-                )
-            try:
-                return value.astype(dtype, copy=False)
-            except (TypeError, ValueError) as error:
-                raise DataError(f"{where}: {split}/{key} is not numeric ({value.dtype}): {error}") from None
-
         if "text_bert" in part:  # its mask gives the text lengths, whichever text input is used
-            ids = array("text_bert", 3, np.float64)
-            if ids.shape[1] != 3 or not np.all(np.isfinite(ids)) or not np.all(ids == np.round(ids)):
+            tokens = self.array("text_bert", 3, np.float64)
+            if tokens.shape[1] != 3 or not np.all(np.isfinite(tokens)) or not np.all(tokens == np.round(tokens)):
                 raise DataError(
-                    f"{where}: {split}/text_bert must be [N, 3, L] integer ids/mask/segments; got shape {ids.shape}."
+                    f"{self.where}: {split}/text_bert must be [N, 3, L] integer ids/mask/segments; "
+                    f"got shape {tokens.shape}."
                 )
-            ids = torch.from_numpy(ids.astype(np.int64))
-            tensors["text_lengths"] = ids[:, 1].sum(1).clamp(min=1)
-            if "text_bert" in inputs:
-                tensors["text_bert"] = ids
-        for key in (k for k in MMSA_FEATURES if k in inputs):
-            values = array(key, 3, np.float32)
-            if key in dims and values.shape[2] != dims[key]:
-                raise DataError(
-                    f"{where}: {split}/{key} has feature dim {values.shape[2]}; {name} has {dims[key]}. Is this the right file?"
-                )
-            bad = ~np.isfinite(values)
-            if count := int(bad.sum()):
-                values = values if values.flags.writeable else values.copy()
-                values[bad] = 0  # in place: MOSEI's audio alone is gigabytes
-                nonfinite[f"{split}/{key}"] = count
-            del bad
-            tensors[key] = torch.from_numpy(np.ascontiguousarray(values))
+            tokens = tokens.astype(np.int64)
+            lengths = self.checked(tokens[:, 1].sum(1), "text_bert", 1, tokens.shape[2], "its mask marks no token")
+            tensors["text_lengths"] = torch.from_numpy(np.ascontiguousarray(lengths))
+            if "text_bert" in self.inputs:
+                tensors["text_bert"] = torch.from_numpy(tokens)
+        for key in (k for k in MMSA_FEATURES if k in self.inputs):
+            tensors[key] = self.features(key)
+            steps = tensors[key].shape[1]
             length_key = f"{key}_lengths"
-            steps = values.shape[1]
             if key == "text":
-                tensors.setdefault("text_lengths", torch.full((n,), steps, dtype=torch.long))
+                tensors.setdefault("text_lengths", torch.full((len(ids),), steps, dtype=torch.long))
                 tensors["text_lengths"] = tensors["text_lengths"].clamp(max=steps)
             elif length_key in part:
-                tensors[length_key] = torch.from_numpy(array(length_key, 1, np.int64).clip(1, steps))
+                lengths = self.array(length_key, 1, np.int64)
+                lengths = self.checked(lengths, length_key, 1, steps, f"its {key} has {steps} steps")
+                tensors[length_key] = torch.from_numpy(np.ascontiguousarray(lengths))
             elif "text_lengths" in tensors and "text_bert" in part and steps == np.asarray(part["text_bert"]).shape[2]:
                 tensors[length_key] = tensors["text_lengths"].clone()  # aligned files: aligned to the text tokens
             else:
                 raise DataError(
-                    f"{where}: {split} has no {length_key!r}, and its {key} ({steps} steps) is not aligned to the text tokens. "
-                    f"Add {length_key} (the number of real frames per sample) to the file."
+                    f"{self.where}: {split} has no {length_key!r}, and its {key} ({steps} steps) is not aligned to "
+                    f"the text tokens. Add {length_key} (the number of real frames per sample) to the file."
                 )
         for key, ours in MMSA_LABELS.items():
-            if ours in labels:
-                values = array(key, 1, np.float32)
+            if ours in self.labels:
+                values = self.array(key, 1, np.float32)
                 if not np.all(np.isfinite(values)):
-                    raise DataError(f"{where}: {split}/{key} holds NaN or infinite labels.")
+                    raise DataError(f"{self.where}: {split}/{key} holds NaN or infinite labels.")
+                if self.task.label_range is not None:
+                    values = self.checked(values, key, *self.task.label_range, f"{self.name}'s label range")
                 tensors[ours] = torch.from_numpy(values.copy())
-        ids = [str(i) for i in np.asarray(part["id"]).reshape(-1)]
-        splits[split] = Split(split, ids, tensors)
-    _check_consistent(splits, where)
-    for key, count in nonfinite.items():
-        log.warning("%s: %s had %d non-finite values (-inf/NaN), set to 0", where, key, count)
-    provenance = {**provenance, "nonfinite": nonfinite, "sizes": {s: len(v) for s, v in splits.items()}}
-    return Data(name=name, task=task, splits=splits, provenance=provenance, **data_fields)
+        return Split(split, ids, tensors)
+
+    def features(self, key: str) -> torch.Tensor:
+        """A [N, L, D] float32 feature array, its dim checked, non-finite values zeroed in place and counted."""
+        values = self.array(key, 3, np.float32)
+        if key in self.dims and values.shape[2] != self.dims[key]:
+            raise DataError(
+                f"{self.where}: {self.split}/{key} has feature dim {values.shape[2]}; {self.name} has "
+                f"{self.dims[key]}. Is this the right file?"
+            )
+        bad = ~np.isfinite(values)
+        if count := int(bad.sum()):
+            values = values if values.flags.writeable else values.copy()
+            values[bad] = 0  # in place: MOSEI's audio alone is gigabytes
+            self.nonfinite[f"{self.split}/{key}"] = count
+        return torch.from_numpy(np.ascontiguousarray(values))
+
+    def array(self, key: str, ndim: int, dtype: type) -> np.ndarray:
+        value = np.asarray(self.part[key])
+        if value.ndim != ndim or len(value) != len(self.ids):
+            raise DataError(
+                f"{self.where}: {self.split}/{key} has shape {value.shape}; expected {ndim} dims with "
+                f"{len(self.ids)} samples (one per id)."
+            )
+        try:
+            return value.astype(dtype, copy=False)
+        except (TypeError, ValueError) as error:
+            raise DataError(f"{self.where}: {self.split}/{key} is not numeric ({value.dtype}): {error}") from None
+
+    def checked(self, values: np.ndarray, key: str, low: float, high: float, what: str) -> np.ndarray:
+        """`values` when all lie in [low, high]; else an error naming the first bad row, or clipped (repair)."""
+        bad = (values < low) | (values > high)
+        if not bad.any():
+            return values
+        if not self.repair:
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{self.where}: {self.split}/{key} of row {row} (id {self.ids[row]}) is {values[row]:g}, outside "
+                f"{low:g}..{high:g} ({what}); {int(bad.sum())} rows of {self.split} are. Fix the file, or pass "
+                "--data-option repair=true to clip them into range (counted in the log and the result)."
+            )
+        self.repairs[f"{self.split}/{key}"] = int(bad.sum())
+        return values.clip(low, high)
 
 
 def _check_consistent(splits: dict[str, Split], where: str) -> None:
@@ -309,7 +350,8 @@ def _check_consistent(splits: dict[str, Split], where: str) -> None:
                 same = value.shape[2:] == train[key].shape[2:]
             if not same:
                 raise DataError(
-                    f"{where}: {split}/{key} has shape {tuple(value.shape)}, but train/{key} has {tuple(train[key].shape)}."
+                    f"{where}: {split}/{key} has shape {tuple(value.shape)}, "
+                    f"but train/{key} has {tuple(train[key].shape)}."
                 )
 
 
@@ -321,6 +363,10 @@ class MMSADataset(Dataset):
     sizes: ClassVar[Mapping[str, int]] = {}  # published split sizes (a subset only gets a warning)
     vocab_size: ClassVar[int | None] = None  # size of the tokenizer vocabulary behind text_bert
     tokenizer: ClassVar[str | None] = None  # the tokenizer that produced text_bert (a transformers name)
+
+    def __init__(self, root: str | Path | None = None, *, verify: bool = True, repair: bool = False):
+        super().__init__(root, verify=verify)
+        self.repair = flag(repair, "repair")
 
     def load(self) -> Data:
         ((relative, expected),) = self.files.items()
@@ -340,6 +386,7 @@ class MMSADataset(Dataset):
             dims=self.dims,
             provenance={**provenance, "synthetic": self.synthetic},
             where=where,
+            repair=self.repair,
             synthetic=self.synthetic,
             vocab_size=self.vocab_size,
             tokenizer=self.tokenizer,
@@ -349,3 +396,27 @@ class MMSADataset(Dataset):
         if self.sizes and found != dict(self.sizes):
             log.warning("%s: split sizes %s differ from the published %s", where, found, dict(self.sizes))
         return data
+
+
+def flag(value: Any, option: str) -> bool:
+    """A dataset option's true/false value (``--data-option NAME=true``), or a DataError saying what is expected."""
+    if isinstance(value, str):
+        if value.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+    elif isinstance(value, bool):
+        return value
+    raise DataError(f"--data-option {option}={value}: expected true or false.")
+
+
+def whole(value: Any, option: str) -> int:
+    """A dataset option's whole-number value (``--data-option NAME=42``), or a DataError saying what is expected."""
+    try:
+        if isinstance(value, bool) or int(value) != float(value):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"--data-option {option}={value}: expected a whole number, e.g. --data-option {option}=42."
+        ) from None

@@ -29,16 +29,14 @@ import logging
 import time
 import weakref
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from msabench.cache import FeatureCache, digest, input_digest, library_versions, weights_digest
+from msabench.components import Data, Encoder, Model, Split
 from msabench.errors import DataError
-
-if TYPE_CHECKING:
-    from msabench.components import Data, Encoder, Model, Split
 
 log = logging.getLogger("msabench")
 
@@ -49,12 +47,13 @@ _PREPROCESSED: weakref.WeakKeyDictionary[Split, dict[str, torch.Tensor]] = weakr
 _DIGESTS: weakref.WeakKeyDictionary[Split, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
-class Precomputed(nn.Module):
+class Precomputed(Encoder):
     """Stands in for a frozen encoder whose outputs were computed before training: returns its input."""
 
     def __init__(self, encoder: Encoder, weights: str):
-        super().__init__()
+        nn.Module.__init__(self)
         self.name = encoder.name
+        self.pretrained, self.started_from = encoder.pretrained, encoder.started_from
         self.returns = encoder.returns
         self.out_dim = encoder.out_dim
         self.weights = weights
@@ -64,11 +63,6 @@ class Precomputed(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.name}, out_dim={self.out_dim}, weights={self.weights[:12]}"
-
-
-def is_frozen(encoder: nn.Module) -> bool:
-    """No parameter of the encoder needs a gradient."""
-    return not any(parameter.requires_grad for parameter in encoder.parameters())
 
 
 def prepare(model: Model, data: Data, *, device: torch.device | str = "cpu", cache: FeatureCache | None = None) -> Data:
@@ -87,8 +81,8 @@ def prepare(model: Model, data: Data, *, device: torch.device | str = "cpu", cac
     for modality, encoder in list(model.encoders.items()):
         key = model.inputs[modality]
         raw = any(key in split.raw for split in data.splits.values())
-        fingerprint = encoder.fingerprint() if hasattr(encoder, "fingerprint") else None
-        if fingerprint is not None and is_frozen(encoder) and encoder.returns == "vector":
+        fingerprint = encoder.fingerprint()
+        if fingerprint is not None and encoder.frozen and encoder.returns == "vector":
             report[modality] = _precompute(model, modality, encoder, fingerprint, data, splits, device, cache)
         elif raw:
             memo = f"{key}@{encoder.name}:{digest(fingerprint)[:16]}" if fingerprint is not None else None
@@ -152,6 +146,7 @@ def _precompute(
         "encoder": encoder.name,
         "input": key,
         "frozen": True,
+        "pretrained": encoder.pretrained,
         "weights": weights,
         "fingerprint": fingerprint,
         "cache": outcome,
@@ -232,23 +227,28 @@ def check_started_from(model: Model, data: Data) -> None:
         return  # predicting unlabelled inputs: no test split to protect
     current = split_record(data)
     for modality, encoder in model.encoders.items():
-        started = getattr(encoder, "started_from", None)
+        started = encoder.started_from
         if not started:
             continue
         recorded = started.get("splits") or {}
-        fix = f"Rerun the stage that wrote it with the same dataset, data root and --data-option values as this run, or point --set {modality}.init_from=PATH at the checkpoint of a run on these splits."
+        fix = (
+            "Rerun the stage that wrote it with the same dataset, data root and --data-option values as this run, or "
+            f"point --set {modality}.init_from=PATH at the checkpoint of a run on these splits."
+        )
+        where = f"encoder {encoder.name!r} ({modality}): checkpoint {started['path']}"
         if not recorded.get("ids_sha256"):
             raise DataError(
-                f"encoder {encoder.name!r} ({modality}): checkpoint {started['path']} does not record which samples it was trained on "
-                f"(it was written before checkpoints recorded their splits), so it may have seen this run's test samples. {fix}"
+                f"{where} does not record which samples it was trained on (it was written before checkpoints "
+                f"recorded their splits), so it may have seen this run's test samples. {fix}"
             )
         changed = [
             name for name in ("train", "valid") if recorded["ids_sha256"].get(name) != current["ids_sha256"][name]
         ]
         if changed:
             raise DataError(
-                f"encoder {encoder.name!r} ({modality}): checkpoint {started['path']} ({started.get('method')} on {started.get('dataset')}; {_describe(recorded)}) "
-                f"was trained on other {' and '.join(changed)} samples than this run ({data.name}; {_describe(current)}), so it may have fitted this run's test samples. {fix}"
+                f"{where} ({started.get('method')} on {started.get('dataset')}; {_describe(recorded)}) was trained "
+                f"on other {' and '.join(changed)} samples than this run ({data.name}; {_describe(current)}), so it "
+                f"may have fitted this run's test samples. {fix}"
             )
 
 
@@ -261,8 +261,6 @@ def _describe(record: dict[str, Any]) -> str:
 
 
 def _copy(split: Split) -> Split:
-    from msabench.components import Split
-
     copy = Split(split.name, split.ids, dict(split.tensors), split.raw)
     # The copy shares the original's memory of preprocessed inputs and digests.
     if split in _PREPROCESSED:

@@ -22,11 +22,11 @@ from typing import Any
 import torch
 
 from msabench.catalog import Catalog
-from msabench.components import Data, Dataset
+from msabench.components import Data, Dataset, Task
 from msabench.errors import DataError
-from msabench.features import Precomputed, prepare
+from msabench.features import Precomputed
 from msabench.results import RunResult
-from msabench.train import predict_batches, seed_everything, select_device
+from msabench.train import assemble, predict_batches
 
 log = logging.getLogger("msabench")
 
@@ -68,7 +68,6 @@ def predict(
     device: str | torch.device | None = "cpu",
 ) -> Predictions:
     """Predict every readable sample of `dataset.unlabelled()` with the run's weights."""
-    device = select_device(device)
     recipe = catalog.methods[checkpoint["method"]]
     swapped = {m: e for m, e in checkpoint.get("encoders", {}).items() if recipe.encoders.get(m) != e}
     objective = checkpoint.get("objective")
@@ -84,8 +83,6 @@ def predict(
         )
     catalog.check(recipe, type(dataset))
     hparams = locate_init_from(checkpoint["hparams"], result, recipe.encoders)
-    batch_size = int(hparams.get("train", {}).get("eval_batch_size") or hparams.get("train", {}).get("batch_size", 32))
-
     unlabelled = Data(
         name=dataset.name,
         task=dataset.task,
@@ -93,22 +90,24 @@ def predict(
         provenance={},
         synthetic=dataset.synthetic,
     )
-    seed_everything(int(checkpoint.get("seed", 0)))
-    model, _ = catalog.build(recipe, unlabelled, hparams)
-    ready = prepare(model, unlabelled, device=device)
+    seed = int(checkpoint.get("seed", 0))
+    run = assemble(recipe, unlabelled, catalog=catalog, seed=seed, hparams=hparams, device=device)
+    model, device, batch_size = run.model, run.device, run.settings["eval_batch_size"]
     recorded = (result.data.get("encoders") or {}) if result is not None else {}
     for modality, encoder in model.encoders.items():
         if isinstance(encoder, Precomputed):
             expected = recorded.get(modality, {}).get("weights")
             if expected is None:
                 log.warning(
-                    "cannot check the frozen %s encoder's weights: no result file with their digest beside the checkpoint",
+                    "cannot check the frozen %s encoder's weights: no result file with their digest beside the "
+                    "checkpoint",
                     modality,
                 )
             elif expected != encoder.weights:
                 raise DataError(
-                    f"the frozen {modality} encoder ({encoder.name}) rebuilt now has other weights (digest {encoder.weights[:12]}) than in the run "
-                    f"({expected[:12]}): its pretrained folder or init_from checkpoint changed since. Restore the files the run used: {hparams.get(modality)}."
+                    f"the frozen {modality} encoder ({encoder.name}) rebuilt now has other weights (digest "
+                    f"{encoder.weights[:12]}) than in the run ({expected[:12]}): its pretrained folder or init_from "
+                    f"checkpoint changed since. Restore the files the run used: {hparams.get(modality)}."
                 )
     try:
         model.load_state_dict(checkpoint["model"], strict=True)
@@ -117,20 +116,22 @@ def predict(
             f"the checkpoint's weights do not fit method {recipe.name!r} as installed now: {str(error).splitlines()[0]}"
         ) from None
     model.to(device)
-    split = ready.splits["predict"]
-    outputs = []
-    for _, output in predict_batches(model, split, batch_size, device):
-        prediction = output["prediction"]
-        outputs.append(
-            prediction.argmax(-1).cpu() if dataset.task.kind == "classification" else prediction.reshape(-1).cpu()
-        )
+    split = run.data.splits["predict"]
+    outputs = [
+        dataset.task.decide(output["prediction"]).cpu()
+        for _, output in predict_batches(model, split, batch_size, device)
+    ]
     values = torch.cat(outputs).tolist() if outputs else []
-    labels = (
-        [dataset.task.classes[int(v)] for v in values]
-        if dataset.task.kind == "classification"
-        else [f"{v:.4f}" for v in values]
-    )
-    return Predictions(split.ids, labels, batch_size, recipe.name, int(checkpoint.get("seed", 0)))
+    return Predictions(split.ids, [label(dataset.task, value) for value in values], batch_size, recipe.name, seed)
+
+
+def label(task: Task, value: Any) -> str:
+    """How a decided prediction is written: the class name, the present entries (multilabel), or the value."""
+    if task.kind == "classification":
+        return task.classes[int(value)]
+    if task.kind == "multilabel":
+        return "+".join(name for name, present in zip(task.classes, value, strict=True) if present) or "none"
+    return f"{value:.4f}"
 
 
 def locate_init_from(hparams: dict[str, Any], result: RunResult | None, encoders: dict[str, str]) -> dict[str, Any]:

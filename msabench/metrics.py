@@ -9,6 +9,9 @@
   intervals (Acc-2 puts 0 in the negative class); F1 is the weighted F1 of the Acc-2
   classes; MAE and Corr on the clipped values.
 - ``"classification"``: accuracy, weighted and macro F1 on class ids.
+- ``"iemocap"`` (MulT's four binary emotion tasks): per emotion (Neutral, Happy, Sad, Angry) the
+  accuracy and weighted F1 of present vs absent, as MulT's ``eval_iemocap``; ``Acc_mean`` and
+  ``F1_mean`` average them over the emotions. Predictions and labels are [N, 4] of 0/1.
 
 Accuracies and F1 are fractions in [0, 1]; the leaderboard shows them in percent. Values are
 compared in float64: a float32 prediction lying exactly on a SIMS bin edge (float32(0.1) is
@@ -21,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import f1_score
+
+EMOTIONS = ("Neutral", "Happy", "Sad", "Angry")  # IEMOCAP as MulT's files order them
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,13 @@ METRICS = {
         Metric("Acc", True, True, "classification accuracy"),
         Metric("F1_weighted", True, True, "support-weighted F1 over classes"),
         Metric("F1_macro", True, True, "unweighted mean F1 over classes"),
+        Metric("Acc_mean", True, True, "IEMOCAP: mean over the four emotions of the binary accuracy"),
+        Metric("F1_mean", True, True, "IEMOCAP: mean over the four emotions of the binary weighted F1"),
+        *(
+            Metric(f"{kind}_{emotion}", True, True, f"IEMOCAP: {emotion} present vs absent, {what}")
+            for emotion in EMOTIONS
+            for kind, what in (("Acc", "accuracy"), ("F1", "weighted F1"))
+        ),
     ]
 }
 
@@ -55,6 +67,7 @@ FAMILIES = {
     "mosi": ("Acc-2_has0", "F1_has0", "Acc-2_non0", "F1_non0", "Acc-3", "Acc-5", "Acc-7", "MAE", "Corr"),
     "sims": ("Acc-2", "Acc-3", "Acc-5", "F1", "MAE", "Corr"),
     "classification": ("Acc", "F1_weighted", "F1_macro"),
+    "iemocap": ("Acc_mean", "F1_mean", *(f"{kind}_{emotion}" for emotion in EMOTIONS for kind in ("Acc", "F1"))),
 }
 
 SIMS_BINS = {
@@ -68,6 +81,8 @@ def evaluate(family: str, predictions, labels) -> dict[str, float]:
     """The metrics of `family` for predictions against labels, keys in `FAMILIES[family]` order."""
     if family not in FAMILIES:
         raise ValueError(f"unknown metric family {family!r}; expected one of {', '.join(FAMILIES)}")
+    if family == "iemocap":
+        return _iemocap(np.asarray(predictions), np.asarray(labels))
     p = np.asarray(predictions, dtype=np.float64).reshape(-1)
     y = np.asarray(labels, dtype=np.float64).reshape(-1)
     if p.shape != y.shape:
@@ -103,6 +118,24 @@ def evaluate(family: str, predictions, labels) -> dict[str, float]:
         "MAE": float(np.mean(np.abs(p - y))),
         "Corr": _pearson(p, y),
     }
+
+
+def _iemocap(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    if p.shape != y.shape or p.ndim != 2 or p.shape[1] != len(EMOTIONS):
+        raise ValueError(
+            f"iemocap metrics need [N, {len(EMOTIONS)}] predictions and labels; got {p.shape} and {y.shape}"
+        )
+    if len(y) == 0:
+        raise ValueError("cannot evaluate an empty split")
+    per = {}
+    for i, emotion in enumerate(EMOTIONS):
+        per[f"Acc_{emotion}"] = _accuracy(y[:, i], p[:, i])
+        per[f"F1_{emotion}"] = _f1(y[:, i], p[:, i], "weighted")
+    means = {
+        "Acc_mean": float(np.mean([per[f"Acc_{e}"] for e in EMOTIONS])),
+        "F1_mean": float(np.mean([per[f"F1_{e}"] for e in EMOTIONS])),
+    }
+    return {key: {**means, **per}[key] for key in FAMILIES["iemocap"]}
 
 
 def _bin(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:

@@ -1,10 +1,17 @@
-"""The plugin manager: built-in and third-party plugins, all found through the `msabench` entry-point group."""
+"""The plugin manager: built-in and third-party plugins, all found through the `msabench` entry-point group.
+
+A plugin that fails to import, or implements a hook msabench does not define (a typo), is not fatal: it is
+recorded as a `Problem` (the plugin, what is wrong, the fix) that every command prints as a warning, and only
+the names that plugin provides stop working. Asking for one of them is an error that says why.
+"""
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.metadata
 import os
+from dataclasses import dataclass
 from types import ModuleType
 
 import pluggy
@@ -13,14 +20,30 @@ from msabench import hookspecs
 from msabench.errors import PluginError
 
 ENTRY_POINT_GROUP = "msabench"
+HOOKS = tuple(name for name in vars(hookspecs) if name.startswith("register_"))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with one plugin, in one line that says what to do about it."""
+
+    plugin: str
+    message: str
 
 
 class PluginManager(pluggy.PluginManager):
-    """pluggy's manager, remembering which distribution each entry-point plugin came from."""
+    """pluggy's manager, remembering where each entry-point plugin came from and what went wrong loading plugins."""
 
     def __init__(self) -> None:
         super().__init__("msabench")
         self.distributions: dict[str, tuple[str, str]] = {}
+        self.problems: list[Problem] = []
+        self.entry_points: list[str] = []  # the entry points this manager was asked to load
+
+    def skip_hint(self, plugin: str) -> str:
+        """The exact setting that loads every other plugin but this one."""
+        others = ",".join(name for name in self.entry_points if name != plugin)
+        return f"MSABENCH_LOAD_PLUGINS={others!r}"
 
 
 def get_plugin_manager(load_entrypoints: bool = True) -> PluginManager:
@@ -33,7 +56,7 @@ def get_plugin_manager(load_entrypoints: bool = True) -> PluginManager:
     pm.add_hookspecs(hookspecs)
     if load_entrypoints:
         _load_entrypoints(pm, os.environ.get("MSABENCH_LOAD_PLUGINS"))
-    pm.check_pending()
+    check_hooks(pm)
     return pm
 
 
@@ -48,17 +71,44 @@ def _load_entrypoints(pm: PluginManager, only: str | None) -> None:
                 f"Installed: {', '.join(sorted(ep.name for ep in entry_points)) or 'none'}."
             )
         entry_points = [ep for ep in entry_points if ep.name in wanted or (ep.dist and ep.dist.name in wanted)]
+    pm.entry_points = [ep.name for ep in entry_points]
     for ep in entry_points:
-        others = ",".join(other.name for other in entry_points if other.name != ep.name)
         dist = (ep.dist.name, ep.dist.version) if ep.dist else ("unknown", "")
+        pm.distributions[ep.name] = dist
         try:
             pm.register(ep.load(), name=ep.name)
-            pm.distributions[ep.name] = dist
-        except Exception as error:
-            raise PluginError(
-                f"Error loading msabench plugin {ep.name!r} from {' '.join(dist).strip()}: {type(error).__name__}: {error}. "
-                f"Fix or uninstall it, or set MSABENCH_LOAD_PLUGINS={others!r} to skip it."
-            ) from error
+        except Exception as error:  # import errors, and pluggy refusing a hook's arguments
+            if pm.has_plugin(ep.name):
+                pm.unregister(name=ep.name)
+            pm.problems.append(
+                Problem(
+                    ep.name,
+                    f"msabench plugin {ep.name!r} ({' '.join(dist).strip()}) failed to load: "
+                    f"{type(error).__name__}: {_first_line(error)}. Its datasets, encoders, fusions, objectives and "
+                    f"methods are unavailable. Fix or uninstall it, or set {pm.skip_hint(ep.name)} to skip it.",
+                )
+            )
+
+
+def check_hooks(pm: PluginManager) -> None:
+    """pluggy's `check_pending`, as problems: an implementation of a hook that no spec defines (a misspelt
+    `register_*` name) would silently never run; it is reported with the hook it probably meant."""
+    for name, caller in sorted(vars(pm.hook).items()):
+        if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook:
+                continue
+            close = difflib.get_close_matches(name, HOOKS, n=1)
+            meant = f"; did you mean {close[0]}?" if close else f"; the hooks are {', '.join(HOOKS)}."
+            pm.problems.append(
+                Problem(
+                    impl.plugin_name,
+                    f"msabench plugin {impl.plugin_name!r} implements a hook named {name!r}, which msabench does not "
+                    f"define{meant} It is never called: rename it, or set {pm.skip_hint(impl.plugin_name)} to skip the "
+                    "plugin.",
+                )
+            )
 
 
 def distribution(pm: pluggy.PluginManager, name: str) -> tuple[str, str]:
@@ -90,3 +140,8 @@ def get_plugins(pm: pluggy.PluginManager) -> list[dict]:
 def _hookimpls(pm: pluggy.PluginManager, plugin: object):
     for caller in pm.get_hookcallers(plugin) or []:
         yield from (impl for impl in caller.get_hookimpls() if impl.plugin is plugin)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import math
 import os
 import re
 import secrets
+import shutil
+import socket
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -39,9 +42,9 @@ class RunResult:
     hardware: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # files + sha256, verified flag, synthetic, ...
     wall_time_s: float = 0.0
-    peak_memory_mb: dict[str, float] = field(
-        default_factory=dict
-    )  # "rss": the process's peak since it started (data loading and earlier seeds included); "cuda": this run's
+    # "rss": the process's peak since it started (data loading and earlier seeds included); "cuda": this run's
+    peak_memory_mb: dict[str, float] = field(default_factory=dict)
+    parameters: dict[str, int] = field(default_factory=dict)  # "trainable" and "total" parameter counts
     schema: int = SCHEMA
 
     @property
@@ -83,10 +86,55 @@ class RunResult:
             raise DataError(f"cannot read result file {path}: {error}") from error
 
 
-def result_path(root: str | Path, dataset: str, method: str, seed: int, variant: str = "") -> Path:
-    """`<root>/<dataset>/<method>[+variant]/seed-<seed>.json` (the checkpoint sits beside it as `.pt`)."""
+def result_path(root: str | Path, dataset: str, method: str, seed: int, variant: str = "", *, protocol: str) -> Path:
+    """`<root>/<dataset>/<method>[+variant]/<protocol id>/seed-<seed>.json`; the selected weights sit beside it as
+    `.pt`, and while the run trains, its resume state as `.resume.pt`. A shorter protocol is another folder, so it
+    never touches a longer one's files."""
     row = method + (f"+{_slug(variant)}" if variant else "")
-    return Path(root) / dataset / row / f"seed-{seed}.json"
+    folder = protocol if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.=,_+-]*", protocol) else _slug(protocol)
+    return Path(root) / dataset / row / folder / f"seed-{seed}.json"
+
+
+def resume_path(path: str | Path) -> Path:
+    """Where a run keeps its resumable state while it trains (`seed-<n>.resume.pt` beside its result)."""
+    return Path(path).with_suffix(".resume.pt")
+
+
+# What a result records about its data that decides whether another run used the same data.
+DATA_KEYS = ("files", "split", "content_sha256", "generator", "train_fraction")
+
+
+def differences(
+    result: RunResult, *, data: dict[str, Any], hparams: dict[str, Any], protocol: dict[str, Any]
+) -> list[str]:
+    """How an existing result differs from a run about to be made (data files and split, resolved hyper-parameters,
+    protocol), one phrase per difference; empty when the run would repeat it."""
+    found = []
+    for key in DATA_KEYS:
+        if result.data.get(key) != data.get(key):
+            found.append(f"data {key}: {_short(result.data.get(key))} then, {_short(data.get(key))} now")
+    found += [
+        f"hyper-parameter {key}: {_short(old)} then, {_short(new)} now"
+        for key, old, new in _changed(result.hparams, hparams)
+    ]
+    if result.protocol != protocol:
+        found.append(f"protocol: {_short(result.protocol)} then, {_short(protocol)} now")
+    return found
+
+
+def _changed(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            change
+            for key in sorted(set(old) | set(new), key=str)
+            for change in _changed(old.get(key), new.get(key), f"{prefix}{key}.")
+        ]
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_results(root: str | Path) -> list[RunResult]:
@@ -96,11 +144,16 @@ def load_results(root: str | Path) -> list[RunResult]:
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write a file so that readers see the old contents or the new, never half: temp file, fsync, rename."""
+    """Write a file so that readers see the old contents or the new, never half: temp file, fsync, rename.
+
+    The temporary file is named after this host and process; temporaries of `path` left by a process of this host
+    that is gone (killed mid-write) are deleted first, so none outlives its writer for long.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     while True:  # like mkstemp, but with a normal file's mode (0o666 less the umask), not 0o600
-        temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        temporary = temporary_path(path)
         try:
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             break
@@ -115,6 +168,44 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def temporary_path(path: str | Path) -> Path:
+    """A fresh name beside `path` for writing it before a rename: `.<name>.<host>.<pid>-<random>.tmp`."""
+    path = Path(path)
+    return path.parent / f".{path.name}.{_host()}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete the temporary files or folders of `path` (or, for a folder, of everything in it) whose writer, a
+    process on this host, no longer runs; returns what was deleted."""
+    path = Path(path)
+    folder, pattern = (path, ".*.tmp") if path.is_dir() else (path.parent, f".{glob.escape(path.name)}.*.tmp")
+    host = _host()
+    removed = []
+    for candidate in folder.glob(pattern):
+        match = re.fullmatch(r"\..+\.(?P<host>[^.]+)\.(?P<pid>\d+)-[0-9a-f]+\.tmp", candidate.name)
+        if match and match["host"] == host and not _alive(int(match["pid"])):
+            if candidate.is_dir():
+                shutil.rmtree(candidate, ignore_errors=True)
+            else:
+                candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _slug(text: str, limit: int = 120) -> str:

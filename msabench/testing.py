@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import io
 import math
 import tempfile
 from collections.abc import Callable, Iterator
@@ -30,14 +29,13 @@ import torch
 
 from msabench.catalog import KINDS, Catalog, input_key
 from msabench.components import Batch, Data, Dataset, Encoder, InputSpec, Method, Task, merge
-from msabench.core.imagetext import SyntheticImageText, open_image
-from msabench.core.synthetic import SyntheticMMSA
 from msabench.errors import CatalogError, PluginError
-from msabench.features import prepare
+from msabench.metrics import FAMILIES
 from msabench.plugins import ENTRY_POINT_GROUP, get_plugin_manager
 from msabench.protocol import Protocol
 from msabench.results import RunResult
-from msabench.train import fit, seed_everything
+from msabench.synthetic import SyntheticImageText, SyntheticMMSA
+from msabench.train import assemble, fit, resolve_hparams, seed_everything
 
 
 class TinyMSA(SyntheticMMSA):
@@ -57,7 +55,7 @@ class TinyMSA(SyntheticMMSA):
 
 
 class TinyImageText(SyntheticImageText):
-    """A few dozen synthetic tweet texts with 16 px images, three classes, plus unlabelled samples; loads in milliseconds."""
+    """A few dozen synthetic tweets with 16 px images, three classes, plus unlabelled samples; loads in milliseconds."""
 
     name = "tiny-imagetext"
     sizes = {"train": 32, "valid": 16, "test": 16}
@@ -67,27 +65,6 @@ class TinyImageText(SyntheticImageText):
 
 
 TINY_DATASETS: list[type[Dataset]] = [TinyMSA, TinyImageText]
-
-
-def write_lab5(folder: str | Path, n: int = 30, unlabelled: int = 6, seed: int = 0) -> Path:
-    """Write a small Lab5-format folder (train.txt, test_without_label.txt, data/{guid}.txt|jpg) of generated
-    samples, for tests of loaders and of `msabench predict`; returns the folder. Images are 16 px JPEGs."""
-    folder = Path(folder)
-    (folder / "data").mkdir(parents=True, exist_ok=True)
-    samples = TinyImageText().generate(n + unlabelled, seed=seed, prefix="")
-    classes = TinyImageText.task.classes
-    train, test = ["guid,tag"], ["guid,tag"]
-    for i, sample in enumerate(samples):
-        guid = str(i + 1)
-        image, _ = open_image(sample.image)
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG")
-        (folder / "data" / f"{guid}.txt").write_bytes(sample.text.encode())
-        (folder / "data" / f"{guid}.jpg").write_bytes(buffer.getvalue())
-        (train if i < n else test).append(f"{guid},{classes[sample.label] if i < n else 'null'}")
-    (folder / "train.txt").write_text("\n".join(train) + "\n")
-    (folder / "test_without_label.txt").write_text("\n".join(test) + "\n")
-    return folder
 
 
 @functools.cache
@@ -136,7 +113,10 @@ def check_registers_something(plugin: ModuleType) -> None:
 
 def check_catalog_accepts_plugin(plugin: ModuleType) -> None:
     """Beside every installed plugin: unique kebab-case names, right base classes, resolvable methods."""
-    _catalog(plugin)
+    catalog = _catalog(plugin)
+    name = _registered_name(plugin)
+    problems = [problem.message for problem in catalog.problems if problem.plugin == name]
+    assert not problems, "; ".join(problems)
 
 
 def check_dataset_schema(plugin: ModuleType) -> None:
@@ -211,10 +191,10 @@ def check_objective_finite_with_grad(plugin: ModuleType) -> None:
     for method in methods:
         dataset = tiny_dataset_for(catalog, method)
         data = tiny_data(dataset)
-        seed_everything(0)
-        model, objective = catalog.build(method, data, tiny_hparams(catalog, method, dataset))
-        data = prepare(model, data, device="cpu")  # as fit() does: raw inputs preprocessed, frozen encoders precomputed
-        batch = next(data.splits["train"].batches(8, shuffle=True, generator=torch.Generator().manual_seed(0)))
+        hparams = resolve_hparams(tiny_hparams(catalog, method, dataset), data, 0, Protocol())
+        run = assemble(method, data, catalog=catalog, seed=0, hparams=hparams, device="cpu")  # as fit() builds it
+        model, objective = run.model, run.objective
+        batch = next(run.data.splits["train"].batches(8, shuffle=True, generator=torch.Generator().manual_seed(0)))
         losses = objective(model(batch), batch)
         total = losses["total"]
         assert total.dim() == 0 and torch.isfinite(total), f"{method.name}: total loss {total}"
@@ -319,7 +299,14 @@ def run_checks(name: str) -> list[tuple[str, str | None]]:
         raise PluginError(f"no installed msabench plugin is called {name!r}. Installed: {installed}.")
     outcomes = []
     for ep in entry_points:
-        for check_name, call in checks(ep.load()):
+        try:
+            module = ep.load()
+        except Exception as error:
+            raise PluginError(
+                f"msabench plugin {ep.name!r} cannot be imported ({type(error).__name__}: {error}), so none of its "
+                "checks can run. Fix or reinstall it, then run `msabench check` again."
+            ) from None
+        for check_name, call in checks(module):
             try:
                 call()
                 outcomes.append((check_name, None))
@@ -336,6 +323,13 @@ def _catalog(plugin: ModuleType) -> Catalog:
     if not pm.is_registered(plugin):
         pm.register(plugin)
     return Catalog.from_plugins(pm)
+
+
+def _registered_name(plugin: ModuleType) -> str | None:
+    pm = get_plugin_manager()
+    if not pm.is_registered(plugin):
+        pm.register(plugin)
+    return pm.get_name(plugin)
 
 
 def _own(plugin: ModuleType) -> dict[str, list]:
@@ -380,8 +374,6 @@ def _modality(encoder: type[Encoder], key: str) -> str:
 
 
 def _family_keys(result: RunResult) -> tuple[str, ...]:
-    from msabench.metrics import FAMILIES
-
     return FAMILIES[result.task["family"]]
 
 
@@ -400,7 +392,6 @@ __all__ = [
     "TinyImageText",
     "TinyMSA",
     "InputSpec",
-    "write_lab5",
     "check_installed",
     "checks",
     "parametrize_with_checks",

@@ -1,4 +1,19 @@
-"""fit(): the one training loop every method runs under, and the Callback interface."""
+"""fit(): the one training loop every method runs under.
+
+A run goes through four phases, each a function that `predict`, the conformance kit and the bench
+scripts call too:
+
+1. `assemble`: seed, build the model and objective, prepare the inputs (frozen encoders run once),
+   move to the device, build the optimizer and schedulers;
+2. `train_epoch`: one pass over the shuffled train split (with gradient accumulation and the
+   callbacks' step hooks);
+3. `evaluate` on the validation split and `select`: keep the best epoch's weights, count patience;
+4. `evaluate` the test split once, on the selected weights, and `record` the result.
+
+After each epoch the whole state is written to a resume file (`save_state`); a run started again
+with the same file continues after its last finished epoch and, on the CPU, gives bit-identical
+numbers to a run that was never interrupted.
+"""
 
 from __future__ import annotations
 
@@ -13,64 +28,43 @@ import resource
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from msabench.errors import TrainingError
+from msabench import __version__
+from msabench.catalog import Catalog
+from msabench.components import Batch, Callback, Data, Method, Model, Objective, Split, Task
+from msabench.errors import CatalogError, TrainingError
 from msabench.features import prepare, split_record
-from msabench.metrics import evaluate
+from msabench.metrics import evaluate as metrics
 from msabench.protocol import PROTOCOL, Protocol
-from msabench.results import RunResult, write_atomic
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from msabench.catalog import Catalog
-    from msabench.components import Batch, Data, Method, Model, Objective, Split
+from msabench.results import DATA_KEYS, RunResult, write_atomic
+from msabench.settings import resolved
 
 log = logging.getLogger("msabench")
 
-TRAIN_KEYS = {
-    "batch_size": "training mini-batch size",
-    "eval_batch_size": "validation/test mini-batch size (default: batch_size)",
-    "lr": "learning rate",
-    "weight_decay": "weight decay",
-    "lr_groups": "{parameter-name prefix: lr or {lr, weight_decay}}",
-    "optimizer": "adam, adamw or sgd",
-    "max_epochs": "the method's own epoch count (the protocol's cap still applies)",
-    "grad_clip": "clip the gradient norm to this value",
-    "lr_decay": "multiply the learning rates by this factor every lr_decay_every epochs",
-    "lr_decay_every": "epochs between learning-rate decays (default 1)",
-}
-
-
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+DEFAULT_THREADS = 1  # fixed, so a run's numbers never depend on the machine or its load (see set_threads)
 
 
-class Callback:
-    """Hooks the trainer calls. Objectives are callbacks too, so stateful losses update here."""
+@dataclass
+class Best:
+    """The selected epoch so far: its validation score, number and weights (on the CPU)."""
 
-    def on_fit_start(self, run: Run) -> None:
-        """Before the first epoch; the model and optimizer are built."""
-
-    def on_epoch_end(self, run: Run, epoch: int, logs: dict[str, Any]) -> None:
-        """After validation. Add entries to `logs` (e.g. loss weights) to record them in the history."""
-
-    def on_fit_end(self, run: Run, result: RunResult) -> None:
-        """After the test evaluation."""
-
-    def on_exception(self, run: Run, error: BaseException) -> None:
-        """When training fails or is interrupted."""
+    score: float
+    epoch: int = 0
+    state: dict[str, torch.Tensor] | None = None
 
 
 @dataclass
 class Run:
-    """The state of one training run, as callbacks see it."""
+    """The state of one training run, as the phases and the callbacks see it."""
 
     method: Method
     data: Data
@@ -81,7 +75,29 @@ class Run:
     objective: Objective
     optimizer: torch.optim.Optimizer
     device: torch.device
+    settings: dict[str, Any]  # the train section with its defaults filled in
+    schedulers: dict[str, Any]
+    callbacks: list[Callback]
+    generator: torch.Generator  # the shuffling order's random stream
+    parameters: dict[str, int]
+    best: Best
+    epoch: int = 0  # finished epochs
+    step: int = 0  # optimizer steps taken
+    stale: int = 0  # epochs since the best one
     history: list[dict[str, Any]] = field(default_factory=list)
+    elapsed: float = 0.0  # seconds spent in earlier sessions of a resumed run
+
+    @property
+    def max_epochs(self) -> int:
+        return min(self.protocol.max_epochs, self.settings["max_epochs"] or self.protocol.max_epochs)
+
+    @property
+    def finished(self) -> bool:
+        return self.epoch >= self.max_epochs or self.stale >= self.protocol.patience
+
+    @property
+    def selection(self) -> tuple[str, str]:
+        return self.protocol.selection(self.method.key_metric)
 
 
 @dataclass
@@ -104,172 +120,200 @@ def fit(
     variant: str = "",
     device: str | torch.device | None = None,
     checkpoint: str | Path | None = None,
-    callbacks: tuple[Callback, ...] = (),
+    state: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
     progress: bool = False,
 ) -> RunResult:
-    """Train `method` on `data` with one seed; select on validation; test once on the selected epoch."""
+    """Train `method` on `data` with one seed; select on validation; test once on the selected epoch.
+
+    `checkpoint` receives the selected weights; `state` is the resume file, written after every epoch, read
+    when it exists (the run continues after its last finished epoch) and deleted when the run is done."""
     started = time.perf_counter()
+    hparams = resolve_hparams(hparams if hparams is not None else method.hparams_for(data), data, seed, protocol)
+    run = assemble(method, data, catalog=catalog, seed=seed, protocol=protocol, hparams=hparams, device=device)
+    run.callbacks += list(callbacks)
+    key = state_key(run, variant)
+    try:
+        for callback in run.callbacks:
+            callback.on_fit_start(run)
+        if state is not None and Path(state).is_file():
+            restore(run, state, key)
+        while not run.finished:
+            validate(run, train_epoch(run, progress=progress))
+            if state is not None:
+                save_state(run, state, key, started)
+        test = test_once(run)
+    except BaseException as error:
+        for callback in run.callbacks:
+            callback.on_exception(run, error)
+        raise
+    if checkpoint is not None:
+        save_checkpoint(run, checkpoint, variant)
+    result = record(run, test, catalog, variant, wall_time=run.elapsed + time.perf_counter() - started)
+    for callback in run.callbacks:
+        callback.on_fit_end(run, result)
+    if state is not None:
+        Path(state).unlink(missing_ok=True)
+    return result
+
+
+def assemble(
+    method: Method,
+    data: Data,
+    *,
+    catalog: Catalog,
+    seed: int,
+    hparams: dict[str, Any],
+    protocol: Protocol = PROTOCOL,
+    device: str | torch.device | None = None,
+) -> Run:
+    """Everything before the first epoch: seed, build, prepare the inputs, move to the device, optimizer, schedulers.
+
+    `hparams` are used as given (see `resolve_hparams`)."""
     device = select_device(device)
-    # Strings may name {seed} and {dataset}, e.g. a per-seed checkpoint to start an encoder from.
-    hparams = json.loads(
-        json.dumps(hparams if hparams is not None else method.hparams_for(data))
-        .replace("{seed}", str(seed))
-        .replace("{dataset}", data.name)
-    )
-    train_hp = hparams.setdefault("train", {})
-    batch_size = train_hp.setdefault("batch_size", 32)
-    eval_batch_size = train_hp.setdefault("eval_batch_size", batch_size)
-    max_epochs = min(protocol.max_epochs, train_hp.get("max_epochs", protocol.max_epochs))
+    settings = resolved(hparams.get("train", {}))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-    # Build: everything below depends only on the seed.
     seed_everything(seed)
     model, objective = catalog.build(method, data, hparams)
+    parameters = count_parameters(model, objective)
     data = prepare(model, data, device=device)  # raw inputs preprocessed once; frozen encoders run once (cached)
     model.to(device)
     objective.to(device)
-    optimizer = build_optimizer(model, objective, train_hp)
-    scheduler = (
-        torch.optim.lr_scheduler.StepLR(optimizer, train_hp.get("lr_decay_every", 1), train_hp["lr_decay"])
-        if train_hp.get("lr_decay")
-        else None
-    )
-    run = Run(method, data, seed, hparams, protocol, model, objective, optimizer, device)
-    callbacks = (objective, *callbacks)
-    generator = torch.Generator().manual_seed(seed)
+    optimizer = build_optimizer(model, objective, settings)
     key, mode = protocol.selection(method.key_metric)
-    best_score, best_epoch, best_state, stale = math.inf if mode == "min" else -math.inf, 0, None, 0
-    family = data.task.family
-
-    try:
-        for callback in callbacks:
-            callback.on_fit_start(run)
-        for epoch in range(1, max_epochs + 1):
-            epoch_started = time.perf_counter()
-            # Train one epoch on shuffled mini-batches.
-            model.train()
-            objective.train()
-            sums, seen = defaultdict(float), 0
-            split = data.splits["train"]
-            batches = split.batches(batch_size, shuffle=True, generator=generator)
-            for step, batch in enumerate(
-                tqdm(
-                    batches,
-                    total=-(-len(split) // batch_size),
-                    desc=f"epoch {epoch}",
-                    leave=False,
-                    disable=None if progress else True,
-                )
-            ):
-                batch = batch.to(device)
-                losses = objective(model(batch), batch)
-                if not torch.isfinite(losses["total"]):
-                    raise TrainingError(
-                        f"{method.name} on {data.name}, seed {seed}: the loss became {losses['total'].item()} "
-                        f"at epoch {epoch}, step {step}. Lower the learning rate (--set train.lr=...) or check the data."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                losses["total"].backward()
-                if train_hp.get("grad_clip"):
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), train_hp["grad_clip"])
-                optimizer.step()
-                for name, value in losses.items():
-                    sums[name] += float(value.detach()) * batch.size
-                seen += batch.size
-
-            # Validate; only the validation split decides which epoch is kept.
-            valid = evaluate_split(model, objective, data.splits["valid"], eval_batch_size, device, family)
-            logs = {
-                "epoch": epoch,
-                "train": {name: total / seen for name, total in sums.items()},
-                "valid": {"loss": valid.loss, **valid.metrics},
-            }
-            for callback in callbacks:
-                callback.on_epoch_end(run, epoch, logs)
-            run.history.append(logs)
-            current = logs["valid"][key]
-            if (mode == "min" and current <= best_score - 1e-6) or (mode == "max" and current >= best_score + 1e-6):
-                best_score, best_epoch, stale = current, epoch, 0
-                best_state = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
-            else:
-                stale += 1
-            selected = "" if key == "loss" else f" {key} {current:.4f}"
-            log.info(
-                "%s %s seed %d | epoch %d/%d | train loss %.4f | valid loss %.4f%s | best epoch %d | %.1fs",
-                method.name,
-                data.name,
-                seed,
-                epoch,
-                max_epochs,
-                logs["train"]["total"],
-                valid.loss,
-                selected,
-                best_epoch,
-                time.perf_counter() - epoch_started,
-            )
-            if scheduler is not None:
-                scheduler.step()
-            if stale >= protocol.patience:
-                break
-
-        if best_state is None:
-            raise TrainingError(f"{method.name} on {data.name}, seed {seed}: no epoch gave a finite validation {key}.")
-        # Test once, on the selected epoch's weights.
-        model.load_state_dict(best_state)
-        test = evaluate_split(model, objective, data.splits["test"], eval_batch_size, device, family)
-    except BaseException as error:
-        for callback in callbacks:
-            callback.on_exception(run, error)
-        raise
-
-    if checkpoint is not None:
-        buffer = io.BytesIO()
-        torch.save(
-            {
-                "model": best_state,
-                "method": method.name,
-                "variant": variant,
-                "dataset": data.name,
-                "seed": seed,
-                "hparams": hparams,
-                "encoders": dict(method.encoders),
-                "fusion": method.fusion,
-                "objective": method.objective,
-                "splits": split_record(data),
-            },
-            buffer,
-        )
-        write_atomic(checkpoint, buffer.getvalue())
-
-    result = RunResult(
-        dataset=data.name,
-        method=method.name,
+    return Run(
+        method=method,
+        data=data,
         seed=seed,
-        metrics=test.metrics,
-        protocol=protocol.to_dict(),
-        task={"kind": data.task.kind, "family": family, "classes": list(data.task.classes)},
-        variant=variant,
-        valid_metrics=run.history[best_epoch - 1]["valid"],
-        best_epoch=best_epoch,
-        epochs=len(run.history),
-        history=run.history,
-        predictions={
-            "ids": [data.splits["test"].ids[i] for i in test.index],
-            "predictions": test.predictions,
-            "labels": test.labels,
-        },
         hparams=hparams,
-        method_info=catalog.describe(method),
-        versions=versions(catalog, method),
-        hardware=hardware(device),
-        data=data.provenance,
-        wall_time_s=round(time.perf_counter() - started, 3),
-        peak_memory_mb=peak_memory(device),
+        protocol=protocol,
+        model=model,
+        objective=objective,
+        optimizer=optimizer,
+        device=device,
+        settings=settings,
+        schedulers=build_schedulers(optimizer, settings, mode),
+        callbacks=component_callbacks(model, objective),
+        generator=torch.Generator().manual_seed(seed),
+        parameters=parameters,
+        best=Best(math.inf if mode == "min" else -math.inf),
     )
-    for callback in callbacks:
-        callback.on_fit_end(run, result)
-    return result
+
+
+def train_epoch(run: Run, *, progress: bool = False) -> dict[str, float]:
+    """One pass over the shuffled train split; returns the sample-weighted mean of each loss term.
+
+    With ``train.accumulate`` = N, the gradients of N consecutive batches are averaged (each loss divided by the
+    number of batches in its group) into one optimizer step; a last, shorter group steps too."""
+    run.epoch += 1
+    for callback in run.callbacks:
+        callback.on_epoch_start(run, run.epoch)
+    run.model.train()
+    run.objective.train()
+    split, settings = run.data.splits["train"], run.settings
+    size, every = settings["batch_size"], settings["accumulate"]
+    count = -(-len(split) // size)
+    sums, seen = defaultdict(float), 0
+    run.optimizer.zero_grad(set_to_none=True)
+    batches = split.batches(size, shuffle=True, generator=run.generator)
+    bar = tqdm(batches, total=count, desc=f"epoch {run.epoch}", leave=False, disable=None if progress else True)
+    for number, batch in enumerate(bar):
+        batch = batch.to(run.device)
+        losses = run.objective(run.model(batch), batch)
+        if not torch.isfinite(losses["total"]):
+            raise TrainingError(
+                f"{run.method.name} on {run.data.name}, seed {run.seed}: the loss became {losses['total'].item()} at "
+                f"epoch {run.epoch}, step {number}. Lower the learning rate (--set train.lr=...) or check the data."
+            )
+        for callback in run.callbacks:
+            callback.on_before_backward(run, batch, losses)
+        group = min(every, count - number // every * every)  # batches in this accumulation group
+        (losses["total"] / group).backward()
+        for callback in run.callbacks:
+            callback.on_after_backward(run, batch)
+        if (number + 1) % every == 0 or number + 1 == count:
+            optimizer_step(run)
+        for name, value in losses.items():
+            sums[name] += float(value.detach()) * batch.size
+        seen += batch.size
+    return {name: total / seen for name, total in sums.items()}
+
+
+def optimizer_step(run: Run) -> None:
+    """Clip, step, clear the gradients, and advance the warm-up."""
+    parameters = [p for group in run.optimizer.param_groups for p in group["params"]]
+    if run.settings["grad_clip_value"]:
+        torch.nn.utils.clip_grad_value_(parameters, run.settings["grad_clip_value"])
+    if run.settings["grad_clip"]:
+        torch.nn.utils.clip_grad_norm_(parameters, run.settings["grad_clip"])
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    if "warmup" in run.schedulers and run.step <= run.settings["warmup_steps"]:
+        run.schedulers["warmup"].step()
+
+
+def validate(run: Run, train: dict[str, float] | None = None) -> dict[str, Any]:
+    """Evaluate the validation split, log the epoch, keep its weights when it is the best so far, count patience,
+    step the epoch-level schedulers. Only the validation split decides which epoch is kept."""
+    started = time.perf_counter()
+    valid = evaluate(run, "valid")
+    logs = {
+        "epoch": run.epoch,
+        "train": train if train is not None else {},
+        "valid": {"loss": valid.loss, **valid.metrics},
+    }
+    for callback in run.callbacks:
+        callback.on_epoch_end(run, run.epoch, logs)
+    run.history.append(logs)
+    key, mode = run.selection
+    current = logs["valid"][key]
+    better = current <= run.best.score - 1e-6 if mode == "min" else current >= run.best.score + 1e-6
+    if better:
+        run.best = Best(
+            current, run.epoch, {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+        )
+        run.stale = 0
+    else:
+        run.stale += 1
+    warming = "warmup" in run.schedulers and run.step < run.settings["warmup_steps"]
+    if "plateau" in run.schedulers and not warming and math.isfinite(current):
+        run.schedulers["plateau"].step(current)
+    if "decay" in run.schedulers and not warming:
+        run.schedulers["decay"].step()
+    shown = "" if key == "loss" else f" {key} {current:.4f}"
+    log.info(
+        "%s %s seed %d | epoch %d/%d | train loss %.4f | valid loss %.4f%s | best epoch %d | %.1fs",
+        run.method.name,
+        run.data.name,
+        run.seed,
+        run.epoch,
+        run.max_epochs,
+        logs["train"].get("total", math.nan),
+        valid.loss,
+        shown,
+        run.best.epoch,
+        time.perf_counter() - started,
+    )
+    return logs
+
+
+def test_once(run: Run) -> Evaluation:
+    """Evaluate the test split once, on the selected epoch's weights."""
+    if run.best.state is None:
+        key, _ = run.selection
+        raise TrainingError(
+            f"{run.method.name} on {run.data.name}, seed {run.seed}: no epoch gave a finite validation {key}."
+        )
+    run.model.load_state_dict(run.best.state)
+    return evaluate(run, "test")
+
+
+def evaluate(run: Run, split: str) -> Evaluation:
+    return evaluate_split(
+        run.model, run.objective, run.data.splits[split], run.settings["eval_batch_size"], run.device, run.data.task
+    )
 
 
 @torch.no_grad()
@@ -286,46 +330,281 @@ def predict_batches(
 
 @torch.no_grad()
 def evaluate_split(
-    model: Model, objective: Objective, split: Split, batch_size: int, device: torch.device, family: str
+    model: Model, objective: Objective, split: Split, batch_size: int, device: torch.device, task: Task
 ) -> Evaluation:
     """Loss and metrics on a split, in split order (never shuffled)."""
     objective.eval()
     total, predictions, labels, index = 0.0, [], [], []
     for batch, outputs in predict_batches(model, split, batch_size, device):
         total += float(objective(outputs, batch)["total"]) * batch.size
-        prediction = outputs["prediction"]
-        prediction = prediction.argmax(-1) if family == "classification" else prediction.reshape(-1)
-        predictions.append(prediction.cpu())
-        labels.append(batch["label"].reshape(-1).cpu())
+        predictions.append(task.decide(outputs["prediction"]).cpu())
+        labels.append(batch["label"].reshape(batch.size, -1).squeeze(1).cpu())
         index.append(batch["index"].cpu())
     predictions, labels = torch.cat(predictions), torch.cat(labels)
     return Evaluation(
         loss=total / len(split),
-        metrics=evaluate(family, predictions.double().numpy(), labels.double().numpy()),
+        metrics=metrics(task.family, predictions.double().numpy(), labels.double().numpy()),
         predictions=predictions.tolist(),
         labels=labels.tolist(),
         index=torch.cat(index).tolist(),
     )
 
 
-def build_optimizer(model: Model, objective: Objective, train_hp: dict[str, Any]) -> torch.optim.Optimizer:
-    """One optimizer over every trainable parameter of the model and objective.
+def record(run: Run, test: Evaluation, catalog: Catalog, variant: str, wall_time: float) -> RunResult:
+    """The result of a finished run: test metrics and predictions, and everything it ran on."""
+    task = run.data.task
+    return RunResult(
+        dataset=run.data.name,
+        method=run.method.name,
+        seed=run.seed,
+        metrics=test.metrics,
+        protocol=run.protocol.to_dict(),
+        task={"kind": task.kind, "family": task.family, "classes": list(task.classes)},
+        variant=variant,
+        valid_metrics=run.history[run.best.epoch - 1]["valid"],
+        best_epoch=run.best.epoch,
+        epochs=len(run.history),
+        history=run.history,
+        predictions={
+            "ids": [run.data.splits["test"].ids[i] for i in test.index],
+            "predictions": test.predictions,
+            "labels": test.labels,
+        },
+        hparams=run.hparams,
+        method_info=catalog.describe(run.method),
+        versions=versions(catalog, run.method),
+        hardware=hardware(run.device),
+        data=run.data.provenance,
+        wall_time_s=round(wall_time, 3),
+        peak_memory_mb=peak_memory(run.device),
+        parameters=run.parameters,
+    )
+
+
+# -- hyper-parameters, optimizer, schedulers -------------------------------------------------------
+
+
+def resolve_hparams(
+    hparams: Mapping[str, Any], data: Data, seed: int, protocol: Protocol, results: str | Path = "results"
+) -> dict[str, Any]:
+    """The hyper-parameters a run uses and records: a deep copy of `hparams` with ``{seed}``, ``{dataset}``,
+    ``{protocol}`` and ``{results}`` in strings replaced by the run's seed, dataset name, protocol id and results
+    folder (e.g. the checkpoint of an earlier stage), and the batch sizes filled in."""
+    values = {"seed": str(seed), "dataset": data.name, "protocol": protocol.id, "results": str(results)}
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            for name, text in values.items():
+                value = value.replace("{" + name + "}", text)
+            return value
+        if isinstance(value, Mapping):
+            return {key: fill(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [fill(item) for item in value]
+        return value
+
+    filled = fill(json.loads(json.dumps(hparams)))
+    settings = resolved(filled.get("train", {}))
+    filled["train"] = {
+        **filled.get("train", {}),
+        "batch_size": settings["batch_size"],
+        "eval_batch_size": settings["eval_batch_size"],
+    }
+    return filled
+
+
+def build_optimizer(model: Model, objective: Objective, settings: dict[str, Any]) -> torch.optim.Optimizer:
+    """One optimizer over every trainable parameter of the model and objective, except those a component updates
+    itself (`manual_parameters`).
 
     ``lr_groups`` maps a parameter-name prefix (``encoders.text``, ``fusion.factors``) to a
     learning rate, or to ``{"lr": ..., "weight_decay": ...}``; the longest matching prefix wins.
     """
+    settings = resolved(settings)
+    manual = {id(p) for module in (*model.modules(), *objective.modules()) for p in _manual(module)}
     named = [*model.named_parameters(), *(("objective." + name, p) for name, p in objective.named_parameters())]
-    defaults = {"lr": train_hp.get("lr", 1e-3), "weight_decay": train_hp.get("weight_decay", 0.0)}
+    defaults = {"lr": settings["lr"], "weight_decay": settings["weight_decay"]}
     groups: dict[str, dict[str, Any]] = {}
-    prefixes = sorted(train_hp.get("lr_groups", {}).items(), key=lambda item: -len(item[0]))
+    prefixes = sorted(settings["lr_groups"].items(), key=lambda item: -len(item[0]))
     for name, parameter in named:
-        if not parameter.requires_grad:
+        if not parameter.requires_grad or id(parameter) in manual:
             continue
-        prefix, settings = next(((p, s) for p, s in prefixes if name == p or name.startswith(p + ".")), ("", {}))
-        settings = settings if isinstance(settings, dict) else {"lr": settings}
-        group = groups.setdefault(prefix, {"params": [], **defaults, **settings})
+        prefix, chosen = next(((p, s) for p, s in prefixes if name == p or name.startswith(p + ".")), ("", {}))
+        chosen = chosen if isinstance(chosen, dict) else {"lr": chosen}
+        group = groups.setdefault(prefix, {"params": [], **defaults, **chosen})
         group["params"].append(parameter)
-    return OPTIMIZERS[train_hp.get("optimizer", "adam")](list(groups.values()), **defaults)
+    if not groups:
+        raise CatalogError("nothing to train: every parameter of the model and objective is frozen.")
+    extra = {"momentum": settings["momentum"]} if settings["optimizer"] == "sgd" else {}
+    return OPTIMIZERS[settings["optimizer"]](list(groups.values()), **defaults, **extra)
+
+
+def _manual(module: torch.nn.Module) -> list[torch.nn.Parameter]:
+    own = getattr(module, "manual_parameters", None)
+    return list(own()) if callable(own) else []
+
+
+def build_schedulers(optimizer: torch.optim.Optimizer, settings: dict[str, Any], mode: str) -> dict[str, Any]:
+    """Learning-rate schedules: linear warm-up over optimizer steps, then the epoch-level StepLR decay and
+    ReduceLROnPlateau on the validation selection value (neither steps while the warm-up lasts)."""
+    schedulers: dict[str, Any] = {}
+    if settings["warmup_steps"]:
+        steps = settings["warmup_steps"]
+        schedulers["warmup"] = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / steps))
+    if settings["lr_decay"]:
+        schedulers["decay"] = torch.optim.lr_scheduler.StepLR(
+            optimizer, settings["lr_decay_every"], settings["lr_decay"]
+        )
+    if settings["plateau_patience"] is not None:
+        schedulers["plateau"] = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=settings["plateau_factor"], patience=settings["plateau_patience"]
+        )
+    return schedulers
+
+
+def component_callbacks(model: Model, objective: Objective) -> list[Callback]:
+    """The objective, then every module of the model that is a Callback too (each once)."""
+    found: list[Callback] = [objective]
+    for module in model.modules():
+        if isinstance(module, Callback) and all(module is not other for other in found):
+            found.append(module)
+    return found
+
+
+def count_parameters(model: Model, objective: Objective) -> dict[str, int]:
+    parameters = [*model.parameters(), *objective.parameters()]
+    return {
+        "trainable": sum(p.numel() for p in parameters if p.requires_grad),
+        "total": sum(p.numel() for p in parameters),
+    }
+
+
+# -- resuming --------------------------------------------------------------------------------------
+
+
+def state_key(run: Run, variant: str) -> dict[str, Any]:
+    """What a resume file must have been written for: method, variant, dataset, seed, protocol, hyper-parameters
+    and the data's files and split."""
+    return {
+        "method": run.method.name,
+        "variant": variant,
+        "dataset": run.data.name,
+        "seed": run.seed,
+        "protocol": run.protocol.to_dict(),
+        "hparams": run.hparams,
+        "data": {key: run.data.provenance.get(key) for key in DATA_KEYS},
+    }
+
+
+def save_state(run: Run, path: str | Path, key: dict[str, Any], started: float) -> None:
+    """Write everything the run needs to continue after this epoch, atomically."""
+    state = {
+        "key": json.dumps(key, sort_keys=True, default=str),
+        "epoch": run.epoch,
+        "step": run.step,
+        "stale": run.stale,
+        "history": json.dumps(run.history),
+        "elapsed": run.elapsed + time.perf_counter() - started,
+        "best": {"score": run.best.score, "epoch": run.best.epoch, "state": run.best.state},
+        "model": run.model.state_dict(),
+        "objective": run.objective.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "schedulers": {name: scheduler.state_dict() for name, scheduler in run.schedulers.items()},
+        "callbacks": [callback.state_dict() for callback in _plain(run.callbacks)],
+        "rng": rng_state(run),
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def restore(run: Run, path: str | Path, key: dict[str, Any]) -> None:
+    """Continue a run from its resume file; refuse one written for another run."""
+    try:
+        state = torch.load(path, map_location=run.device, weights_only=True)
+    except Exception as error:
+        raise TrainingError(
+            f"cannot read the resume state {path} ({type(error).__name__}: {error}); delete it to start this seed over."
+        ) from None
+    saved = json.loads(state["key"])
+    expected = json.loads(json.dumps(key, sort_keys=True, default=str))
+    if saved != expected:
+        changed = sorted(name for name in expected if saved.get(name) != expected.get(name))
+        raise TrainingError(
+            f"the resume state {path} was written by a run with other {', '.join(changed)}; rerun that command to "
+            "finish it, or pass --overwrite to discard it and start this seed over."
+        )
+    run.model.load_state_dict(state["model"])
+    run.objective.load_state_dict(state["objective"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    for name, scheduler in run.schedulers.items():
+        scheduler.load_state_dict(state["schedulers"][name])
+    for callback, saved in zip(_plain(run.callbacks), state["callbacks"], strict=True):
+        callback.load_state_dict(saved)
+    best = state["best"]
+    run.best = Best(best["score"], best["epoch"], best["state"] and {k: v.cpu() for k, v in best["state"].items()})
+    run.epoch, run.step, run.stale = state["epoch"], state["step"], state["stale"]
+    run.history, run.elapsed = json.loads(state["history"]), state["elapsed"]
+    set_rng_state(run, state["rng"])
+    log.info("%s %s seed %d: resumed after epoch %d from %s", run.method.name, run.data.name, run.seed, run.epoch, path)
+
+
+def _plain(callbacks: list[Callback]) -> list[Callback]:
+    """The callbacks whose state is not already in the model's or objective's state_dict."""
+    return [callback for callback in callbacks if not isinstance(callback, torch.nn.Module)]
+
+
+def rng_state(run: Run) -> dict[str, Any]:
+    numpy = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "generator": run.generator.get_state(),
+        "numpy": {
+            "keys": torch.from_numpy(numpy[1].astype(np.int64)),
+            "position": numpy[2],
+            "gauss": [numpy[3], numpy[4]],
+        },
+        "python": json.dumps(random.getstate()),
+    }
+    if run.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(run.device)
+    return state
+
+
+def set_rng_state(run: Run, state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    run.generator.set_state(state["generator"].cpu())
+    numpy = state["numpy"]
+    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["position"], *numpy["gauss"]))
+    version, internal, gauss = json.loads(state["python"])
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and run.device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"].cpu(), run.device)
+
+
+def save_checkpoint(run: Run, path: str | Path, variant: str) -> None:
+    """The selected weights and what rebuilds the model (`msabench predict`, stage-2 methods' ``init_from``)."""
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "model": run.best.state,
+            "method": run.method.name,
+            "variant": variant,
+            "dataset": run.data.name,
+            "seed": run.seed,
+            "protocol": run.protocol.id,
+            "hparams": run.hparams,
+            "encoders": dict(run.method.encoders),
+            "fusion": run.method.fusion,
+            "objective": run.method.objective,
+            "splits": split_record(run.data),
+        },
+        buffer,
+    )
+    write_atomic(path, buffer.getvalue())
+
+
+# -- the machine -----------------------------------------------------------------------------------
 
 
 def seed_everything(seed: int) -> None:
@@ -337,22 +616,48 @@ def seed_everything(seed: int) -> None:
 
 
 def select_device(device: str | torch.device | None) -> torch.device:
-    """CUDA when present, CPU otherwise, unless a device is named."""
+    """CUDA when present, CPU otherwise, unless a device is named; a device this machine lacks is a one-line error."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise CatalogError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N.") from None
+    if chosen.type == "cuda":
+        if torch.version.cuda is None:
+            raise CatalogError(
+                f"--device {device}: this torch ({torch.__version__}) is a CPU-only build. Install a CUDA build "
+                "(pip install torch --index-url https://download.pytorch.org/whl/cu124, see pytorch.org), or use "
+                "--device cpu."
+            )
+        count = torch.cuda.device_count()
+        if count == 0 or (chosen.index or 0) >= count:
+            raise CatalogError(f"--device {device}: this machine has {count} CUDA device(s) visible; use --device cpu.")
+    elif chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise CatalogError(f"--device {device}: MPS is not available on this machine; use --device cpu.")
+    elif chosen.type not in ("cpu", "cuda", "mps"):
+        raise CatalogError(f"--device {device}: msabench runs on cpu, cuda or mps.")
+    return chosen
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Use a fixed number of CPU threads (DEFAULT_THREADS unless given): the count changes how sums are split,
+    so a count that followed the machine (or its load) would change the numbers; recorded in every result."""
+    threads = DEFAULT_THREADS if threads is None else threads
+    if threads < 1:
+        raise CatalogError(f"--threads must be at least 1; got {threads}.")
+    torch.set_num_threads(threads)
+    return threads
 
 
 def versions(catalog: Catalog, method: Method) -> dict[str, str]:
-    from msabench import __version__
-
     found = {
         "msabench": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
     }
-    for module in ("transformers", "datasets"):
+    for module in ("transformers", "datasets", "peft"):
         if module in sys.modules:
             found[module] = sys.modules[module].__version__
     found.update(catalog.distributions(method))

@@ -37,7 +37,7 @@ def save_tiny_bert(folder, vocab=VOCAB):
 
 def test_bert_text_synthetic_vocabulary_builds_a_random_bert():
     encoder = BertText(SYNTHETIC, **TINY).eval()
-    assert encoder.checkpoint is None and encoder.out_dim == 16
+    assert encoder.pretrained is None and encoder.out_dim == 16
     assert encoder.bert.config.vocab_size == VOCAB and encoder.bert.config.num_hidden_layers == 1
     output = encoder(text_bert(), None)
     assert output.shape == (4, 16) and torch.isfinite(output).all()
@@ -76,7 +76,7 @@ def test_bert_text_loads_a_local_folder(tmp_path):
     saved = save_tiny_bert(tmp_path / "tiny-bert")
     spec = InputSpec("text_bert", (3, LENGTH), vocab_size=VOCAB, tokenizer="bert-base-chinese")
     encoder = BertText(spec, pretrained=str(tmp_path / "tiny-bert"))
-    assert encoder.checkpoint == str(tmp_path / "tiny-bert") and encoder.out_dim == 16
+    assert encoder.pretrained == str(tmp_path / "tiny-bert") and encoder.out_dim == 16
     assert torch.equal(encoder.bert.embeddings.word_embeddings.weight, saved.embeddings.word_embeddings.weight)
 
 
@@ -85,7 +85,7 @@ def test_bert_text_finds_the_datasets_tokenizer_under_msabench_models(tmp_path, 
     monkeypatch.setenv("MSABENCH_MODELS", str(tmp_path))
     spec = InputSpec("text_bert", (3, LENGTH), vocab_size=VOCAB, tokenizer="bert-base-chinese")
     encoder = BertText(spec)  # no `pretrained`: the tokenizer that made the ids names the checkpoint
-    assert encoder.checkpoint == "bert-base-chinese"
+    assert encoder.pretrained == "bert-base-chinese"
     assert torch.equal(encoder.bert.pooler.dense.weight, saved.pooler.dense.weight)
 
 
@@ -114,7 +114,7 @@ def test_bert_text_offline_error_names_the_checkpoint_and_the_fix(monkeypatch, t
 def test_bert_text_random_init_ignores_the_tokenizer():
     spec = InputSpec("text_bert", (3, LENGTH), vocab_size=VOCAB, tokenizer="bert-base-chinese")
     encoder = BertText(spec, random_init=True, **TINY)
-    assert encoder.checkpoint is None and encoder.bert.config.hidden_size == 16
+    assert encoder.pretrained is None and encoder.bert.config.hidden_size == 16
 
 
 # -- transformer-seq ----------------------------------------------------------------------------

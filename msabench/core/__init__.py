@@ -1,5 +1,5 @@
-"""msabench's core plugin: the MMSA datasets, the image-text datasets, the synthetic datasets, the
-shared pretrained encoders and the shared objectives.
+"""msabench's core plugin: the MMSA datasets, MVSA, the synthetic datasets, the shared pretrained encoders
+and the shared objectives.
 
 It is registered through the `msabench` entry-point group like any third-party plugin.
 """
@@ -7,12 +7,12 @@ It is registered through the `msabench` entry-point group like any third-party p
 from msabench import hookimpl
 
 from .clip import ClipImage, ClipText
-from .imagetext import Lab5, MVSAMultiple, MVSASingle, SyntheticImageText
 from .language import HFText
 from .mmsa import MOSEI, MOSI, SIMS, MOSEIAligned, MOSIAligned, SIMSv2
+from .mvsa import MVSAMultiple, MVSASingle
 from .objectives import L1, MSE, CrossEntropy
 from .sequence import TransformerSequence
-from .synthetic import SyntheticMOSI, SyntheticSIMS
+from .synthetic import SyntheticMOSI, SyntheticSIMS, SyntheticTweets
 from .text import BertText
 from .vision import ResNet50Image
 
@@ -21,7 +21,7 @@ from .vision import ResNet50Image
 def register_datasets(register):
     for dataset in (MOSI, MOSIAligned, MOSEI, MOSEIAligned, SIMS, SIMSv2, SyntheticMOSI, SyntheticSIMS):
         register(dataset)
-    for dataset in (MVSASingle, MVSAMultiple, Lab5, SyntheticImageText):
+    for dataset in (MVSASingle, MVSAMultiple, SyntheticTweets):
         register(dataset)
 
 

@@ -156,7 +156,7 @@ class ClipImage(PretrainedEncoder):
             "processing": self.processing.describe(),
             "normalize": normalize,
         }
-        self.finish(freeze=freeze, init_from=init_from)
+        self.finish(freeze=freeze, init_from=init_from, pretrained=None if config is not None else pretrained)
 
     def preprocess(self, values):
         return self.processing(values)
@@ -232,7 +232,7 @@ class ClipText(PretrainedEncoder):
             "padding_side": "right",
             "normalize": normalize,
         }
-        self.finish(freeze=freeze, init_from=init_from)
+        self.finish(freeze=freeze, init_from=init_from, pretrained=None if config is not None else pretrained)
 
     def preprocess(self, values):
         if self.backend == "transformers":

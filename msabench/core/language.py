@@ -90,7 +90,7 @@ class HFText(PretrainedEncoder):
             "padding_side": self.tokenizer.padding_side,
             "model_type": self.model.config.model_type,
         }
-        self.finish(freeze=freeze, init_from=init_from)
+        self.finish(freeze=freeze, init_from=init_from, pretrained=None if config is not None else pretrained)
 
     def preprocess(self, values):
         return tokenize(self.tokenizer, values, self.max_length)

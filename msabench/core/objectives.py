@@ -24,15 +24,18 @@ class MSE(Objective):
 
 
 class CrossEntropy(Objective):
-    """Cross-entropy of class logits against class ids, with optional label smoothing."""
+    """Cross-entropy of class logits against class ids, with optional label smoothing; for multilabel tasks
+    (IEMOCAP's emotions), the mean over every entry of the two-way cross-entropy of its pair of logits."""
 
     name = "cross-entropy"
-    tasks = ("classification",)
+    tasks = ("classification", "multilabel")
 
     def __init__(self, task, label_smoothing: float = 0.0):
         super().__init__(task)
         self.label_smoothing = label_smoothing
 
     def forward(self, outputs, batch):
-        loss = nn.functional.cross_entropy(outputs["prediction"], batch["label"], label_smoothing=self.label_smoothing)
-        return {"total": loss}
+        logits, labels = outputs["prediction"], batch["label"]
+        if self.task.kind == "multilabel":
+            logits, labels = logits.reshape(-1, 2), labels.reshape(-1)
+        return {"total": nn.functional.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)}

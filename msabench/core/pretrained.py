@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from msabench import CatalogError, DataError, Encoder, sha256
+from msabench import CatalogError, DataError, Encoder, open_image, sha256
 
 log = logging.getLogger("msabench")
 
@@ -56,15 +56,14 @@ class PretrainedEncoder(Encoder):
     # What turns the raw input into tensors, by what the encoder consumes (their versions enter the fingerprint).
     preprocessors: ClassVar[dict[str, tuple[str, ...]]] = {"image": ("Pillow",), "raw_text": ("tokenizers",)}
 
-    frozen: bool = False
     settings: dict[str, Any]
-    started_from: dict[str, Any] | None = None
 
-    def finish(self, *, freeze: bool, init_from: str | None) -> None:
+    def finish(self, *, freeze: bool, init_from: str | None, pretrained: str | None) -> None:
+        """Record where the weights came from, start from an msabench checkpoint, and freeze."""
+        self.pretrained = pretrained
         if init_from:
             self.started_from = self.load_checkpoint(init_from)
-        self.frozen = bool(freeze)
-        if self.frozen:
+        if freeze:
             self.requires_grad_(False)
             self.eval()
 
@@ -270,8 +269,6 @@ class ImageProcessing:
 
     def __call__(self, images: Sequence[bytes]) -> torch.Tensor:
         """uint8 pixels [N, 3, crop_h, crop_w] from image file bytes."""
-        from msabench.core.imagetext import open_image
-
         out = torch.empty(len(images), 3, *self.crop, dtype=torch.uint8)
         for i, data in enumerate(images):
             image, _ = open_image(data)

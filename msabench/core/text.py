@@ -51,7 +51,7 @@ class BertText(Encoder):
         checkpoint = pretrained or spec.tokenizer
         if random_init or checkpoint is None:
             self.bert = random_bert(spec, hidden_size, layers, heads, intermediate_size, dropout)
-            self.checkpoint = None
+            self.pretrained = None
         else:
             from transformers import AutoModel
 
@@ -59,7 +59,7 @@ class BertText(Encoder):
             self.bert = load_pretrained(
                 AutoModel.from_pretrained, checkpoint, encoder=self.name, section="text", hint=hint
             )
-            self.checkpoint = checkpoint
+            self.pretrained = checkpoint
             vocab = getattr(self.bert.config, "vocab_size", None)
             if spec.vocab_size and vocab and vocab < spec.vocab_size:
                 raise CatalogError(
@@ -84,7 +84,7 @@ class BertText(Encoder):
             output = self.bert(input_ids=ids, attention_mask=mask, token_type_ids=segments)
         if self.pooling == "pooler" and output.pooler_output is None:
             raise CatalogError(
-                f"encoder 'bert-text': {self.checkpoint or 'this model'} has no pooler; use pooling='cls'."
+                f"encoder 'bert-text': {self.pretrained or 'this model'} has no pooler; use pooling='cls'."
             )
         return pool(output, mask, self.pooling)
 

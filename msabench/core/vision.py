@@ -54,7 +54,7 @@ class ResNet50Image(PretrainedEncoder):
         convnext = {"crop_pct": 0.875, **(preprocessor_config(pretrained) if config is None else {})}
         self.processing = ImageProcessing.from_config(convnext, default=default, image_size=image_size)
         self.settings = {"processing": self.processing.describe()}
-        self.finish(freeze=freeze, init_from=init_from)
+        self.finish(freeze=freeze, init_from=init_from, pretrained=None if config is not None else pretrained)
 
     def preprocess(self, values):
         return self.processing(values)

@@ -5,11 +5,13 @@ concatenation, and a cross-modal attention head.
 
 1. Unimodal fine-tuning: ``lab5-bert`` (BERT [CLS] -> Linear, AdamW 2e-5) and ``lab5-resnet50``
    (ResNet-50 pooled features -> Linear, Adam 1e-3, 5 epochs). Each selects its epoch on the
-   validation split and saves its weights beside its result (``results/<dataset>/<method>/seed-<n>.pt``).
+   validation split and saves its weights beside its result
+   (``<results>/<dataset>/<method>/<protocol>/seed-<n>.pt``).
 2. Fusion on the frozen fine-tuned encoders: ``lab5-concat`` and ``lab5-cma`` start their text and
    image encoders from the stage-1 checkpoint **of the same seed and dataset**
-   (``init_from: results/{dataset}/lab5-bert/seed-{seed}.pt``; msabench fills in the braces),
-   freeze them, and train the head with AdamW 2e-5, weight decay 1e-5. Frozen encoders run once
+   (``init_from: {results}/{dataset}/lab5-bert/{protocol}/seed-{seed}.pt``; msabench fills in the braces
+   with the run's results folder, dataset, protocol id and seed, so ``--results`` and ``--max-epochs`` carry
+   over to both stages), freeze them, and train the head with AdamW 2e-5, weight decay 1e-5. Frozen encoders run once
    per split and their features are cached.
 
 So a five-seed stage-2 row is five full two-stage pipelines, and both stages only ever look at
@@ -23,8 +25,8 @@ fitted on stage 2's test samples. Run stage 1 first, with the same data and opti
     msabench run --method lab5-resnet50 --dataset lab5 --data-root DIR
     msabench run --method lab5-concat --dataset lab5 --data-root DIR
 
-With another results folder, or stage-1 runs that changed hyper-parameters (their folder is then
-``lab5-bert+<changes>``), point at them: ``--set text.init_from=PATH/seed-{seed}.pt``; with
+With stage-1 runs that changed hyper-parameters (their folder is then ``lab5-bert+<changes>``),
+point at them: ``--set text.init_from=PATH/seed-{seed}.pt``; with
 ``--set text.init_from=null`` stage 2 starts from the pretrained weights (a different recipe,
 recorded as a variant). The result records each start checkpoint's absolute path, SHA-256 and
 splits; ``msabench predict`` finds it there, from any working folder.
@@ -36,6 +38,7 @@ that the report does not give follow the protocol (cap 100, patience 8) and batc
 
 from msabench import Method, Reported, hookimpl
 
+from .data import Lab5
 from .fusions import ConcatLinear, CrossModalAttention
 
 PAPER = "Lab5 course report (BERT + ResNet-50 on tweet text-image pairs)"
@@ -43,8 +46,8 @@ REPORT = "course report, accuracy on its own 500-sample validation split"
 STAGE2 = {"optimizer": "adamw", "lr": 2e-5, "weight_decay": 1e-5, "batch_size": 32}
 TEXT = {"pretrained": "bert-base-uncased", "pooling": "cls"}
 IMAGE = {"pretrained": "microsoft/resnet-50"}
-FROZEN_TEXT = {**TEXT, "freeze": True, "init_from": "results/{dataset}/lab5-bert/seed-{seed}.pt"}
-FROZEN_IMAGE = {**IMAGE, "freeze": True, "init_from": "results/{dataset}/lab5-resnet50/seed-{seed}.pt"}
+FROZEN_TEXT = {**TEXT, "freeze": True, "init_from": "{results}/{dataset}/lab5-bert/{protocol}/seed-{seed}.pt"}
+FROZEN_IMAGE = {**IMAGE, "freeze": True, "init_from": "{results}/{dataset}/lab5-resnet50/{protocol}/seed-{seed}.pt"}
 
 
 def lab5(name, encoders, fusion, hparams, accuracy, note):
@@ -94,6 +97,11 @@ METHODS = [
         "cross-modal attention on the frozen fine-tuned features (stage 2)",
     ),
 ]
+
+
+@hookimpl
+def register_datasets(register):
+    register(Lab5)
 
 
 @hookimpl

@@ -1,0 +1,97 @@
+"""MVSA-Single and MVSA-Multiple (Niu et al., MMM 2016) in their public raw layout, with the literature's
+label cleaning: per annotator, equal text and image labels are kept, positive vs negative is dropped, and
+neutral + polar becomes the polar label; for Multiple, a 2-of-3 majority of the cleaned labels."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from msabench import DataError, ImageTextDataset
+
+CLASSES = ImageTextDataset.task.classes
+
+
+def clean_pair(text: str, image: str) -> str | None:
+    """One annotator's (text, image) labels -> one label: equal -> it; neutral + polar -> the polar one;
+    positive vs negative -> None (discarded)."""
+    if text == image:
+        return text
+    if "neutral" in (text, image):
+        return image if text == "neutral" else text
+    return None
+
+
+def majority(votes: Sequence[str | None]) -> str | None:
+    """The label at least two of the (cleaned) votes agree on, else None (discarded)."""
+    counts = Counter(vote for vote in votes if vote is not None)
+    if not counts:
+        return None
+    label, count = counts.most_common(1)[0]
+    return label if count >= 2 else None
+
+
+class MVSA(ImageTextDataset):
+    """Base for MVSA: labelResultAll.txt holds one (text,image) label pair per annotator and id."""
+
+    annotators: ClassVar[int] = 1
+    source = (
+        "MVSA (Niu et al., MMM 2016): http://mcrlab.net/research/mvsa-sentiment-analysis-on-multi-view-social-data/ ; "
+        "unzip it under the data root (data/{id}.txt, data/{id}.jpg, labelResultAll.txt)"
+    )
+
+    def labelled(self) -> tuple[list[str], list[str], dict[str, Any], dict[str, str]]:
+        relative = "labelResultAll.txt"
+        found = self._check(relative)
+        path = self.directory / relative
+        ids, labels = [], []
+        counts = Counter()
+        for number, line in enumerate(path.read_text(encoding="utf-8-sig", errors="replace").splitlines(), 1):
+            fields = line.split()
+            if not fields or (number == 1 and not fields[0][:1].isdigit()):
+                continue  # blank line or the "ID text,image ..." header
+            pairs = fields[1:]
+            if len(pairs) != self.annotators or not all(_pair(p) for p in pairs):
+                raise DataError(
+                    f"{path}:{number}: expected an id and {self.annotators} 'text,image' label pair(s) of "
+                    f"{'/'.join(CLASSES)}; got {line!r}"
+                )
+            counts["rows"] += 1
+            votes = [clean_pair(*_pair(p)) for p in pairs]
+            label = votes[0] if self.annotators == 1 else majority(votes)
+            if label is None:
+                counts["discarded_conflict" if self.annotators == 1 else "discarded_no_majority"] += 1
+                continue
+            ids.append(fields[0])
+            labels.append(label)
+        if len(set(ids)) != len(ids):
+            duplicated = [sample for sample, n in Counter(ids).items() if n > 1]
+            raise DataError(f"{path}: ids appear more than once: {', '.join(duplicated[:10])}")
+        counts["kept"] = len(ids)
+        return ids, labels, dict(counts), {relative: found["sha256"]}
+
+
+class MVSASingle(MVSA):
+    """MVSA-Single: 4,869 tweets, one annotator's text and image labels; 4,511 after cleaning, split 8:1:1 per label."""
+
+    name = "mvsa-single"
+    folder = "MVSA_Single"
+    files = {"labelResultAll.txt": None}
+    annotators = 1
+    published_size = 4511
+
+
+class MVSAMultiple(MVSA):
+    """MVSA-Multiple: 19,600 tweets labelled by three annotators; 17,024 with a majority after cleaning, split 8:1:1."""
+
+    name = "mvsa-multiple"
+    folder = "MVSA"
+    files = {"labelResultAll.txt": None}
+    annotators = 3
+    published_size = 17024
+
+
+def _pair(text: str) -> tuple[str, str] | None:
+    parts = text.lower().split(",")
+    return (parts[0], parts[1]) if len(parts) == 2 and parts[0] in CLASSES and parts[1] in CLASSES else None

@@ -1,0 +1,107 @@
+"""The Lab5 course data: train.txt (guid,tag), test_without_label.txt (guid,null), data/{guid}.txt|jpg.
+
+The labelled samples are split 8:1:1 per label (seeded, or a split file); `msabench predict` labels
+test_without_label.txt and writes it back in the same format. `write_lab5` writes a small folder of
+generated samples in this format, for tests.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from msabench import (
+    DataError,
+    ImageTextDataset,
+    Split,
+    SyntheticImageText,
+    open_image,
+    read_samples,
+    split_tensors,
+    write_atomic,
+)
+
+CLASSES = ImageTextDataset.task.classes
+
+
+class Lab5(ImageTextDataset):
+    """Lab5 course data (MVSA-derived): train.txt (guid,tag) split 8:1:1 per label; predicts test_without_label.txt."""
+
+    name = "lab5"
+    folder = "lab5"
+    hparams_from = "mvsa-single"  # MVSA-Single tweets: methods without Lab5 settings use their MVSA-Single ones
+    files = {"train.txt": None, "test_without_label.txt": None}
+    source = (
+        "the course's Lab5 archive (train.txt, test_without_label.txt, data/{guid}.txt|jpg); "
+        "point --data-root at its folder"
+    )
+
+    def labelled(self) -> tuple[list[str], list[str], dict[str, Any], dict[str, str]]:
+        found = self._check("train.txt")
+        rows = self._rows("train.txt", labelled=True)
+        ids = [guid for guid, _ in rows]
+        return ids, [tag for _, tag in rows], {"rows": len(rows), "kept": len(rows)}, {"train.txt": found["sha256"]}
+
+    def _rows(self, relative: str, *, labelled: bool) -> list[tuple[str, str]]:
+        path = self.directory / relative
+        if not path.is_file():
+            self._check(relative)  # raises the missing-file error
+        rows, seen = [], set()
+        for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+            line = line.strip()
+            if not line or (number == 1 and line.lower().startswith("guid")):
+                continue
+            guid, sep, tag = (part.strip() for part in line.partition(","))
+            if not sep or not guid or (labelled and tag not in CLASSES) or (not labelled and tag not in ("null", "")):
+                expected = "|".join(CLASSES) if labelled else "null"
+                raise DataError(f"{path}:{number}: expected 'guid,{expected}'; got {line!r}")
+            if guid in seen:
+                raise DataError(f"{path}:{number}: guid {guid} appears twice")
+            seen.add(guid)
+            rows.append((guid, tag))
+        return rows
+
+    def unlabelled(self) -> Split:
+        """The samples of test_without_label.txt (unreadable ones are an error, or skipped and written as null)."""
+        rows = self._rows("test_without_label.txt", labelled=False)
+        where = f"{self.name} ({self.directory / 'test_without_label.txt'})"
+        reading = read_samples(self.directory, [guid for guid, _ in rows], [None] * len(rows), where=where)
+        self.skipped_unlabelled = self._unreadable(reading, where)
+        return split_tensors("predict", [reading.samples[guid] for guid, _ in rows if guid in reading.samples])
+
+    def write_predictions(self, path: str | Path, ids: Sequence[str], labels: Sequence[str | None]) -> None:
+        """guid,tag lines for every guid of test_without_label.txt, in its order and header; unpredicted ones: null."""
+        predicted = dict(zip(ids, labels, strict=True))
+        lines = ["guid,tag"] + [
+            f"{guid},{predicted.get(guid) or 'null'}"
+            for guid, _ in self._rows("test_without_label.txt", labelled=False)
+        ]
+        write_atomic(path, "\n".join(lines) + "\n")
+
+
+class _Samples(SyntheticImageText):
+    name = "lab5-generated"
+    image_size = 16
+    words = 6
+
+
+def write_lab5(folder: str | Path, n: int = 30, unlabelled: int = 6, seed: int = 0) -> Path:
+    """Write a small Lab5-format folder (train.txt, test_without_label.txt, data/{guid}.txt|jpg) of generated
+    samples, for tests of the loader and of `msabench predict`; returns the folder. Images are 16 px JPEGs."""
+    folder = Path(folder)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    samples = _Samples().generate(n + unlabelled, seed=seed, prefix="")
+    train, test = ["guid,tag"], ["guid,tag"]
+    for i, sample in enumerate(samples):
+        guid = str(i + 1)
+        image, _ = open_image(sample.image)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG")
+        (folder / "data" / f"{guid}.txt").write_bytes(sample.text.encode())
+        (folder / "data" / f"{guid}.jpg").write_bytes(buffer.getvalue())
+        (train if i < n else test).append(f"{guid},{CLASSES[sample.label] if i < n else 'null'}")
+    (folder / "train.txt").write_text("\n".join(train) + "\n")
+    (folder / "test_without_label.txt").write_text("\n".join(test) + "\n")
+    return folder
