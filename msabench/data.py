@@ -250,7 +250,8 @@ class _SplitReader:
         if not isinstance(part, dict) or (missing := [key for key in wanted if key not in part]):
             has = sorted(part) if isinstance(part, dict) else type(part).__name__
             raise DataError(
-                f"{self.where}: split {split!r} lacks {missing or wanted} (has {has}). Is this the right file?"
+                f"{self.where}: split {split!r} lacks {missing or wanted} (has {has}). "
+                f"Is this the right file for {self.name}?"
             )
         ids = [str(i) for i in np.asarray(part["id"]).reshape(-1)]
         self.split, self.part, self.ids = split, part, ids

@@ -142,6 +142,7 @@ def _hookimpls(pm: pluggy.PluginManager, plugin: object):
         yield from (impl for impl in caller.get_hookimpls() if impl.plugin is plugin)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""
+def _first_line(error: BaseException, limit: int = 400) -> str:
+    """The error's message on one line (pluggy puts the useful part on the second)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -108,18 +108,25 @@ def differences(
     result: RunResult, *, data: dict[str, Any], hparams: dict[str, Any], protocol: dict[str, Any]
 ) -> list[str]:
     """How an existing result differs from a run about to be made (data files and split, resolved hyper-parameters,
-    protocol), one phrase per difference; empty when the run would repeat it."""
+    protocol), one phrase per difference; empty when the run would repeat it. Values are compared as JSON stores
+    them."""
+    data, hparams, protocol = _as_stored(data), _as_stored(hparams), _as_stored(protocol)
     found = []
     for key in DATA_KEYS:
         if result.data.get(key) != data.get(key):
             found.append(f"data {key}: {_short(result.data.get(key))} then, {_short(data.get(key))} now")
-    found += [
-        f"hyper-parameter {key}: {_short(old)} then, {_short(new)} now"
-        for key, old, new in _changed(result.hparams, hparams)
-    ]
+    changes = _changed(result.hparams, hparams)
+    found += [f"hyper-parameter {key}: {_short(old)} then, {_short(new)} now" for key, old, new in changes]
     if result.protocol != protocol:
-        found.append(f"protocol: {_short(result.protocol)} then, {_short(protocol)} now")
+        found += [
+            f"protocol {key}: {_short(old)} then, {_short(new)} now"
+            for key, old, new in _changed(result.protocol, protocol)
+        ]
     return found
+
+
+def _as_stored(value: Any) -> Any:
+    return json.loads(json.dumps(_nan_to_none(value), default=str))
 
 
 def _changed(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:

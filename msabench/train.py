@@ -510,7 +510,7 @@ def save_state(run: Run, path: str | Path, key: dict[str, Any], started: float) 
         "objective": run.objective.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "schedulers": {name: scheduler.state_dict() for name, scheduler in run.schedulers.items()},
-        "callbacks": [callback.state_dict() for callback in _plain(run.callbacks)],
+        "callbacks": {_name(callback): callback.state_dict() for callback in _plain(run.callbacks)},
         "rng": rng_state(run),
     }
     buffer = io.BytesIO()
@@ -539,8 +539,9 @@ def restore(run: Run, path: str | Path, key: dict[str, Any]) -> None:
     run.optimizer.load_state_dict(state["optimizer"])
     for name, scheduler in run.schedulers.items():
         scheduler.load_state_dict(state["schedulers"][name])
-    for callback, saved in zip(_plain(run.callbacks), state["callbacks"], strict=True):
-        callback.load_state_dict(saved)
+    for callback in _plain(run.callbacks):
+        if _name(callback) in state["callbacks"]:
+            callback.load_state_dict(state["callbacks"][_name(callback)])
     best = state["best"]
     run.best = Best(best["score"], best["epoch"], best["state"] and {k: v.cpu() for k, v in best["state"].items()})
     run.epoch, run.step, run.stale = state["epoch"], state["step"], state["stale"]
@@ -552,6 +553,10 @@ def restore(run: Run, path: str | Path, key: dict[str, Any]) -> None:
 def _plain(callbacks: list[Callback]) -> list[Callback]:
     """The callbacks whose state is not already in the model's or objective's state_dict."""
     return [callback for callback in callbacks if not isinstance(callback, torch.nn.Module)]
+
+
+def _name(callback: Callback) -> str:
+    return f"{type(callback).__module__}.{type(callback).__qualname__}"
 
 
 def rng_state(run: Run) -> dict[str, Any]:

@@ -35,7 +35,7 @@ class MeanEncoder(Encoder):
 class ConcatFusion(Fusion):
     """Concatenate and predict with a linear layer."""
 
-    name = "concat-linear"
+    name = "fake-concat"
 
     def __init__(self, in_dims, task, dropout: float = 0.0):
         super().__init__(in_dims, task)
@@ -47,9 +47,9 @@ class ConcatFusion(Fusion):
 
 
 class SharedFusion(ConcatFusion):
-    """Like concat-linear, and also exposes the fused vector."""
+    """Like fake-concat, and also exposes the fused vector."""
 
-    name = "concat-shared"
+    name = "fake-shared"
     produces = ("prediction", "shared")
 
     def forward(self, features, lengths):
@@ -73,7 +73,7 @@ TINY = Method(
     name="tiny",
     paper="A test method",
     encoders=ENCODERS,
-    fusion="concat-linear",
+    fusion="fake-concat",
     objective="l1",
     hparams={"train": {"batch_size": 16, "lr": 1e-2}},
 )

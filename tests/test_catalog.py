@@ -1,5 +1,6 @@
 """The catalog: what plugins register, validated before anything trains."""
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -12,12 +13,19 @@ from msabench import (
     Dataset,
     Encoder,
     Method,
-    PluginError,
     Task,
     UnknownName,
     get_plugin_manager,
     hookimpl,
 )
+from msabench.plugins import Problem
+
+
+def assert_problem(catalog, pattern):
+    """The catalog reports a problem matching `pattern` (registration problems never raise at build time)."""
+    messages = [problem.message for problem in catalog.problems]
+    assert any(re.search(pattern, message) for message in messages), messages
+    return catalog
 
 
 def catalog_with(*plugins):
@@ -56,8 +64,10 @@ def test_hook_register_datasets_rejects_a_class_that_is_not_a_dataset():
     class NotData:
         name = "not-data"
 
-    with pytest.raises(CatalogError, match=r"dataset .*NotData from plugin .* must subclass msabench.Dataset"):
-        catalog_with(plugin(datasets=[NotData]))
+    catalog = assert_problem(
+        catalog_with(plugin(datasets=[NotData])), r"dataset .*NotData from plugin .* must subclass msabench.Dataset"
+    )
+    assert "not-data" not in catalog.datasets and "mosi" in catalog.datasets
 
 
 def test_hook_register_datasets_requires_task_and_inputs():
@@ -66,36 +76,38 @@ def test_hook_register_datasets_requires_task_and_inputs():
 
         name = "no-task"
 
-    with pytest.raises(CatalogError, match=r"dataset 'no-task'.*set `task = Task\(...\)`; list its `inputs`"):
-        catalog_with(plugin(datasets=[NoTask]))
+    assert_problem(
+        catalog_with(plugin(datasets=[NoTask])), r"dataset 'no-task'.*set `task = Task\(...\)`; list its `inputs`"
+    )
 
 
 def test_hook_register_datasets_rejects_a_duplicate_name_naming_both_plugins():
     class Again(TinyData):
         """Same name."""
 
-    with pytest.raises(
-        CatalogError,
-        match=r"dataset 'tiny-data' is registered twice: by plugin .*\(fakes.TinyData\) and by plugin .*Again",
-    ):
-        catalog_with(Plugin(), plugin(datasets=[Again]))
+    pattern = r"dataset 'tiny-data' is registered twice: by plugin .*\(fakes.TinyData\) and by plugin .*Again"
+    catalog = assert_problem(catalog_with(Plugin(), plugin(datasets=[Again])), pattern)
+    with pytest.raises(CatalogError, match=pattern + r".*so neither is used"):
+        catalog.datasets["tiny-data"]
+    assert catalog.methods["tiny"] is TINY and "mosi" in catalog.datasets  # only the duplicated name stops working
 
 
 def test_hook_register_encoders_rejects_an_instance_and_a_bad_name():
-    with pytest.raises(CatalogError, match="must subclass msabench.Encoder"):
-        catalog_with(plugin(encoders=[MeanEncoder]), plugin(encoders=[object()]))
+    catalog = catalog_with(plugin(encoders=[MeanEncoder]), plugin(encoders=[object()]))
+    assert_problem(catalog, "must subclass msabench.Encoder")
+    assert "mean-linear" in catalog.encoders
 
     class Badly(Encoder):
         name = "Bad_Name"
 
-    with pytest.raises(CatalogError, match=r"has name 'Bad_Name': set a kebab-case name such as 'my-encoder'"):
-        catalog_with(plugin(encoders=[Badly]))
+    assert_problem(
+        catalog_with(plugin(encoders=[Badly])), r"has name 'Bad_Name': set a kebab-case name such as 'my-encoder'"
+    )
 
     class Nameless(Encoder):
         pass
 
-    with pytest.raises(CatalogError, match=r"has name None"):
-        catalog_with(plugin(encoders=[Nameless]))
+    assert_problem(catalog_with(plugin(encoders=[Nameless])), r"has name None")
 
 
 def test_hook_register_encoders_checks_returns():
@@ -103,8 +115,9 @@ def test_hook_register_encoders_checks_returns():
         name = "odd"
         returns = "matrix"
 
-    with pytest.raises(CatalogError, match=r"encoder 'odd'.*`returns` is 'matrix'; use 'vector' or 'sequence'"):
-        catalog_with(plugin(encoders=[Odd]))
+    assert_problem(
+        catalog_with(plugin(encoders=[Odd])), r"encoder 'odd'.*`returns` is 'matrix'; use 'vector' or 'sequence'"
+    )
 
 
 def test_hook_register_fusions_requires_a_prediction_output():
@@ -112,40 +125,49 @@ def test_hook_register_fusions_requires_a_prediction_output():
         name = "no-prediction"
         produces = ("logits",)
 
-    with pytest.raises(CatalogError, match="`produces` must include 'prediction'"):
-        catalog_with(plugin(fusions=[NoPrediction]))
+    assert_problem(catalog_with(plugin(fusions=[NoPrediction])), "`produces` must include 'prediction'")
 
 
 def test_hook_register_objectives_rejects_a_duplicate_of_a_core_objective():
     class L1Again(NeedsShared):
         name = "l1"
 
-    with pytest.raises(CatalogError, match=r"objective 'l1' is registered twice: by plugin 'core'"):
-        catalog_with(plugin(objectives=[L1Again]))
+    catalog = assert_problem(
+        catalog_with(Plugin(), plugin(objectives=[L1Again])), r"objective 'l1' is registered twice: by plugin 'core'"
+    )
+    with pytest.raises(
+        CatalogError,
+        match=r"method 'tiny' .* names objective 'l1', which is unusable: objective 'l1' is registered twice",
+    ):
+        catalog.methods["tiny"]  # a method using the duplicated name is unusable too, and says why
+    assert "mse" in catalog.objectives
 
 
 def test_hook_register_methods_rejects_a_non_method():
-    with pytest.raises(CatalogError, match="passed 'tiny' to register_methods; expected a msabench.Method instance"):
-        catalog_with(plugin(methods=["tiny"]))
+    assert_problem(
+        catalog_with(plugin(methods=["tiny"])), "passed 'tiny' to register_methods; expected a msabench.Method instance"
+    )
 
 
 def test_hook_register_methods_rejects_a_dangling_reference_with_a_suggestion():
-    typo = replace(TINY, name="typo", fusion="concat-linaer")
-    with pytest.raises(
-        CatalogError,
-        match=r"method 'typo' \(plugin .*\) names fusion 'concat-linaer', which no plugin registers. Did you mean: concat-linear, concat-shared\?",
-    ):
-        catalog_with(Plugin(), plugin(methods=[typo]))
+    typo = replace(TINY, name="typo", fusion="fake-conact")
+    pattern = (
+        r"method 'typo' \(plugin .*\) names fusion 'fake-conact', which no plugin registers. "
+        r"Did you mean: fake-concat\?"
+    )
+    catalog = assert_problem(catalog_with(Plugin(), plugin(methods=[typo])), pattern)
+    with pytest.raises(CatalogError, match=pattern):
+        catalog.methods["typo"]
+    assert catalog.methods["tiny"] is TINY
 
 
 def test_hook_register_methods_rejects_an_objective_needing_outputs_the_fusion_lacks():
     wrong = replace(TINY, name="wrong", objective="needs-shared")
-    with pytest.raises(
-        CatalogError,
-        match=r"objective 'needs-shared' needs outputs \['shared'\] that fusion 'concat-linear' does not produce",
-    ):
-        catalog_with(Plugin(), plugin(methods=[wrong]))
-    right = replace(TINY, name="right", fusion="concat-shared", objective="needs-shared")
+    assert_problem(
+        catalog_with(Plugin(), plugin(methods=[wrong])),
+        r"objective 'needs-shared' needs outputs \['shared'\] that fusion 'fake-concat' does not produce",
+    )
+    right = replace(TINY, name="right", fusion="fake-shared", objective="needs-shared")
     assert "right" in catalog_with(Plugin(), plugin(methods=[right])).methods
 
 
@@ -153,8 +175,7 @@ def test_hook_register_methods_rejects_unknown_reported_metrics():
     from msabench import Reported
 
     bad = replace(TINY, name="bad", reported=(Reported("mosi", "Table 1", {"Acc2": 80.0}),))
-    with pytest.raises(CatalogError, match=r"reports unknown metrics \['Acc2'\]"):
-        catalog_with(Plugin(), plugin(methods=[bad]))
+    assert_problem(catalog_with(Plugin(), plugin(methods=[bad])), r"reports unknown metrics \['Acc2'\]")
 
 
 def test_a_plugin_that_raises_inside_a_hook_is_named():
@@ -163,10 +184,9 @@ def test_a_plugin_that_raises_inside_a_hook_is_named():
         def register_encoders(self, register):
             raise RuntimeError("boom")
 
-    with pytest.raises(
-        PluginError, match=r"plugin '.*' failed in register_encoders: RuntimeError: boom.*MSABENCH_LOAD_PLUGINS"
-    ):
-        catalog_with(Broken())
+    catalog = catalog_with(Plugin(), Broken())
+    assert_problem(catalog, r"plugin '.*' failed in register_encoders: RuntimeError: boom.*MSABENCH_LOAD_PLUGINS")
+    assert catalog.methods["tiny"] is TINY
 
 
 def test_unknown_names_suggest_close_matches_and_list_what_exists():
@@ -274,11 +294,10 @@ def test_check_hparams_refuses_unknown_sections_and_training_settings():
 
 def test_hook_register_methods_rejects_a_typo_in_the_method_hparams():
     typo = replace(TINY, name="typo", overrides={"mosi": {"train": {"batchsize": 4}}})
-    with pytest.raises(
-        CatalogError,
-        match=r"method 'typo' \(plugin .*\): .*unknown training setting train.batchsize. Did you mean: batch_size",
-    ):
-        catalog_with(Plugin(), plugin(methods=[typo]))
+    assert_problem(
+        catalog_with(Plugin(), plugin(methods=[typo])),
+        r"method 'typo' \(plugin .*\): .*unknown training setting train.batchsize. Did you mean: batch_size",
+    )
 
 
 def test_check_refuses_a_key_metric_the_dataset_does_not_report():
@@ -295,8 +314,7 @@ def test_hook_register_encoders_cannot_be_a_wrapper():
         def register_encoders(self, register):
             return (yield)
 
-    with pytest.raises(PluginError, match="register_encoders cannot be a hook wrapper"):
-        catalog_with(Wrapping())
+    assert_problem(catalog_with(Wrapping()), "register_encoders cannot be a hook wrapper")
 
 
 def test_a_constructor_refusing_a_value_is_a_one_line_catalog_error():
@@ -315,5 +333,46 @@ def test_a_constructor_refusing_a_value_is_a_one_line_catalog_error():
         match=r"""fusion 'picky' refused its hyper-parameters \(section 'fusion': \{"mode": "c"\}\): mode must be 'a' or 'b'; got 'c'""",
     ):
         catalog.build(picky, TinyData().load(), {"fusion": {"mode": "c"}})
-    with pytest.raises(CatalogError, match="train.optimizer is 'adamax'; use one of adam, adamw, sgd"):
+    with pytest.raises(CatalogError, match="train.optimizer must be one of adam, adamw, sgd; got 'adamax'"):
         catalog.check_hparams(TINY, {"train": {"optimizer": "adamax"}})
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("lr", "abc", r"train.lr must be a number > 0; got 'abc'. Set it with --set train.lr=VALUE"),
+        ("lr", -1, r"train.lr must be a number > 0; got -1"),
+        ("lr", float("nan"), r"train.lr must be a number > 0; got nan"),
+        ("batch_size", 0, r"train.batch_size must be a whole number >= 1; got 0"),
+        ("batch_size", 2.5, r"train.batch_size must be a whole number >= 1; got 2.5"),
+        ("batch_size", True, r"train.batch_size must be a whole number >= 1; got True"),
+        ("accumulate", 0, r"train.accumulate must be a whole number >= 1"),
+        ("plateau_factor", 1.5, r"train.plateau_factor must be a number in \(0, 1\)"),
+        ("lr_groups", {"fusion": -1}, r"train.lr_groups\['fusion'\] must map to an lr > 0"),
+    ],
+)
+def test_training_settings_are_checked_for_type_and_range(setting, value, message):
+    catalog = catalog_with(Plugin())
+    with pytest.raises(CatalogError, match=r"method 'tiny': " + message):
+        catalog.check_hparams(TINY, {"train": {setting: value}})
+
+
+def test_a_method_with_a_bad_setting_is_unusable_and_the_others_work():
+    bad = replace(TINY, name="bad-lr", hparams={"train": {"lr": 0}})
+    catalog = assert_problem(
+        catalog_with(Plugin(), plugin(methods=[bad])), r"method 'bad-lr' .*train.lr must be a number > 0"
+    )
+    with pytest.raises(CatalogError, match="train.lr must be a number > 0; got 0"):
+        catalog.methods["bad-lr"]
+    assert catalog.methods["tiny"] is TINY
+
+
+def test_unknown_names_mention_plugins_that_failed_to_load():
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(msabench.core, name="core")
+    pm.problems.append(Problem("mult", "msabench plugin 'mult' failed to load: ImportError: no torch.nn.Foo."))
+    catalog = Catalog.from_plugins(pm)
+    with pytest.raises(
+        UnknownName, match=r"Unknown method 'mult'.*Plugins that failed to load: mult; see the warnings"
+    ):
+        catalog.methods["mult"]

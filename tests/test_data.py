@@ -20,8 +20,10 @@ import torch
 
 from msabench.components import Task
 from msabench.core.mmsa import MOSI, SIMS, MOSIAligned, SIMSv2
-from msabench.core.synthetic import SPECIALS, SyntheticMOSI, SyntheticSIMS
-from msabench.data import check_file, data_root, mmsa_data, read_pickle, sha256, write_pickle
+from msabench.core.synthetic import SyntheticMOSI, SyntheticSIMS
+from msabench.data import check_file, mmsa_data, read_pickle, sha256, write_pickle
+from msabench.paths import data_root
+from msabench.synthetic import SPECIALS
 from msabench.errors import DataError
 
 MOSI_FILE = "MOSI/Processed/unaligned_50.pkl"
@@ -371,7 +373,7 @@ def test_sha256_survives_a_corrupt_cache(tmp_path, monkeypatch):
 # --- MMSA layout ----------------------------------------------------------------------------------
 
 
-def mmsa_split(rng, n, prefix, *, dims=(768, 5, 20), L=6, La=8, Lv=5, lengths=True, unimodal=False):
+def mmsa_split(rng, n, prefix, *, dims=(768, 5, 20), L=6, La=8, Lv=5, lengths=True, unimodal=False, bound=3.0):
     text_len = rng.integers(2, L + 1, n)
     text_len[0] = L
     ids = np.zeros((n, L), dtype=np.float32)
@@ -385,7 +387,7 @@ def mmsa_split(rng, n, prefix, *, dims=(768, 5, 20), L=6, La=8, Lv=5, lengths=Tr
         "text": rng.standard_normal((n, L, dims[0])).astype(np.float32),
         "audio": rng.standard_normal((n, La, dims[1])).astype(np.float32),
         "vision": rng.standard_normal((n, Lv, dims[2])).astype(np.float32),
-        "regression_labels": np.round(rng.uniform(-3, 3, n) * 5).astype(np.float32) / 5,
+        "regression_labels": np.round(rng.uniform(-bound, bound, n) * 5).astype(np.float32) / 5,
         "classification_labels": np.zeros(n, dtype=np.float32),
         "annotations": np.array(["Neutral"] * n, dtype=object),
     }
@@ -460,16 +462,65 @@ def test_mmsa_load_brings_arrays_through(tmp_path):
     }
 
 
-def test_mmsa_lengths_are_clipped_to_the_arrays(tmp_path):
+@pytest.mark.parametrize(
+    ("key", "row", "value", "message"),
+    [
+        (
+            "audio_lengths",
+            2,
+            9,
+            r"train/audio_lengths of row 2 \(id tr2\$_\$2\) is 9, outside 1..8 \(its audio has 8 steps\)",
+        ),
+        ("audio_lengths", 0, 0, r"train/audio_lengths of row 0 \(id tr0\$_\$0\) is 0, outside 1..8"),
+        ("vision_lengths", 3, -1, r"train/vision_lengths of row 3 \(id tr3\$_\$0\) is -1, outside 1..5"),
+        ("regression_labels", 1, 99.0, r"train/regression_labels of row 1 \(id tr1\$_\$1\) is 99, outside -3..3"),
+    ],
+)
+def test_mmsa_lengths_and_labels_out_of_range_are_refused_naming_split_and_row(tmp_path, key, row, value, message):
+    raw = mmsa_raw()
+    raw["train"][key] = np.array(raw["train"][key], dtype=np.float32 if "labels" in key else np.int64)
+    raw["train"][key][row] = value
+    put(tmp_path, MOSI_FILE, raw)
+    with pytest.raises(DataError, match=message + r".*pass --data-option repair=true"):
+        MOSI(tmp_path, verify=False).load()
+
+
+def test_an_all_padding_text_row_is_refused(tmp_path):
+    raw = mmsa_raw()
+    raw["valid"]["text_bert"][1, 1] = 0
+    put(tmp_path, MOSI_FILE, raw)
+    with pytest.raises(DataError, match=r"valid/text_bert of row 1 .* is 0, outside 1..6 \(its mask marks no token\)"):
+        MOSI(tmp_path, verify=False).load()
+
+
+def test_repair_clips_lengths_and_labels_and_records_the_counts(tmp_path, caplog):
     raw = mmsa_raw()
     raw["train"]["audio_lengths"] = [0, 8, 9, 100, 3]
     raw["train"]["vision_lengths"] = np.array([5, 6, -1, 1, 0])
     raw["train"]["text_bert"][1, 1] = 0  # an all-padding text row
+    raw["test"]["regression_labels"][2] = 99.0
     put(tmp_path, MOSI_FILE, raw)
-    train = MOSI(tmp_path, verify=False).load().splits["train"].tensors
+    with caplog.at_level(logging.WARNING, logger="msabench"):
+        data = MOSI(tmp_path, verify=False, repair=True).load()
+    train = data.splits["train"].tensors
     assert train["audio_lengths"].tolist() == [1, 8, 8, 8, 3]
     assert train["vision_lengths"].tolist() == [5, 5, 1, 1, 1]
     assert train["text_lengths"][1].item() == 1
+    assert data.splits["test"].tensors["label"][2].item() == 3.0
+    assert data.provenance["repairs"] == {
+        "train/text_bert": 1,
+        "train/audio_lengths": 3,
+        "train/vision_lengths": 3,
+        "test/regression_labels": 1,
+    }
+    assert "train/audio_lengths: 3 values outside their range were clipped" in caplog.text
+    put(tmp_path, MOSI_FILE, mmsa_raw())
+    assert "repairs" not in MOSI(tmp_path, verify=False, repair=True).load().provenance  # nothing to repair
+
+
+def test_repair_must_be_a_boolean(tmp_path):
+    with pytest.raises(DataError, match=r"--data-option repair=maybe: expected true or false"):
+        MOSI(tmp_path, repair="maybe")
 
 
 def test_mmsa_aligned_lengths_come_from_the_text_mask(tmp_path):
@@ -644,7 +695,7 @@ def test_mmsa_split_size_warning(tmp_path, caplog):
 
 
 def test_sims_unimodal_labels(tmp_path):
-    raw = mmsa_raw(dims=(768, 33, 709), unimodal=True, L=4, La=6, Lv=3)
+    raw = mmsa_raw(dims=(768, 33, 709), unimodal=True, L=4, La=6, Lv=3, bound=1.0)
     put(tmp_path, "SIMS/Processed/unaligned_39.pkl", raw)
     data = SIMS(tmp_path, verify=False).load()
     assert data.task.family == "sims" and data.vocab_size == 21128
@@ -657,7 +708,7 @@ def test_sims_unimodal_labels(tmp_path):
 
 
 def test_sims_requires_unimodal_labels(tmp_path):
-    raw = mmsa_raw(dims=(768, 33, 709), unimodal=True, L=4, La=6, Lv=3)
+    raw = mmsa_raw(dims=(768, 33, 709), unimodal=True, L=4, La=6, Lv=3, bound=1.0)
     del raw["test"]["regression_labels_V"]
     put(tmp_path, "SIMS/Processed/unaligned_39.pkl", raw)
     with pytest.raises(DataError, match=r"split 'test' lacks \['regression_labels_V'\]"):
@@ -671,7 +722,11 @@ def test_sims_wrong_dims_refused(tmp_path):
 
 
 def test_sims_v2_without_published_hash_loads_unverified(tmp_path):
-    put(tmp_path, "SIMSv2/Processed/sims_unaligned.pkl", mmsa_raw(dims=(768, 25, 177), unimodal=True, L=4, La=6, Lv=3))
+    put(
+        tmp_path,
+        "SIMSv2/Processed/sims_unaligned.pkl",
+        mmsa_raw(dims=(768, 25, 177), unimodal=True, L=4, La=6, Lv=3, bound=1.0),
+    )
     data = SIMSv2(tmp_path).load()  # verify=True: nothing published to compare with
     assert data.provenance["verified"] is False
     assert set(data.splits["train"].tensors) >= {"label_T", "label_A", "label_V"}

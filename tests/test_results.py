@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from msabench.errors import DataError
-from msabench.results import SCHEMA, RunResult, load_results, result_path, write_atomic
+from msabench.results import SCHEMA, RunResult, load_results, result_path, resume_path, write_atomic
 
 
 def make_result(dataset="mosi", method="tfn", seed=1111, variant="", corr=0.71) -> RunResult:
@@ -254,8 +254,10 @@ def test_write_atomic_replacing_keeps_a_normal_mode(tmp_path):
 
 
 def test_result_path_layout(tmp_path):
-    assert result_path(tmp_path, "mosi", "tfn", 1111) == tmp_path / "mosi" / "tfn" / "seed-1111.json"
-    assert result_path("results", "ch-sims", "lf-dnn", 1115) == Path("results/ch-sims/lf-dnn/seed-1115.json")
+    assert result_path(tmp_path, "mosi", "tfn", 1111, protocol="mmsa-1") == tmp_path / "mosi/tfn/mmsa-1/seed-1111.json"
+    shorter = result_path("results", "ch-sims", "lf-dnn", 1115, protocol="mmsa-1+max_epochs=1")
+    assert shorter == Path("results/ch-sims/lf-dnn/mmsa-1+max_epochs=1/seed-1115.json")
+    assert resume_path(shorter) == Path("results/ch-sims/lf-dnn/mmsa-1+max_epochs=1/seed-1115.resume.pt")
 
 
 @pytest.mark.parametrize(
@@ -270,11 +272,11 @@ def test_result_path_layout(tmp_path):
     ],
 )
 def test_result_path_variant_slug(tmp_path, variant, folder):
-    path = result_path(tmp_path, "mosi", "tfn", 1112, variant)
+    path = result_path(tmp_path, "mosi", "tfn", 1112, variant, protocol="mmsa-1")
     if folder != f"tfn+{variant}":  # characters were replaced: a hash of the variant keeps folders apart
         folder += "-" + hashlib.sha256(variant.encode()).hexdigest()[:12]
-    assert path == tmp_path / "mosi" / folder / "seed-1112.json"
-    assert path.resolve().parent.parent == (tmp_path / "mosi").resolve()
+    assert path == tmp_path / "mosi" / folder / "mmsa-1" / "seed-1112.json"
+    assert path.resolve().parent.parent.parent == (tmp_path / "mosi").resolve()
 
 
 def test_load_results_recursive_sorted(tmp_path):
@@ -286,11 +288,13 @@ def test_load_results_recursive_sorted(tmp_path):
         ("mosi", "lf-dnn", 1113, ""),
     ]
     for dataset, method, seed, variant in written:
-        make_result(dataset, method, seed, variant).save(result_path(tmp_path, dataset, method, seed, variant))
+        make_result(dataset, method, seed, variant).save(
+            result_path(tmp_path, dataset, method, seed, variant, protocol="mmsa-1")
+        )
     # not results: other names, a temp file left by a killed writer
-    (tmp_path / "mosi" / "tfn" / "notes.json").write_text("{")
-    (tmp_path / "mosi" / "tfn" / ".seed-1113.json.abc123.tmp").write_text("{")
-    (tmp_path / "mosi" / "tfn" / "seed-1111.pt").write_bytes(b"\x00")
+    (tmp_path / "mosi" / "tfn" / "mmsa-1" / "notes.json").write_text("{")
+    (tmp_path / "mosi" / "tfn" / "mmsa-1" / ".seed-1113.json.abc123.tmp").write_text("{")
+    (tmp_path / "mosi" / "tfn" / "mmsa-1" / "seed-1111.pt").write_bytes(b"\x00")
 
     results = load_results(tmp_path)
     assert [(r.dataset, r.method, r.seed, r.variant) for r in results] == [
@@ -309,8 +313,8 @@ def test_load_results_empty_and_missing_root(tmp_path):
 
 
 def test_load_results_reports_the_broken_file(tmp_path):
-    make_result().save(result_path(tmp_path, "mosi", "tfn", 1111))
-    broken = result_path(tmp_path, "mosi", "tfn", 1112)
+    make_result().save(result_path(tmp_path, "mosi", "tfn", 1111, protocol="mmsa-1"))
+    broken = result_path(tmp_path, "mosi", "tfn", 1112, protocol="mmsa-1")
     broken.write_text('{"dataset": ')
     with pytest.raises(DataError) as error:
         load_results(tmp_path)

@@ -6,10 +6,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from fakes import TINY, Plugin, TinyData
-from msabench import Callback, Protocol, TrainingError, fit
-from msabench.train import build_optimizer
+from fakes import TINY, ConcatFusion, Plugin, TinyData
+from msabench import Callback, Objective, Protocol, Task, TrainingError, fit
+from msabench.metrics import EMOTIONS, FAMILIES
+from msabench.train import assemble, build_optimizer, train_epoch
 from test_catalog import catalog_with
+from test_catalog import plugin as plugin_with
 
 SHORT = Protocol(max_epochs=6, patience=3)
 
@@ -183,3 +185,189 @@ def test_protocol_ids_name_their_departures():
     assert Protocol().id == "mmsa-1"
     assert Protocol(seeds=(1,)).id == "mmsa-1"
     assert Protocol(patience=3, max_epochs=6).id == "mmsa-1+patience=3+max_epochs=6"
+
+
+# -- extension points ------------------------------------------------------------------------------
+
+
+class Steps(Callback):
+    """Records every call, with what the trainer shows at that point."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_fit_start(self, run):
+        self.calls.append("fit_start")
+
+    def on_epoch_start(self, run, epoch):
+        self.calls.append(f"epoch_start {epoch}")
+
+    def on_before_backward(self, run, batch, losses):
+        assert losses["total"].requires_grad
+        assert all(p.grad is None for p in run.model.parameters())  # backward has not run yet
+        self.calls.append("before_backward")
+
+    def on_after_backward(self, run, batch):
+        assert any(p.grad is not None for p in run.model.parameters())
+        self.calls.append("after_backward")
+
+    def on_epoch_end(self, run, epoch, logs):
+        self.calls.append(f"epoch_end {epoch}")
+
+
+def test_step_hooks_run_around_backward_for_every_batch(catalog, data):
+    steps = Steps()
+    fit(TINY, data, catalog=catalog, seed=1, protocol=Protocol(max_epochs=1), callbacks=(steps,))
+    batches = ["before_backward", "after_backward"] * 3  # 48 train samples, batches of 16
+    assert steps.calls == ["fit_start", "epoch_start 1", *batches, "epoch_end 1"]
+
+
+def test_accumulated_gradients_equal_one_big_batch():
+    """Two batches of 8 accumulated give the step of one batch of 16 (same samples, no dropout)."""
+    catalog = catalog_with(Plugin())
+    data = TinyData().load()
+    small = {"train": {"batch_size": 8, "accumulate": 2, "lr": 0.1, "optimizer": "sgd"}}
+    big = {"train": {"batch_size": 16, "lr": 0.1, "optimizer": "sgd"}}
+    runs = [assemble(TINY, data, catalog=catalog, seed=3, hparams=hparams) for hparams in (small, big)]
+    for run in runs:
+        train_epoch(run)
+    assert runs[0].step == 3 and runs[1].step == 3  # 48 samples: 6 batches in 3 groups, or 3 batches
+    first, second = (dict(run.model.state_dict()) for run in runs)
+    for name in first:
+        torch.testing.assert_close(first[name], second[name], rtol=1e-5, atol=1e-6)
+
+
+def test_a_last_short_accumulation_group_still_steps():
+    catalog = catalog_with(Plugin())
+    run = assemble(
+        TINY, TinyData().load(), catalog=catalog, seed=1, hparams={"train": {"batch_size": 16, "accumulate": 2}}
+    )
+    train_epoch(run)
+    assert run.step == 2  # three batches: a group of two, then one
+
+
+def test_warmup_then_plateau_reduce_the_learning_rate(catalog, data):
+    lrs = []
+
+    class Watch(Callback):
+        def on_epoch_end(self, run, epoch, logs):
+            lrs.append(run.optimizer.param_groups[0]["lr"])
+
+    hparams = {"train": {"batch_size": 16, "lr": 0.01, "warmup_steps": 6, "plateau_patience": 0, "plateau_factor": 0.5}}
+    fit(TINY, data, catalog=catalog, seed=1, protocol=Protocol(max_epochs=4), hparams=hparams, callbacks=(Watch(),))
+    assert lrs[0] == pytest.approx(0.01 * 4 / 6)  # after 3 of 6 warm-up steps, the 4th step's rate
+    assert lrs[1] == pytest.approx(0.01)  # warm-up done
+    assert all(later <= earlier for earlier, later in zip(lrs[1:], lrs[2:], strict=False))
+
+
+def test_plateau_halves_the_rate_after_epochs_without_improvement(catalog, data):
+    lrs = []
+
+    class Watch(Callback):
+        def on_epoch_end(self, run, epoch, logs):
+            lrs.append(run.optimizer.param_groups[0]["lr"])
+
+    hparams = {"train": {"batch_size": 16, "lr": 0.0, "plateau_patience": 1, "plateau_factor": 0.5}}
+    fit(TINY, data, catalog=catalog, seed=1, protocol=Protocol(max_epochs=4), hparams=hparams, callbacks=(Watch(),))
+    assert lrs == [0.0, 0.0, 0.0, 0.0]  # never improves; the rate stays 0 whatever the factor
+    scheduler = assemble(TINY, data, catalog=catalog, seed=1, hparams=hparams).schedulers["plateau"]
+    assert scheduler.factor == 0.5 and scheduler.patience == 1 and scheduler.mode == "min"
+
+
+class Weighted(ConcatFusion):
+    """A fusion with modality weights it updates itself (a callback), kept out of the trainer's optimizer."""
+
+    name = "weighted"
+
+    def __init__(self, in_dims, task, dropout: float = 0.0):
+        super().__init__(in_dims, task, dropout)
+        self.weights = torch.nn.Parameter(torch.ones(len(in_dims)))
+        self.updates = 0
+
+    def manual_parameters(self):
+        return [self.weights]
+
+    def forward(self, features, lengths):
+        scaled = [w * f for w, f in zip(self.weights, features.values(), strict=True)]
+        return {"prediction": self.linear(torch.cat(scaled, -1))}
+
+
+class SelfUpdating(Weighted, Callback):
+    name = "self-updating"
+
+    def on_after_backward(self, run, batch):
+        with torch.no_grad():
+            self.weights -= 0.1 * self.weights.grad
+        self.weights.grad = None
+        self.updates += 1
+
+
+def test_manual_parameters_stay_out_of_the_optimizer_and_a_fusion_callback_updates_them():
+    method = replace(TINY, name="self-updating", fusion="self-updating")
+    catalog = catalog_with(Plugin(), plugin_with(fusions=[SelfUpdating], methods=[method]))
+    run = assemble(method, TinyData().load(), catalog=catalog, seed=1, hparams={"train": {"batch_size": 16}})
+    optimised = {id(p) for group in run.optimizer.param_groups for p in group["params"]}
+    assert id(run.model.fusion.weights) not in optimised and len(optimised) == len(list(run.model.parameters())) - 1
+    assert run.callbacks == [run.objective, run.model.fusion]  # the fusion is called back, after the objective
+    train_epoch(run)
+    assert run.model.fusion.updates == 3 and not torch.equal(run.model.fusion.weights, torch.ones(3))
+
+
+def test_per_sample_objective_state_is_indexed_by_rows_and_resumed(catalog, data, tmp_path):
+    class Seen(Objective):
+        """L1, counting how often each training row was seen (per-sample state, as label generation keeps)."""
+
+        name = "seen"
+
+        def on_fit_start(self, run):
+            self.register_buffer("counts", torch.zeros(len(run.data.splits["train"]), dtype=torch.long))
+
+        def forward(self, outputs, batch):
+            if self.training:
+                self.counts[batch["index"]] += 1
+            return {"total": (outputs["prediction"].reshape(-1) - batch["label"]).abs().mean()}
+
+    method = replace(TINY, name="counting", objective="seen")
+    catalog = catalog_with(Plugin(), plugin_with(objectives=[Seen], methods=[method]))
+    run = assemble(method, data, catalog=catalog, seed=1, hparams={"train": {"batch_size": 16}})
+    run.objective.on_fit_start(run)
+    train_epoch(run)
+    train_epoch(run)
+    assert run.objective.counts.tolist() == [2] * 48  # every row once per epoch, addressed by batch["index"]
+
+
+def test_a_multilabel_task_is_evaluated_per_entry():
+    data = TinyData().load()
+    for split in data.splits.values():  # four binary decisions from the regression label
+        score = split.tensors["label"]
+        split.tensors["label"] = torch.stack([(score > t).long() for t in (-1.0, -0.3, 0.3, 1.0)], -1)
+    data = replace(data, task=Task("multilabel", "iemocap", classes=EMOTIONS))
+    method = replace(TINY, name="emotional", objective="cross-entropy", tasks=("multilabel",))
+    catalog = catalog_with(Plugin(), plugin_with(methods=[method]))
+    result = fit(method, data, catalog=catalog, seed=1, protocol=Protocol(max_epochs=2))
+    assert list(result.metrics) == list(FAMILIES["iemocap"])
+    assert len(result.predictions["predictions"][0]) == 4 and set(result.predictions["labels"][0]) <= {0, 1}
+    assert result.predictions["labels"] == data.splits["test"].tensors["label"].tolist()
+    assert 0 <= result.metrics["Acc_mean"] <= 1
+
+
+def test_the_resume_state_is_refused_for_another_run(catalog, data, tmp_path):
+    state = tmp_path / "seed-1.resume.pt"
+
+    class Stop(Callback):
+        def on_epoch_start(self, run, epoch):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(TINY, data, catalog=catalog, seed=1, protocol=SHORT, state=state, callbacks=(Stop(),))
+    assert state.is_file()
+    other = {"train": {"batch_size": 16, "lr": 0.5}}
+    with pytest.raises(
+        TrainingError, match=r"was written by a run with other hparams; rerun that command .*--overwrite"
+    ):
+        fit(TINY, data, catalog=catalog, seed=1, protocol=SHORT, hparams=other, state=state)
+    resumed = fit(TINY, data, catalog=catalog, seed=1, protocol=SHORT, state=state)
+    whole = fit(TINY, data, catalog=catalog, seed=1, protocol=SHORT)
+    assert resumed.metrics == whole.metrics and resumed.history == whole.history
+    assert resumed.predictions == whole.predictions and not state.exists()
