@@ -5,7 +5,7 @@ PLUGINS := $(sort $(wildcard plugins/msabench-*))
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test leaderboards reproduce
+.PHONY: demo test lint leaderboards reproduce
 
 # torch stays the CPU build 2.13.0 (constraints.txt; this machine's pip finds its CPU wheel locally, elsewhere
 # add --extra-index-url https://download.pytorch.org/whl/cpu); unpinned, pip pulls a newer CUDA torch of several GB.
@@ -18,9 +18,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt $(PLUGINS:%=%/pyproject.toml)
 demo: $(VENV)/.installed
 	mkdir -p demo && cd demo && ../$(VENV)/bin/msabench run --method tfn --dataset synthetic-mosi --seeds 1111
 
-# One torch thread: the tests' tiny models run faster without thread hand-offs (and much faster on a busy machine).
-test: $(VENV)/.installed
+# Style first (ruff's lint rules and its formatter), then the suite. One torch thread: the tests' tiny models run
+# faster without thread hand-offs (and much faster on a busy machine).
+test: lint
 	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 leaderboards: $(VENV)/.installed
 	$(VENV)/bin/msabench leaderboard --results leaderboards/results --out leaderboards
