@@ -1,10 +1,31 @@
-"""Fake plugins for host tests: small, valid components that tests then break one way at a time."""
+"""Fake plugins for host tests: small, valid components that tests then break one way at a time, and
+image-text fakes (methods over core's encoders, a folder dataset with inputs to predict, folder writers)."""
+
+import io
+from dataclasses import replace
+from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import nn
 
-from msabench import Encoder, Fusion, Method, Objective, Task, hookimpl
+from msabench import (
+    Encoder,
+    Fusion,
+    Method,
+    Objective,
+    Task,
+    hookimpl,
+    open_image,
+    read_samples,
+    split_tensors,
+    write_atomic,
+)
+from msabench.core.language import TINY_CONFIG as BERT_TINY
+from msabench.core.mvsa import MVSASingle
 from msabench.core.synthetic import SyntheticMMSA
+from msabench.core.vision import TINY_CONFIG as RESNET_TINY
+from msabench.testing import TinyImageText
 
 
 class TinyData(SyntheticMMSA):
@@ -102,3 +123,126 @@ class Plugin:
     @hookimpl
     def register_methods(self, register):
         register(TINY)
+
+
+# -- image-text: methods over core's encoders, and data on disk ---------------------------------
+
+TEXT = {"config": BERT_TINY, "max_length": 32, "pooling": "cls"}
+IMAGE = {"config": RESNET_TINY, "image_size": 16}
+
+
+def image_text(name, encoders, hparams):
+    return Method(
+        name=name,
+        paper="A test method",
+        encoders=encoders,
+        fusion="concat-linear",
+        objective="cross-entropy",
+        hparams=hparams,
+        tasks=("classification",),
+    )
+
+
+TINY_TEXT = image_text(
+    "tiny-text", {"text": "hf-text"}, {"train": {"optimizer": "adamw", "lr": 1e-2, "batch_size": 16}, "text": TEXT}
+)
+TINY_IMAGE = image_text(
+    "tiny-image",
+    {"image": "resnet50-image"},
+    {"train": {"optimizer": "adam", "lr": 1e-2, "batch_size": 16}, "image": IMAGE},
+)
+# The two-stage recipe: both encoders start from the same seed's stage-1 run and stay frozen.
+TINY_FROZEN = image_text(
+    "tiny-frozen",
+    {"text": "hf-text", "image": "resnet50-image"},
+    {
+        "train": {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-5, "batch_size": 32},
+        "text": {**TEXT, "freeze": True, "init_from": "{results}/{dataset}/tiny-text/{protocol}/seed-{seed}.pt"},
+        "image": {**IMAGE, "freeze": True, "init_from": "{results}/{dataset}/tiny-image/{protocol}/seed-{seed}.pt"},
+    },
+)
+
+
+def tiny_tweets():
+    """TinyImageText's data marked as real, so that frozen encoders' features go through the disk cache."""
+    return replace(TinyImageText().load(), synthetic=False)
+
+
+class FolderTweets(MVSASingle):
+    """MVSA-Single's layout plus unlabelled.txt (one id a line): image-text data on disk with inputs to predict."""
+
+    name = "folder-tweets"
+    folder = "folder-tweets"
+    published_size = None
+
+    def _unlabelled_ids(self):
+        return (self.directory / "unlabelled.txt").read_text().split()
+
+    def unlabelled(self):
+        ids, where = self._unlabelled_ids(), f"{self.name} ({self.directory / 'unlabelled.txt'})"
+        reading = read_samples(self.directory, ids, [None] * len(ids), where=where)
+        self.skipped_unlabelled = self._unreadable(reading, where)
+        return split_tensors("predict", [reading.samples[i] for i in ids if i in reading.samples])
+
+    def write_predictions(self, path, ids, labels):
+        """id,label for every id of unlabelled.txt, in its order; unpredicted ones: null."""
+        predicted = dict(zip(ids, labels, strict=True))
+        rows = [f"{i},{predicted.get(i) or 'null'}" for i in self._unlabelled_ids()]
+        write_atomic(path, "\n".join(["id,label", *rows]) + "\n")
+
+
+class ImageTextPlugin:
+    """The image-text fakes (with `Plugin`, which supplies the concat-linear fusion)."""
+
+    @hookimpl
+    def register_datasets(self, register):
+        register(FolderTweets)
+
+    @hookimpl
+    def register_methods(self, register):
+        for method in (TINY_TEXT, TINY_IMAGE, TINY_FROZEN):
+            register(method)
+
+
+def image_bytes(mode="RGB", size=(20, 14), fmt="JPEG", color=None) -> bytes:
+    colors = {"RGB": (200, 30, 60), "L": 90, "CMYK": (0, 200, 200, 0), "RGBA": (10, 200, 10, 0), "P": 3}
+    buffer = io.BytesIO()
+    Image.new(mode, size, color if color is not None else colors[mode]).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def write_mvsa(root, folder, rows, header) -> Path:
+    """An MVSA folder: labelResultAll.txt with `rows` ((id, ["text,image", ...]) per annotator) under `header`,
+    and data/{id}.txt ("tweet number {id} #mvsa") and data/{id}.jpg (a plain 20x14 JPEG) for each row."""
+    base = Path(root) / folder
+    (base / "data").mkdir(parents=True)
+    lines = [header]
+    for sample, pairs in rows:
+        lines.append("\t".join([sample, *pairs]))
+        (base / "data" / f"{sample}.txt").write_text(f"tweet number {sample} #mvsa")
+        (base / "data" / f"{sample}.jpg").write_bytes(image_bytes())
+    (base / "labelResultAll.txt").write_text("\n".join(lines) + "\n")
+    return base
+
+
+def write_tweets(folder, n=30, unlabelled=0, seed=0) -> Path:
+    """An MVSA-Single-format folder of `n` generated tweets (ids 1..n, one label pair each, data/{id}.txt and 16 px
+    data/{id}.jpg JPEGs), and `unlabelled` more listed in unlabelled.txt (for `FolderTweets`); returns the folder."""
+    folder = Path(folder)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    classes = TinyImageText.task.classes
+    labels, extra = ["ID\ttext,image"], []
+    for i, sample in enumerate(TinyImageText().generate(n + unlabelled, seed=seed, prefix="")):
+        guid = str(i + 1)
+        image, _ = open_image(sample.image)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG")
+        (folder / "data" / f"{guid}.txt").write_bytes(sample.text.encode())
+        (folder / "data" / f"{guid}.jpg").write_bytes(buffer.getvalue())
+        if i < n:
+            labels.append(f"{guid}\t{classes[sample.label]},{classes[sample.label]}")
+        else:
+            extra.append(guid)
+    (folder / "labelResultAll.txt").write_text("\n".join(labels) + "\n")
+    (folder / "unlabelled.txt").write_text("".join(f"{guid}\n" for guid in extra))
+    return folder

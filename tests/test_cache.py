@@ -7,17 +7,17 @@ import pytest
 import torch
 from torch import nn
 
-from msabench import Catalog, Protocol, fit, get_plugin_manager
+from fakes import TINY_FROZEN, ImageTextPlugin, Plugin, tiny_tweets
+from msabench import Encoder, InputSpec, Protocol, fit
 from msabench.cache import FeatureCache
-from msabench.core.imagetext import Lab5
 from msabench.core.language import TINY_CONFIG as BERT_TINY
 from msabench.core.language import HFText
 from msabench.core.vision import TINY_CONFIG as RESNET_TINY
 from msabench.core.vision import ResNet50Image
 from msabench.features import Precomputed, compute, prepare
-from msabench.testing import write_lab5
+from test_catalog import catalog_with
 
-KEY = {"dataset": "lab5", "split": "train", "encoder": "hf-text", "weights": "abc"}
+KEY = {"dataset": "tweets", "split": "train", "encoder": "hf-text", "weights": "abc"}
 
 
 @pytest.fixture(autouse=True)
@@ -26,8 +26,9 @@ def offline(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def lab5(tmp_path_factory):
-    return Lab5(write_lab5(tmp_path_factory.mktemp("lab5"), n=24)).load()
+def tweets():
+    """Image-text data (raw texts and image bytes) that is not synthetic, so the disk cache is used."""
+    return tiny_tweets()
 
 
 class TwoEncoders(nn.Module):
@@ -51,7 +52,7 @@ def test_round_trip_and_stale_entries(tmp_path):
     features = torch.randn(3, 5)
     path = cache.save(KEY, ["a", "b", "c"], features)
     assert (
-        path.parent == tmp_path / "lab5" / "train"
+        path.parent == tmp_path / "tweets" / "train"
         and path.name.startswith("hf-text-")
         and (path / "key.json").is_file()
     )
@@ -87,22 +88,22 @@ def test_cache_location(monkeypatch, tmp_path):
     assert FeatureCache.default().root == tmp_path / "xdg" / "msabench" / "features"
 
 
-def test_frozen_encoders_are_computed_once_then_read(lab5, tmp_path):
+def test_frozen_encoders_are_computed_once_then_read(tweets, tmp_path):
     cache = FeatureCache(tmp_path)
     model = encoders()
-    expected = compute(model.encoders["text"], lab5.splits["valid"], "raw_text", "cpu")
-    first = prepare(model, lab5, cache=cache)
+    expected = compute(model.encoders["text"], tweets.splits["valid"], "raw_text", "cpu")
+    first = prepare(model, tweets, cache=cache)
     assert isinstance(model.encoders["text"], Precomputed) and model.inputs == {
         "text": "text@hf-text",
         "image": "image@resnet50-image",
     }
     assert first.provenance["encoders"]["text"]["cache"] == {"train": "written", "valid": "written", "test": "written"}
     torch.testing.assert_close(first.splits["valid"].tensors["text@hf-text"], expected)
-    assert first.splits["train"].tensors["image@resnet50-image"].shape == (len(lab5.splits["train"]), 16)
-    assert "text@hf-text" not in lab5.splits["train"].tensors  # the loaded data are not changed
+    assert first.splits["train"].tensors["image@resnet50-image"].shape == (len(tweets.splits["train"]), 16)
+    assert "text@hf-text" not in tweets.splits["train"].tensors  # the loaded data are not changed
 
     again = encoders()
-    second = prepare(again, lab5, cache=cache)
+    second = prepare(again, tweets, cache=cache)
     assert second.provenance["encoders"]["image"]["cache"] == {"train": "read", "valid": "read", "test": "read"}
     for name in ("train", "valid", "test"):
         assert torch.equal(second.splits[name].tensors["text@hf-text"], first.splits[name].tensors["text@hf-text"])
@@ -110,11 +111,11 @@ def test_frozen_encoders_are_computed_once_then_read(lab5, tmp_path):
     assert sum(1 for _ in tmp_path.rglob("key.json")) == 6
 
 
-def test_new_weights_or_config_make_new_entries(lab5, tmp_path):
+def test_new_weights_or_config_make_new_entries(tweets, tmp_path):
     cache = FeatureCache(tmp_path)
     paths = set()
     for model in (encoders(seed=0), encoders(seed=1), encoders(seed=0, max_length=16)):
-        data = prepare(model, lab5, cache=cache)
+        data = prepare(model, tweets, cache=cache)
         assert data.provenance["encoders"]["text"]["cache"]["train"] == "written"
         paths.add(
             model.encoders["text"].weights + str(data.provenance["encoders"]["text"]["fingerprint"]["max_length"])
@@ -124,27 +125,24 @@ def test_new_weights_or_config_make_new_entries(lab5, tmp_path):
     )  # the image tower changed with the seed only
 
 
-def test_trained_encoders_get_their_inputs_preprocessed_once(lab5, tmp_path):
+def test_trained_encoders_get_their_inputs_preprocessed_once(tweets, tmp_path):
     model = encoders(freeze_text=False)
-    data = prepare(model, lab5, cache=FeatureCache(tmp_path))
+    data = prepare(model, tweets, cache=FeatureCache(tmp_path))
     tokens = data.splits["train"].tensors["raw_text@hf-text"]
     assert model.inputs["text"] == "raw_text@hf-text" and isinstance(model.encoders["text"], HFText)
-    assert tokens.shape == (len(lab5.splits["train"]), 2, 32) and tokens.dtype == torch.long
+    assert tokens.shape == (len(tweets.splits["train"]), 2, 32) and tokens.dtype == torch.long
     assert "text" not in data.provenance["encoders"]  # not frozen: nothing cached
-    again = prepare(encoders(freeze_text=False), lab5, cache=FeatureCache(tmp_path))
+    again = prepare(encoders(freeze_text=False), tweets, cache=FeatureCache(tmp_path))
     assert again.splits["train"].tensors["raw_text@hf-text"] is tokens  # the same process reuses it
 
 
-def test_fit_reads_the_cache_and_gives_the_same_numbers(lab5, tmp_path, monkeypatch):
+def test_fit_reads_the_cache_and_gives_the_same_numbers(tweets, tmp_path, monkeypatch):
     monkeypatch.setenv("MSABENCH_CACHE", str(tmp_path))
-    catalog = Catalog.from_plugins(get_plugin_manager())
-    method = catalog.methods["lab5-concat"]
-    hparams = method.hparams_for(lab5)
-    hparams["text"].update(config=BERT_TINY, max_length=32, init_from=None)
-    hparams["image"].update(config=RESNET_TINY, image_size=16, init_from=None)
-    hparams["train"].update(lr=1e-2)
+    catalog = catalog_with(Plugin(), ImageTextPlugin())
+    hparams = TINY_FROZEN.hparams_for(tweets)  # frozen tiny hf-text and resnet50-image encoders, a linear head
+    hparams["text"]["init_from"] = hparams["image"]["init_from"] = None  # no stage 1: random weights from the config
     runs = [
-        fit(method, lab5, catalog=catalog, seed=1111, protocol=Protocol(max_epochs=2), hparams=hparams, device="cpu")
+        fit(TINY_FROZEN, tweets, catalog=catalog, seed=1111, protocol=Protocol(max_epochs=2), hparams=hparams)
         for _ in range(2)
     ]
     assert (
@@ -163,15 +161,15 @@ def test_an_empty_split_is_stored_and_read_back(tmp_path):
     assert loaded is not None and loaded.shape == (0, 5) and loaded.dtype == torch.float32
 
 
-def test_prepare_gives_the_same_for_an_empty_split_with_the_cache_on_or_off(lab5, tmp_path):
+def test_prepare_gives_the_same_for_an_empty_split_with_the_cache_on_or_off(tweets, tmp_path):
     from dataclasses import replace
 
     from msabench import Split
 
     empty = replace(
-        lab5,
+        tweets,
         splits={
-            **lab5.splits,
+            **tweets.splits,
             "test": Split("test", [], {"label": torch.zeros(0, dtype=torch.long)}, {"raw_text": [], "image": []}),
         },
     )
@@ -213,8 +211,8 @@ def test_a_good_entry_written_first_by_another_run_is_kept(tmp_path):
     ]
 
 
-class Averaged(nn.Module):
-    """A frozen encoder of padded sequences: the mean over each sample's `lengths` first steps."""
+class Averaged(Encoder):
+    """A frozen encoder of padded sequences (no parameters): the mean over each sample's `lengths` first steps."""
 
     name, returns, out_dim = "averaged", "vector", 2
 
@@ -229,12 +227,12 @@ class Averaged(nn.Module):
 def test_the_key_covers_the_lengths_and_the_libraries_that_decide_the_features(tmp_path):
     from msabench import Data, Split
     from msabench.cache import library_versions
-    from msabench.core.imagetext import TASK
+    from msabench.imagetext import SENTIMENT
 
     class One(nn.Module):
         def __init__(self):
             super().__init__()
-            self.encoders = nn.ModuleDict({"audio": Averaged()})
+            self.encoders = nn.ModuleDict({"audio": Averaged(InputSpec("audio", (4, 2)))})
             self.inputs = {"audio": "audio"}
 
     audio = torch.arange(24.0).reshape(3, 4, 2)
@@ -245,7 +243,7 @@ def test_the_key_covers_the_lengths_and_the_libraries_that_decide_the_features(t
             ["a", "b", "c"],
             {"audio": audio, "audio_lengths": torch.tensor(lengths), "label": torch.zeros(3, dtype=torch.long)},
         )
-        return Data("toy", TASK, {"train": split}, {})
+        return Data("toy", SENTIMENT, {"train": split}, {})
 
     cache = FeatureCache(tmp_path)
     first = prepare(One(), data([4, 4, 4]), cache=cache)

@@ -1,5 +1,6 @@
-"""Image-text data and encoders: text decoding, MVSA cleaning, Lab5/MVSA loaders with broken files,
-splits, image preprocessing against transformers, loading tiny models from save_pretrained folders."""
+"""Image-text data and encoders: text decoding, MVSA cleaning, the image-text loader with broken files,
+splits, image preprocessing against transformers, loading tiny models from save_pretrained folders.
+(Lab5's own file formats are tested in plugins/msabench-lab5.)"""
 
 from __future__ import annotations
 
@@ -12,26 +13,18 @@ import torch
 from PIL import Image
 
 import msabench.core
+from fakes import image_bytes, write_mvsa, write_tweets
 from msabench import CatalogError, DataError, InputSpec
 from msabench.core.clip import TINY_CONFIG as CLIP_TINY
 from msabench.core.clip import ClipImage, ClipText
-from msabench.core.imagetext import (
-    Lab5,
-    MVSAMultiple,
-    MVSASingle,
-    clean_pair,
-    decode_text,
-    majority,
-    open_image,
-    read_split_file,
-    samples_digest,
-    stratified_split,
-    undefined_bytes,
-)
 from msabench.core.language import HFText
+from msabench.core.mvsa import MVSAMultiple, MVSASingle, clean_pair, majority
 from msabench.core.pretrained import ImageProcessing, char_tokenizer, tokenize
 from msabench.core.vision import ResNet50Image
-from msabench.testing import checks, write_lab5
+from msabench.decode import decode_text, open_image, undefined_bytes
+from msabench.imagetext import samples_digest
+from msabench.splits import read_split_file, stratified_split
+from msabench.testing import checks
 
 RAW = InputSpec("raw_text", ())
 
@@ -40,13 +33,6 @@ RAW = InputSpec("raw_text", ())
 def offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("MSABENCH_CACHE", str(tmp_path / "cache"))
-
-
-def image_bytes(mode="RGB", size=(20, 14), fmt="JPEG", color=None) -> bytes:
-    colors = {"RGB": (200, 30, 60), "L": 90, "CMYK": (0, 200, 200, 0), "RGBA": (10, 200, 10, 0), "P": 3}
-    buffer = io.BytesIO()
-    Image.new(mode, size, color if color is not None else colors[mode]).save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 # -- text decoding ------------------------------------------------------------------------------
@@ -79,10 +65,14 @@ def test_decode_text_counts_what_no_encoding_reads():
 def test_one_byte_undefined_in_cp1252_keeps_the_accented_letters(tmp_path, caplog):
     data = "Café naïve, très “bien”".encode("cp1252") + b"\x9d"
     assert decode_text(data) == ("Café naïve, très “bien”\x9d", "cp1252+latin-1")
-    folder = write_lab5(tmp_path, n=10)
+    folder = write_tweets(tmp_path, n=10)
     (folder / "data" / "3.txt").write_bytes(data)
-    loaded = Lab5(folder).load()
-    text = {sample: t for split in loaded.splits.values() for sample, t in zip(split.ids, split.raw["raw_text"])}
+    loaded = MVSASingle(folder).load()
+    text = {
+        sample: t
+        for split in loaded.splits.values()
+        for sample, t in zip(split.ids, split.raw["raw_text"], strict=True)
+    }
     assert text["3"].startswith("Café naïve, très")
     assert loaded.provenance["text"]["replacement_chars"] == 1 and loaded.provenance["text"]["replaced_ids"] == ["3"]
     assert (
@@ -133,22 +123,10 @@ def test_stratified_split_is_seeded_8_1_1_per_label():
     )
     assert first == again and first != other
     assert [len(first[s]) for s in ("train", "valid", "test")] == [160, 20, 20]
-    label_of = dict(zip(ids, labels))
+    label_of = dict(zip(ids, labels, strict=True))
     assert sorted(label_of[i] for i in first["valid"]).count("neutral") == 4
     assert set().union(*map(set, first.values())) == set(ids)
     assert first["test"] == sorted(first["test"], key=int)  # each split keeps the file order
-
-
-def write_mvsa(root, folder, rows, header):
-    base = root / folder
-    (base / "data").mkdir(parents=True)
-    lines = [header]
-    for sample, pairs in rows:
-        lines.append("\t".join([sample, *pairs]))
-        (base / "data" / f"{sample}.txt").write_text(f"tweet number {sample} #mvsa")
-        (base / "data" / f"{sample}.jpg").write_bytes(image_bytes())
-    (base / "labelResultAll.txt").write_text("\n".join(lines) + "\n")
-    return base
 
 
 def test_mvsa_single_cleaning_and_split(tmp_path):
@@ -165,7 +143,7 @@ def test_mvsa_single_cleaning_and_split(tmp_path):
     labels = {
         sample: data.task.classes[int(label)]
         for split in data.splits.values()
-        for sample, label in zip(split.ids, split.tensors["label"])
+        for sample, label in zip(split.ids, split.tensors["label"], strict=True)
     }
     assert (
         labels["1"] == "positive"
@@ -233,32 +211,32 @@ def test_split_files_json_or_folder(tmp_path):
     }
     with pytest.raises(DataError, match="id '1' is in train and test"):
         read_split_file(write_split(tmp_path, {"train": ["1"], "valid": [], "test": ["1"]}))
-    folder = write_lab5(tmp_path / "lab5", n=12)
+    folder = write_tweets(tmp_path / "tweets", n=12)
     with pytest.raises(DataError, match="2 ids of split file .* are not among the 12 labelled samples"):
-        Lab5(folder, split_file=write_split(tmp_path, {"train": ["1", "99"], "valid": ["98"], "test": []})).load()
+        MVSASingle(folder, split_file=write_split(tmp_path, {"train": ["1", "99"], "valid": ["98"], "test": []})).load()
 
 
 def test_bad_data_options_are_data_errors(tmp_path):
     with pytest.raises(DataError, match=r"--data-option split_seed=seven: expected a whole number"):
-        Lab5(tmp_path, split_seed="seven")
+        MVSASingle(tmp_path, split_seed="seven")
     with pytest.raises(DataError, match=r"--data-option skip_unreadable=maybe: expected true or false"):
-        Lab5(tmp_path, skip_unreadable="maybe")
-    assert Lab5(tmp_path, split_seed="7").split_seed == 7
+        MVSASingle(tmp_path, skip_unreadable="maybe")
+    assert MVSASingle(tmp_path, split_seed="7").split_seed == 7
 
 
 def test_the_content_digest_covers_every_sample(tmp_path):
-    folder = write_lab5(tmp_path, n=10)
-    first = Lab5(folder).load().provenance["content_sha256"]
+    folder = write_tweets(tmp_path, n=10)
+    first = MVSASingle(folder).load().provenance["content_sha256"]
     (folder / "data" / "4.txt").write_text("another text")
-    assert Lab5(folder).load().provenance["content_sha256"] != first
+    assert MVSASingle(folder).load().provenance["content_sha256"] != first
     assert samples_digest(iter([])) == samples_digest(iter([]))
 
 
-# -- Lab5 and messy files -----------------------------------------------------------------------
+# -- messy files --------------------------------------------------------------------------------
 
 
-def test_lab5_reads_messy_files_and_counts_them(tmp_path, caplog):
-    folder = write_lab5(tmp_path, n=20)
+def test_image_text_loader_reads_messy_files_and_counts_them(tmp_path, caplog):
+    folder = write_tweets(tmp_path, n=20)
     data_dir = folder / "data"
     noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     buffer = io.BytesIO()
@@ -269,8 +247,10 @@ def test_lab5_reads_messy_files_and_counts_them(tmp_path, caplog):
     (data_dir / "4.jpg").write_bytes(image_bytes("RGBA", fmt="PNG"))  # PNG bytes named .jpg, transparent
     (data_dir / "5.txt").write_bytes("Café naïve à la plage".encode("latin-1"))
     (data_dir / "6.txt").write_bytes("Grief never ends… “really”".encode("gb18030"))
-    data = Lab5(folder).load()
-    text = {sample: t for split in data.splits.values() for sample, t in zip(split.ids, split.raw["raw_text"])}
+    data = MVSASingle(folder).load()
+    text = {
+        sample: t for split in data.splits.values() for sample, t in zip(split.ids, split.raw["raw_text"], strict=True)
+    }
     assert text["5"] == "Café naïve à la plage" and text["6"] == "Grief never ends… “really”"
     provenance = data.provenance
     assert provenance["images"]["truncated_ids"] == ["1"] and provenance["images"]["misnamed_ids"] == ["4"]
@@ -282,13 +262,13 @@ def test_lab5_reads_messy_files_and_counts_them(tmp_path, caplog):
     assert open_image((data_dir / "2.jpg").read_bytes())[0].mode == "RGB"
 
 
-def test_lab5_unreadable_files_are_an_error_or_skipped_and_counted(tmp_path, caplog):
-    folder = write_lab5(tmp_path, n=20)
+def test_unreadable_files_are_an_error_or_skipped_and_counted(tmp_path, caplog):
+    folder = write_tweets(tmp_path, n=20)
     (folder / "data" / "7.jpg").write_bytes(b"this is not an image")
     (folder / "data" / "8.jpg").write_bytes(b"")
     (folder / "data" / "9.txt").unlink()
     with pytest.raises(DataError) as error:
-        Lab5(folder).load()
+        MVSASingle(folder).load()
     message = str(error.value)
     assert (
         "3 samples cannot be read" in message
@@ -297,28 +277,10 @@ def test_lab5_unreadable_files_are_an_error_or_skipped_and_counted(tmp_path, cap
         and "9.txt" in message
     )
     assert "skip_unreadable=true" in message
-    data = Lab5(folder, skip_unreadable="true").load()
+    data = MVSASingle(folder, skip_unreadable="true").load()
     assert sum(len(split) for split in data.splits.values()) == 17
     assert data.provenance["skipped"]["count"] == 3 and sorted(data.provenance["skipped"]["ids"]) == ["7", "8", "9"]
     assert "skipped 3 unreadable samples" in caplog.text
-
-
-def test_lab5_format_errors(tmp_path):
-    folder = write_lab5(tmp_path, n=6)
-    (folder / "train.txt").write_text("guid,tag\n1,positive\n2,happy\n")
-    with pytest.raises(DataError, match=r"train.txt:3: expected 'guid,negative\|neutral\|positive'"):
-        Lab5(folder).load()
-    (folder / "train.txt").write_text("guid,tag\n1,positive\n1,negative\n")
-    with pytest.raises(DataError, match="guid 1 appears twice"):
-        Lab5(folder).load()
-
-
-def test_lab5_unlabelled_and_prediction_file_format(tmp_path):
-    folder = write_lab5(tmp_path, n=8, unlabelled=3)
-    split = Lab5(folder).unlabelled()
-    assert split.ids == ["9", "10", "11"] and "label" not in split.tensors and len(split.raw["image"]) == 3
-    Lab5(folder).write_predictions(tmp_path / "out.txt", ["11", "9"], ["positive", "negative"])
-    assert (tmp_path / "out.txt").read_text() == "guid,tag\n9,negative\n10,null\n11,positive\n"
 
 
 # -- image preprocessing and encoders -----------------------------------------------------------
@@ -501,7 +463,8 @@ def test_a_tokenizer_that_ignores_its_vocabulary_is_refused(tmp_path):
 def test_missing_weights_fail_fast_with_a_way_out(tmp_path):
     with pytest.raises(
         DataError,
-        match=r"cannot load the tokenizer 'no-such-org/no-such-model' \(HF_HUB_OFFLINE is set.*--set text.pretrained=DIR",
+        match=r"cannot load the tokenizer 'no-such-org/no-such-model' \(HF_HUB_OFFLINE is set"
+        r".*--set text.pretrained=DIR",
     ):
         HFText(RAW, pretrained="no-such-org/no-such-model")
     with pytest.raises(DataError, match=r"is not a folder"):
@@ -562,5 +525,6 @@ def test_open_clip_backend_is_optional_and_lazy(monkeypatch):
     ],
 )
 def test_core_plugin_conformance_of_the_image_text_parts(name):
-    """The kit's checks that cover datasets and encoders (core's objectives are checked with the methods that use them)."""
+    """The kit's checks that cover datasets and encoders (core's objectives are checked with the methods that
+    use them)."""
     dict(checks(msabench.core, installed=False))[name]()

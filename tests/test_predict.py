@@ -1,5 +1,7 @@
-"""`msabench predict`, and the Lab5 two-stage recipe that it is most often used with: stage-1 checkpoints found
-through the {dataset}/{seed} template, predictions in test_without_label.txt's format, checks of frozen weights."""
+"""`msabench predict`, and the two-stage recipe it is most often used with (on host fakes: a fine-tuned text
+and image run, then a head on both frozen encoders): stage-1 checkpoints found through the
+{results}/{dataset}/{protocol}/{seed} template, predictions in the dataset's own format, checks of frozen
+weights and of the splits a stage-1 encoder was trained on. Lab5's recipe is tested the same way in its plugin."""
 
 from __future__ import annotations
 
@@ -9,23 +11,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from msabench import Catalog, DataError, Protocol, fit, get_plugin_manager
+from fakes import TINY_FROZEN, TINY_IMAGE, FolderTweets, ImageTextPlugin, Plugin, write_tweets
+from msabench import DataError, Protocol, Split, fit
 from msabench.cli import cli
-from msabench.core.clip import TINY_CONFIG as CLIP_TINY
-from msabench.core.imagetext import Lab5
-from msabench.core.language import TINY_CONFIG as BERT_TINY
-from msabench.core.vision import TINY_CONFIG as RESNET_TINY
 from msabench.inference import load_run, predict
 from msabench.results import result_path
-from msabench.testing import write_lab5
+from msabench.testing import TinyImageText
+from test_catalog import catalog_with
 
-TINY = {"text": {"config": BERT_TINY, "max_length": 32}, "image": {"config": RESNET_TINY, "image_size": 16}}
-SETS = [
-    arg
-    for section, values in TINY.items()
-    for key, value in values.items()
-    for arg in ("--set", f"{section}.{key}={json.dumps(value)}")
-]
+PROTOCOL = Protocol(max_epochs=2)  # both stages: stage 2 looks for stage 1 under its own protocol id
+RESULTS = f"results/folder-tweets/tiny-text/{PROTOCOL.id}/seed-1111.pt"
 
 
 @pytest.fixture(autouse=True)
@@ -36,138 +31,81 @@ def isolated(monkeypatch, tmp_path):
 
 
 @pytest.fixture()
-def catalog():
-    return Catalog.from_plugins(get_plugin_manager())
+def catalog(monkeypatch):
+    """The host's fakes, also for the `msabench` command (which otherwise loads the installed plugins)."""
+    found = catalog_with(Plugin(), ImageTextPlugin())
+    monkeypatch.setattr("msabench.cli.load_catalog", lambda: found)
+    return found
 
 
-def stage_one(catalog, data, name, section):
-    """A stage-1 run saved where the stage-2 methods look for it by default."""
+def stage_one(catalog, data, name):
+    """A stage-1 run saved where the stage-2 method looks for it by default."""
     method = catalog.methods[name]
-    hparams = method.hparams_for(data)
-    hparams[section].update(TINY[section])
-    path = result_path("results", data.name, name, 1111)
+    path = result_path("results", data.name, name, 1111, protocol=PROTOCOL.id)
     fit(
-        method,
-        data,
-        catalog=catalog,
-        seed=1111,
-        protocol=Protocol(max_epochs=1),
-        hparams=hparams,
-        device="cpu",
-        checkpoint=path.with_suffix(".pt"),
+        method, data, catalog=catalog, seed=1111, protocol=PROTOCOL, device="cpu", checkpoint=path.with_suffix(".pt")
     ).save(path)
     return path.with_suffix(".pt")
 
 
-def test_lab5_two_stages_then_predict(tmp_path, catalog, monkeypatch):
-    folder = write_lab5(tmp_path / "lab5", n=30, unlabelled=5)
-    data = Lab5(folder).load()
+def test_two_stages_then_predict(tmp_path, catalog, monkeypatch):
+    folder = write_tweets(tmp_path / "tweets", n=30, unlabelled=5)
+    data = FolderTweets(folder).load()
     runner = CliRunner()
-    stage2 = [
-        "run",
-        "-m",
-        "lab5-concat",
-        "-d",
-        "lab5",
-        "--data-root",
-        str(folder),
-        "--seeds",
-        "1111",
-        "--max-epochs",
-        "2",
-        *SETS,
-        "--no-progress",
-        "-q",
-    ]
+    stage2 = ["run", "-m", "tiny-frozen", "-d", "folder-tweets", "--data-root", str(folder), "--seeds", "1111"]
+    stage2 += ["--max-epochs", str(PROTOCOL.max_epochs), "--no-progress", "-q"]
     missing = runner.invoke(cli, stage2)
-    assert (
-        missing.exit_code != 0
-        and "results/lab5/lab5-bert/seed-1111.pt does not exist" in missing.output
-        and "run that method first" in missing.output
-    )
+    assert missing.exit_code != 0 and f"{RESULTS} does not exist" in missing.output
+    assert "run that method first" in missing.output
 
-    text_checkpoint = stage_one(catalog, data, "lab5-bert", "text")
-    stage_one(catalog, data, "lab5-resnet50", "image")
+    text_checkpoint = stage_one(catalog, data, "tiny-text")
+    stage_one(catalog, data, "tiny-image")
     done = runner.invoke(cli, stage2)
     assert done.exit_code == 0, done.output
-    (result_file,) = (tmp_path / "results" / "lab5").glob("lab5-concat*/seed-1111.json")
+    (result_file,) = (tmp_path / "results" / "folder-tweets").glob("tiny-frozen*/*/seed-1111.json")
+    assert result_file.parent.name == PROTOCOL.id
     result = json.loads(result_file.read_text())
     started = result["data"]["encoders"]["text"]["fingerprint"]["init_from"]
     assert (
-        started["path"] == str((tmp_path / "results/lab5/lab5-bert/seed-1111.pt").resolve())
-        and started["method"] == "lab5-bert"
+        started["path"] == str((tmp_path / RESULTS).resolve())
+        and started["method"] == "tiny-text"
         and len(started["sha256"]) == 64
     )
     assert started["splits"]["split"] == {"kind": "stratified", "seed": 42, "fractions": [0.8, 0.1, 0.1]} and set(
         started["splits"]["ids_sha256"]
     ) == {"train", "valid", "test"}
-    assert result["hparams"]["image"]["init_from"] == "results/lab5/lab5-resnet50/seed-1111.pt"
+    assert result["hparams"]["image"]["init_from"] == f"results/folder-tweets/tiny-image/{PROTOCOL.id}/seed-1111.pt"
 
     out = tmp_path / "predictions.txt"
-    labelled = runner.invoke(cli, ["predict", "--run", str(result_file), "--data-root", str(folder), "--out", str(out)])
+
+    def predict_cli(*options):
+        return runner.invoke(
+            cli, ["predict", "--run", str(result_file), "--data-root", str(folder), "--out", str(out), *options]
+        )
+
+    labelled = predict_cli()
     assert labelled.exit_code == 0, labelled.output
     lines = out.read_text().splitlines()
-    assert lines[0] == "guid,tag" and [line.split(",")[0] for line in lines[1:]] == ["31", "32", "33", "34", "35"]
+    assert lines[0] == "id,label" and [line.split(",")[0] for line in lines[1:]] == ["31", "32", "33", "34", "35"]
     assert all(line.split(",")[1] in ("negative", "neutral", "positive") for line in lines[1:])
-    assert "wrote 5 predictions of lab5-concat (seed 1111)" in labelled.output
+    assert "wrote 5 predictions of tiny-frozen (seed 1111)" in labelled.output
 
     (folder / "data" / "33.jpg").write_bytes(b"broken")
-    failed = runner.invoke(cli, ["predict", "--run", str(result_file), "--data-root", str(folder), "--out", str(out)])
+    failed = predict_cli()
     assert failed.exit_code != 0 and "1 samples cannot be read" in failed.output and "33.jpg" in failed.output
-    skipped = runner.invoke(
-        cli,
-        [
-            "predict",
-            "--run",
-            str(result_file),
-            "--data-root",
-            str(folder),
-            "--out",
-            str(out),
-            "--data-option",
-            "skip_unreadable=true",
-        ],
-    )
+    skipped = predict_cli("--data-option", "skip_unreadable=true")
     assert skipped.exit_code == 0 and "1 unreadable samples written as null" in skipped.output
     assert out.read_text().splitlines()[3] == "33,null"
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    monkeypatch.chdir(
-        elsewhere
-    )  # the stage-1 checkpoints are found where the run found them, not from the working folder
-    moved = runner.invoke(
-        cli,
-        [
-            "predict",
-            "--run",
-            str(result_file),
-            "--data-root",
-            str(folder),
-            "--out",
-            str(out),
-            "--data-option",
-            "skip_unreadable=true",
-        ],
-    )
+    monkeypatch.chdir(elsewhere)  # the stage-1 checkpoints are found where the run found them, not from here
+    moved = predict_cli("--data-option", "skip_unreadable=true")
     assert moved.exit_code == 0, moved.output
 
     for guid in ("31", "32", "34", "35"):
         (folder / "data" / f"{guid}.jpg").write_bytes(b"broken")
-    nothing = runner.invoke(
-        cli,
-        [
-            "predict",
-            "--run",
-            str(result_file),
-            "--data-root",
-            str(folder),
-            "--out",
-            str(out),
-            "--data-option",
-            "skip_unreadable=true",
-        ],
-    )
+    nothing = predict_cli("--data-option", "skip_unreadable=true")
     assert nothing.exit_code == 0, nothing.output  # as with MSABENCH_CACHE=off: an empty split, every line null
     assert "wrote 0 predictions" in nothing.output and out.read_text().splitlines()[1:] == [
         f"{guid},null" for guid in ("31", "32", "33", "34", "35")
@@ -179,42 +117,13 @@ def test_lab5_two_stages_then_predict(tmp_path, catalog, monkeypatch):
         key: value + 0.01 if value.is_floating_point() else value for key, value in checkpoint["model"].items()
     }
     torch.save(checkpoint, text_checkpoint)  # stage 1's weights changed after stage 2 ran
-    changed = runner.invoke(
-        cli,
-        [
-            "predict",
-            "--run",
-            str(result_file),
-            "--data-root",
-            str(folder),
-            "--out",
-            str(out),
-            "--data-option",
-            "skip_unreadable=true",
-        ],
-    )
+    changed = predict_cli("--data-option", "skip_unreadable=true")
     assert changed.exit_code != 0 and "frozen text encoder (hf-text) rebuilt now has other weights" in changed.output
 
     text_checkpoint.rename(tmp_path / "moved.pt")
-    gone = runner.invoke(
-        cli,
-        [
-            "predict",
-            "--run",
-            str(result_file),
-            "--data-root",
-            str(folder),
-            "--out",
-            str(out),
-            "--data-option",
-            "skip_unreadable=true",
-        ],
-    )
+    gone = predict_cli("--data-option", "skip_unreadable=true")
     assert gone.exit_code != 0 and "--set" not in gone.output
-    assert (
-        "frozen text encoder (hf-text) starts from the checkpoint init_from='results/lab5/lab5-bert/seed-1111.pt'"
-        in gone.output
-    )
+    assert f"frozen text encoder (hf-text) starts from the checkpoint init_from='{RESULTS}'" in gone.output
     assert (
         "Run `msabench predict` from the folder the run was made in" in gone.output
         and "restore that checkpoint" in gone.output
@@ -223,21 +132,15 @@ def test_lab5_two_stages_then_predict(tmp_path, catalog, monkeypatch):
 
 def test_stage_two_refuses_a_stage_one_run_on_other_splits(tmp_path, catalog):
     """A stage-1 encoder fitted on another split of the data has seen some of stage 2's test samples."""
-    folder = write_lab5(tmp_path / "lab5", n=30, unlabelled=0)
-    data = Lab5(folder).load()
-    text_checkpoint = stage_one(catalog, data, "lab5-bert", "text")
-    stage_one(catalog, data, "lab5-resnet50", "image")
-    method = catalog.methods["lab5-concat"]
+    folder = write_tweets(tmp_path / "tweets", n=30)
+    data = FolderTweets(folder).load()
+    text_checkpoint = stage_one(catalog, data, "tiny-text")
+    stage_one(catalog, data, "tiny-image")
 
     def stage_two(dataset):
-        hparams = method.hparams_for(dataset)
-        for section in ("text", "image"):
-            hparams[section].update(TINY[section])
-        return fit(
-            method, dataset, catalog=catalog, seed=1111, protocol=Protocol(max_epochs=1), hparams=hparams, device="cpu"
-        )
+        return fit(TINY_FROZEN, dataset, catalog=catalog, seed=1111, protocol=PROTOCOL, device="cpu")
 
-    reseeded = Lab5(folder, split_seed=7).load()
+    reseeded = FolderTweets(folder, split_seed=7).load()
     assert set(reseeded.splits["test"].ids) & set(data.splits["train"].ids)  # the leak this guards against
     with pytest.raises(DataError) as error:
         stage_two(reseeded)
@@ -256,7 +159,7 @@ def test_stage_two_refuses_a_stage_one_run_on_other_splits(tmp_path, catalog):
         )
     )
     with pytest.raises(DataError, match="other valid samples than this run"):
-        stage_two(Lab5(folder, split_file=split_file).load())
+        stage_two(FolderTweets(folder, split_file=split_file).load())
 
     result = stage_two(data)  # the same splits: accepted
     assert (
@@ -272,7 +175,6 @@ def test_stage_two_refuses_a_stage_one_run_on_other_splits(tmp_path, catalog):
 
 
 def test_predict_batches_keeps_the_split_order_in_eval_mode():
-    from msabench import Split
     from msabench.train import predict_batches
 
     class Probe(torch.nn.Module):
@@ -286,35 +188,38 @@ def test_predict_batches_keeps_the_split_order_in_eval_mode():
     assert torch.cat([outputs["prediction"] for _, outputs in seen]).tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
 
 
+class PredictTheTestSplit(TinyImageText):
+    """Tiny tweets whose inputs to predict are the test split's, without labels."""
+
+    def unlabelled(self):
+        test = self.load().splits["test"]
+        return Split("predict", test.ids, {k: v for k, v in test.tensors.items() if k != "label"}, test.raw)
+
+
 def test_predict_repeats_the_runs_own_batched_evaluation(tmp_path, catalog):
-    """DECA/IDCA predictions depend on the batch; predicting the test split's samples in its order with the
-    run's evaluation batch size gives exactly the run's test predictions."""
-    folder = write_lab5(tmp_path / "lab5", n=40, unlabelled=0)
-    data = Lab5(folder).load()
-    method = catalog.methods["deca-idca"]
-    hparams = method.hparams_for(data)
-    hparams["text"]["config"] = hparams["image"]["config"] = CLIP_TINY
-    hparams["fusion"].update(low_dim=4, high_dim=12, hidden=8)
-    hparams["train"].update(eval_batch_size=3, lr=1e-2)
-    path = result_path("results", "lab5", "deca-idca", 1111)
+    """Predicting the test split's samples in its order, with the run's evaluation batch size and a trained
+    (not frozen) encoder rebuilt from the checkpoint, gives exactly the run's test predictions."""
+    dataset = PredictTheTestSplit()
+    data = dataset.load()
+    hparams = TINY_IMAGE.hparams_for(data)  # a ResNet: BatchNorm must be in eval mode to predict as the run did
+    hparams["train"].update(eval_batch_size=3)
+    path = result_path("results", data.name, TINY_IMAGE.name, 1111, protocol=PROTOCOL.id)
     result = fit(
-        method,
+        TINY_IMAGE,
         data,
         catalog=catalog,
         seed=1111,
-        protocol=Protocol(max_epochs=2),
+        protocol=PROTOCOL,
         hparams=hparams,
         device="cpu",
         checkpoint=path.with_suffix(".pt"),
     )
     result.save(path)
-    (folder / "test_without_label.txt").write_text(
-        "guid,tag\n" + "".join(f"{guid},null\n" for guid in data.splits["test"].ids)
-    )
     checkpoint, loaded = load_run(path)
-    predictions = predict(checkpoint, loaded, Lab5(folder), catalog, device="cpu")
-    assert predictions.batch_size == 3 and predictions.ids == result.predictions["ids"]
+    predictions = predict(checkpoint, loaded, dataset, catalog, device="cpu")
+    assert predictions.batch_size == 3 and predictions.ids == result.predictions["ids"] == data.splits["test"].ids
     assert predictions.labels == [data.task.classes[int(i)] for i in result.predictions["predictions"]]
+    assert len(set(predictions.labels)) == 3  # not one class for every sample, which any weights might give
 
 
 def test_predict_needs_a_checkpoint_and_an_unlabelled_split(tmp_path, catalog):
@@ -322,8 +227,8 @@ def test_predict_needs_a_checkpoint_and_an_unlabelled_split(tmp_path, catalog):
     with pytest.raises(DataError, match="no checkpoint .*seed-1.pt beside .*--no-checkpoints"):
         load_run(tmp_path / "seed-1.json")
     runner = CliRunner()
-    bad = runner.invoke(cli, ["run", "-m", "lab5-bert", "-d", "lab5", "--data-option", "colour=red"])
+    bad = runner.invoke(cli, ["run", "-m", "tiny-text", "-d", "mvsa-single", "--data-option", "colour=red"])
     assert (
         bad.exit_code != 0
-        and "lab5 has no option colour; it accepts: split_file, split_seed, skip_unreadable" in bad.output
+        and "mvsa-single has no option colour; it accepts: split_file, split_seed, skip_unreadable" in bad.output
     )
