@@ -47,7 +47,7 @@ class Registry:
             close = difflib.get_close_matches(name, self.entries, n=3)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             broken = self.catalog.broken_plugins() if self.catalog is not None else []
-            note = f" (Plugins that failed to load: {', '.join(broken)}; see the warnings.)" if broken else ""
+            note = f" (Plugins with problems: {', '.join(broken)}; see the warnings.)" if broken else ""
             available = ", ".join(sorted(self.entries)) or "none"
             raise UnknownName(f"Unknown {singular} {name!r}.{hint} Available: {available}.{note}")
         return self.entries[name][0]

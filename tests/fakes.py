@@ -136,7 +136,7 @@ def image_text(name, encoders, hparams):
         name=name,
         paper="A test method",
         encoders=encoders,
-        fusion="concat-linear",
+        fusion="fake-concat",
         objective="cross-entropy",
         hparams=hparams,
         tasks=("classification",),
@@ -192,7 +192,7 @@ class FolderTweets(MVSASingle):
 
 
 class ImageTextPlugin:
-    """The image-text fakes (with `Plugin`, which supplies the concat-linear fusion)."""
+    """The image-text fakes (with `Plugin`, which supplies the fake-concat fusion)."""
 
     @hookimpl
     def register_datasets(self, register):
