@@ -9,13 +9,18 @@ export TRANSFORMERS_OFFLINE := 1
 
 # torch stays the CPU build 2.13.0 (constraints.txt; this machine's pip finds its CPU wheel locally, elsewhere
 # add --extra-index-url https://download.pytorch.org/whl/cpu); unpinned, pip pulls a newer CUDA torch of several GB.
-$(VENV)/.installed: pyproject.toml constraints.txt $(PLUGINS:%=%/pyproject.toml)
+# The stamp names the set of plugin folders: adding or deleting one rebuilds .venv, so a deleted plugin is not left
+# installed (its entry point would then fail to load).
+INSTALLED := $(VENV)/.installed-$(shell echo $(PLUGINS) | cksum | cut -d' ' -f1)
+
+$(INSTALLED): pyproject.toml constraints.txt $(PLUGINS:%=%/pyproject.toml)
+	if ls $(VENV)/.installed* 2>/dev/null | grep -qv '^$(INSTALLED)$$'; then rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]' $(PLUGINS:%=-e %)
 	touch $@
 
 # The demo works in ./demo (results/ and leaderboards/ there), away from the committed leaderboards/.
-demo: $(VENV)/.installed
+demo: $(INSTALLED)
 	mkdir -p demo && cd demo && ../$(VENV)/bin/msabench run --method tfn --dataset synthetic-mosi --seeds 1111
 
 # Style first (ruff's lint rules and its formatter), then the suite. One torch thread: the tests' tiny models run
@@ -23,15 +28,15 @@ demo: $(VENV)/.installed
 test: lint
 	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest
 
-lint: $(VENV)/.installed
+lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-leaderboards: $(VENV)/.installed
+leaderboards: $(INSTALLED)
 	$(VENV)/bin/msabench leaderboard --results leaderboards/results --out leaderboards
 
 # Re-run every (method, dataset) in leaderboards/runs.txt over the protocol's five seeds.
-reproduce: $(VENV)/.installed
+reproduce: $(INSTALLED)
 	grep -v '^#' leaderboards/runs.txt | while read -r method dataset; do \
 		[ -n "$$method" ] || continue; \
 		OMP_NUM_THREADS=1 $(VENV)/bin/msabench run --method $$method --dataset $$dataset --no-progress --no-checkpoints \

@@ -4,11 +4,12 @@ CH-SIMS (MMSA's unaligned_39.pkl): 1368 train / 456 valid samples; text_bert 3x3
 bert-base-chinese-sized BERT (hidden 768, 12 layers, 12 heads, vocab 21128; random weights
 from its config, no download); audio 400x33 and vision 55x709 through DMMSA's 1-layer, 768-wide
 Transformer encoders; batch 64. The script times a few training steps (forward, backward,
-AdamW step, as fit() runs them) after a warm-up, and a few evaluation batches, then
-extrapolates to a whole epoch (22 training steps + 456 validation samples).
+AdamW step: fit()'s own `train_epoch` on one batch) after a warm-up, and a few evaluation batches
+(`evaluate`), then extrapolates to a whole epoch (22 training steps + 456 validation samples).
 
     python bench/dmmsa_epoch.py                       # fine-tuned BERT (the paper's setting)
-    python bench/dmmsa_epoch.py --text features       # the CPU path: --encoder text=transformer-seq on the 768-d text features
+    python bench/dmmsa_epoch.py --text features       # the CPU path: --encoder text=transformer-seq
+                                                      # on the 768-d text features
     python bench/dmmsa_epoch.py --steps 5 --threads 1
 
 Sequence lengths are the full padded ones (39/400/55); real CH-SIMS lengths vary below them,
@@ -28,8 +29,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from msabench import Catalog, Data, Split, Task, get_plugin_manager
-from msabench.train import build_optimizer, seed_everything
+from msabench import PROTOCOL, Catalog, Data, Split, Task, get_plugin_manager
+from msabench.train import assemble, evaluate, resolve_hparams, train_epoch
 
 TRAIN, VALID, BATCH = 1368, 456, 64
 LENGTHS = {"text": 39, "audio": 400, "vision": 55}
@@ -87,36 +88,31 @@ def main() -> None:
     hparams = method.hparams_for(data)
     if args.text == "bert":
         hparams["text"].update(BERT_BASE_CHINESE)
-    seed_everything(1111)
-    model, objective = catalog.build(method, data, hparams)
-    optimizer = build_optimizer(model, objective, hparams["train"])
-    parameters = sum(p.numel() for p in model.parameters())
+    hparams["train"]["batch_size"] = hparams["train"]["eval_batch_size"] = BATCH
+    run = assemble(method, data, catalog=catalog, seed=1111, hparams=resolve_hparams(hparams, data, 1111, PROTOCOL))
+    model = run.model
+    parameters = run.parameters["total"]
     (batch,) = list(data.splits["train"].batches(BATCH))
 
-    model.train()
     times, cpu = [], []
-    for step in range(1 + args.steps):
+    for step in range(1 + args.steps):  # one batch per train_epoch: one training step as fit() takes it
         started, started_cpu = time.perf_counter(), time.process_time()
-        losses = objective(model(batch), batch)
-        optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        optimizer.step()
+        train_epoch(run)
         if step:
             times.append(time.perf_counter() - started)
             cpu.append(time.process_time() - started_cpu)
-    model.eval()
     evals, shares = [], {}
+    for _ in range(2):
+        started = time.perf_counter()
+        evaluate(run, "valid")
+        evals.append(time.perf_counter() - started)
     with torch.no_grad():
-        for _ in range(2):
-            started = time.perf_counter()
-            objective(model(batch), batch)
-            evals.append(time.perf_counter() - started)
         for modality, encoder in model.encoders.items():  # where the forward time goes
             started = time.perf_counter()
             encoder(batch[model.inputs[modality]], batch.get(f"{modality}_lengths"))
             shares[modality] = round(time.perf_counter() - started, 2)
     step_s, eval_s = sum(times) / len(times), min(evals)
-    train_epoch = math.ceil(TRAIN / BATCH) * step_s
+    epoch_train_s = math.ceil(TRAIN / BATCH) * step_s
     valid_epoch = math.ceil(VALID / BATCH) * eval_s
     print(
         json.dumps(
@@ -133,9 +129,9 @@ def main() -> None:
                     round(t, 2) for t in cpu
                 ],  # CPU time of all threads: what an idle machine would need, divided by the threads
                 "eval_forward_s_by_encoder": shares,
-                "train_epoch_s": round(train_epoch, 1),
+                "train_epoch_s": round(epoch_train_s, 1),
                 "valid_pass_s": round(valid_epoch, 1),
-                "epoch_s": round(train_epoch + valid_epoch, 1),
+                "epoch_s": round(epoch_train_s + valid_epoch, 1),
                 "samples_per_s": round(BATCH / step_s, 1),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             },

@@ -38,9 +38,9 @@ from pathlib import Path
 
 import torch
 
-from msabench import Catalog, fit, get_plugin_manager
-from msabench.core.imagetext import Lab5
+from msabench import PROTOCOL, Catalog, fit, get_plugin_manager
 from msabench.results import result_path
+from msabench_lab5.data import Lab5
 
 
 def random_towers(folder: Path) -> tuple[Path, Path]:
@@ -92,7 +92,10 @@ def main() -> None:
     parser.add_argument(
         "--stage1",
         action="store_true",
-        help="run the Lab5 stage 1 (fine-tune MiniLM) and start stage 2 from it; without it stage 2 freezes the pretrained MiniLM",
+        help=(
+            "run the Lab5 stage 1 (fine-tune MiniLM) and start stage 2 from it; "
+            "without it stage 2 freezes the pretrained MiniLM"
+        ),
     )
     parser.add_argument("--only", choices=("deca", "lab5"), help="run one part")
     parser.add_argument(
@@ -134,7 +137,8 @@ def main() -> None:
         "runs": [],
     }
     print(
-        f"lab5-dev loaded in {load_s:.1f}s: {data.provenance['sizes']}; majority-class test accuracy {100 * majority:.2f}%"
+        f"lab5-dev loaded in {load_s:.1f}s: {data.provenance['sizes']}; "
+        f"majority-class test accuracy {100 * majority:.2f}%"
     )
 
     text = {"pretrained": str(args.text), "pooling": "mean", "max_length": 128}
@@ -144,7 +148,7 @@ def main() -> None:
         hparams = method.hparams_for(data)
         for section, values in hparams_update.items():
             hparams.setdefault(section, {}).update(values)
-        path = result_path(out / "results", data.name, name, seed)
+        path = result_path(out / "results", data.name, name, seed, protocol=PROTOCOL.id)
         begun = time.perf_counter()
         result = fit(
             method, data, catalog=catalog, seed=seed, hparams=hparams, device="cpu", checkpoint=path.with_suffix(".pt")
@@ -194,9 +198,9 @@ def lab5_part(run, text, resnet, lab5_seeds, args, out, data) -> None:
         for seed in lab5_seeds:
             run("lab5-bert", {"text": text, "train": {"max_epochs": args.stage1_epochs}}, seed, "stage 1 (fine-tuning)")
     for name in ("lab5-concat", "lab5-cma"):
-        for i, seed in enumerate(lab5_seeds):
+        for seed in lab5_seeds:
             start = (
-                str(result_path(out / "results", data.name, "lab5-bert", seed).with_suffix(".pt"))
+                str(result_path(out / "results", data.name, "lab5-bert", seed, protocol=PROTOCOL.id).with_suffix(".pt"))
                 if args.stage1
                 else None
             )

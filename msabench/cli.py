@@ -436,7 +436,7 @@ def predict(run_path, dataset, data_root, data_options, out, device):
     skipped = getattr(instance, "skipped_unlabelled", {}).get("count", 0)
     click.echo(
         f"wrote {len(predictions.ids)} predictions of {predictions.method} (seed {predictions.seed}) to {out}"
-        + (f"; {skipped} unreadable samples written as null" if skipped else "")
+        + (f"; {skipped} unreadable samples not predicted" if skipped else "")
         + f"; evaluation batch size {predictions.batch_size}",
         err=True,
     )
@@ -503,5 +503,6 @@ def synth(dataset, data_root):
     ((relative, _),) = cls.files.items()
     write_atomic(instance.root / relative, instance.pickled())
     click.echo(
-        f"wrote {instance.root / relative}; `msabench run --dataset {dataset} --data-root {instance.root} ...` now reads it"
+        f"wrote {instance.root / relative}; "
+        f"`msabench run --dataset {dataset} --data-root {instance.root} ...` now reads it"
     )

@@ -47,7 +47,8 @@ def load_run(path: str | Path) -> tuple[dict[str, Any], RunResult | None]:
     result_path = path.with_suffix(".json")
     if not checkpoint_path.is_file():
         raise DataError(
-            f"no checkpoint {checkpoint_path} beside {path}: `msabench run` saves one unless --no-checkpoints; rerun the method to get it."
+            f"no checkpoint {checkpoint_path} beside {path}: `msabench run` saves one unless --no-checkpoints; "
+            "rerun the method to get it."
         )
     try:
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
@@ -75,11 +76,13 @@ def predict(
         recipe = recipe.with_components(swapped, objective)
     if checkpoint.get("fusion", recipe.fusion) != recipe.fusion:
         raise DataError(
-            f"the run used fusion {checkpoint['fusion']!r}, but method {recipe.name!r} now has {recipe.fusion!r}; install the plugin version that made the run."
+            f"the run used fusion {checkpoint['fusion']!r}, but method {recipe.name!r} now has {recipe.fusion!r}; "
+            "install the plugin version that made the run."
         )
     if result is not None and result.task.get("classes") and list(dataset.task.classes) != list(result.task["classes"]):
         raise DataError(
-            f"the run predicts classes {result.task['classes']}; dataset {dataset.name!r} has {list(dataset.task.classes)}."
+            f"the run predicts classes {result.task['classes']}; "
+            f"dataset {dataset.name!r} has {list(dataset.task.classes)}."
         )
     catalog.check(recipe, type(dataset))
     hparams = locate_init_from(checkpoint["hparams"], result, recipe.encoders)
@@ -165,8 +168,9 @@ def locate_init_from(hparams: dict[str, Any], result: RunResult | None, encoders
             f" or {started['path']}" if started.get("path") and started["path"] != stored else ""
         )
         raise DataError(
-            f"the run's frozen {modality} encoder ({name}) starts from the checkpoint init_from={stored!r}, which predict cannot find at {where}; "
-            "its weights are not in the run's checkpoint. Run `msabench predict` from the folder the run was made in (a relative init_from "
+            f"the run's frozen {modality} encoder ({name}) starts from the checkpoint init_from={stored!r}, "
+            f"which predict cannot find at {where}; its weights are not in the run's checkpoint. "
+            "Run `msabench predict` from the folder the run was made in (a relative init_from "
             "is read from there), or restore that checkpoint if it was moved or deleted."
         )
     return hparams

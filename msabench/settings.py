@@ -41,23 +41,87 @@ SETTINGS = {
     s.name: s
     for s in [
         Setting("batch_size", "training mini-batch size", "int", _int(1), "a whole number >= 1", 32),
-        Setting("eval_batch_size", "validation/test mini-batch size (default: batch_size)", "int", _int(1), "a whole number >= 1"),
+        Setting(
+            "eval_batch_size",
+            "validation/test mini-batch size (default: batch_size)",
+            "int",
+            _int(1),
+            "a whole number >= 1",
+        ),
         Setting("lr", "learning rate", "float", _float(lambda v: v > 0), "a number > 0", 1e-3),
         Setting("weight_decay", "weight decay", "float", _float(lambda v: v >= 0), "a number >= 0", 0.0),
-        Setting("lr_groups", "{parameter-name prefix: lr or {lr, weight_decay}}", "groups", lambda v: isinstance(v, dict), "an object"),
-        Setting("optimizer", "adam, adamw or sgd", "choice", lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}", "adam"),
+        Setting(
+            "lr_groups",
+            "{parameter-name prefix: lr or {lr, weight_decay}}",
+            "groups",
+            lambda v: isinstance(v, dict),
+            "an object",
+        ),
+        Setting(
+            "optimizer",
+            "adam, adamw or sgd",
+            "choice",
+            lambda v: v in OPTIMIZERS,
+            f"one of {', '.join(OPTIMIZERS)}",
+            "adam",
+        ),
         Setting("momentum", "SGD momentum", "float", _float(lambda v: 0 <= v < 1), "a number in [0, 1)", 0.0),
-        Setting("max_epochs", "the method's own epoch count (the protocol's cap still applies)", "int", _int(1), "a whole number >= 1"),
+        Setting(
+            "max_epochs",
+            "the method's own epoch count (the protocol's cap still applies)",
+            "int",
+            _int(1),
+            "a whole number >= 1",
+        ),
         Setting("grad_clip", "clip the gradient norm to this value", "float", _float(lambda v: v > 0), "a number > 0"),
-        Setting("grad_clip_value", "clip each gradient element to [-value, value]", "float", _float(lambda v: v > 0), "a number > 0"),
-        Setting("accumulate", "batches whose gradients are averaged into one optimizer step", "int", _int(1), "a whole number >= 1", 1),
-        Setting("lr_decay", "multiply the learning rates by this factor every lr_decay_every epochs", "float", _float(lambda v: 0 < v <= 1), "a number in (0, 1]"),
+        Setting(
+            "grad_clip_value",
+            "clip each gradient element to [-value, value]",
+            "float",
+            _float(lambda v: v > 0),
+            "a number > 0",
+        ),
+        Setting(
+            "accumulate",
+            "batches whose gradients are averaged into one optimizer step",
+            "int",
+            _int(1),
+            "a whole number >= 1",
+            1,
+        ),
+        Setting(
+            "lr_decay",
+            "multiply the learning rates by this factor every lr_decay_every epochs",
+            "float",
+            _float(lambda v: 0 < v <= 1),
+            "a number in (0, 1]",
+        ),
         Setting("lr_decay_every", "epochs between learning-rate decays", "int", _int(1), "a whole number >= 1", 1),
-        Setting("plateau_patience", "ReduceLROnPlateau on the validation selection value: epochs without improvement", "int", _int(0), "a whole number >= 0"),
-        Setting("plateau_factor", "ReduceLROnPlateau: multiply the learning rates by this factor", "float", _float(lambda v: 0 < v < 1), "a number in (0, 1)", 0.1),
-        Setting("warmup_steps", "optimizer steps of linear learning-rate warm-up from 0", "int", _int(0), "a whole number >= 0", 0),
+        Setting(
+            "plateau_patience",
+            "ReduceLROnPlateau on the validation selection value: epochs without improvement",
+            "int",
+            _int(0),
+            "a whole number >= 0",
+        ),
+        Setting(
+            "plateau_factor",
+            "ReduceLROnPlateau: multiply the learning rates by this factor",
+            "float",
+            _float(lambda v: 0 < v < 1),
+            "a number in (0, 1)",
+            0.1,
+        ),
+        Setting(
+            "warmup_steps",
+            "optimizer steps of linear learning-rate warm-up from 0",
+            "int",
+            _int(0),
+            "a whole number >= 0",
+            0,
+        ),
     ]
-}  # fmt: skip
+}
 
 
 def check_train(values: Mapping[str, Any], where: str) -> None:
@@ -85,7 +149,8 @@ def _check_groups(groups: Mapping[str, Any], where: str) -> None:
         for name, value in entries.items():
             if name not in ("lr", "weight_decay") or not SETTINGS[name].accepts(value):
                 raise CatalogError(
-                    f"{where}: train.lr_groups[{prefix!r}] must map to an lr > 0, or to {{lr, weight_decay}}; got {group!r}."
+                    f"{where}: train.lr_groups[{prefix!r}] must map to an lr > 0, "
+                    f"or to {{lr, weight_decay}}; got {group!r}."
                 )
 
 

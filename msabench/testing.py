@@ -16,6 +16,7 @@ fusions and objectives are built with their ``tiny`` keyword arguments on `TinyM
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import math
@@ -28,7 +29,7 @@ from typing import Any
 import torch
 
 from msabench.catalog import KINDS, Catalog, input_key
-from msabench.components import Batch, Data, Dataset, Encoder, InputSpec, Method, Task, merge
+from msabench.components import Batch, Callback, Data, Dataset, Encoder, InputSpec, Method, Task, merge
 from msabench.errors import CatalogError, PluginError
 from msabench.metrics import FAMILIES
 from msabench.plugins import ENTRY_POINT_GROUP, get_plugin_manager
@@ -145,7 +146,8 @@ def check_encoder_output_shape(plugin: ModuleType) -> None:
         output = module(x, batch.get(f"{_modality(encoder, key)}_lengths"))
         expected = 2 if encoder.returns == "vector" else 3
         assert output.dim() == expected and output.shape[0] == 4 and output.shape[-1] == module.out_dim, (
-            f"encoder {encoder.name!r} returned {tuple(output.shape)}; expected {'[4, out_dim]' if expected == 2 else '[4, L, out_dim]'} with out_dim {module.out_dim}"
+            f"encoder {encoder.name!r} returned {tuple(output.shape)}; "
+            f"expected {'[4, out_dim]' if expected == 2 else '[4, L, out_dim]'} with out_dim {module.out_dim}"
         )
         assert torch.isfinite(output).all(), f"encoder {encoder.name!r} returned non-finite values"
 
@@ -182,7 +184,8 @@ def check_fusion_output_shape(plugin: ModuleType) -> None:
 
 
 def check_objective_finite_with_grad(plugin: ModuleType) -> None:
-    """On each of the plugin's methods (or a plain prediction), the loss is a finite scalar whose gradient reaches the model."""
+    """On each of the plugin's methods (or a plain prediction), the loss is a finite scalar whose gradient reaches
+    the model."""
     catalog = _catalog(plugin)
     own = _own(plugin)
     methods = [m for m in own["methods"]] or [
@@ -243,6 +246,40 @@ def check_method_deterministic(plugin: ModuleType) -> None:
         )
 
 
+class _Interrupted(Exception):
+    """Raised by `_StopAt` to cut a run short, as a kill would."""
+
+
+class _StopAt(Callback):
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_epoch_start(self, run, epoch):
+        if epoch == self.epoch:
+            raise _Interrupted
+
+
+def check_method_resumes(plugin: ModuleType) -> None:
+    """A run interrupted after its first epoch and started again from its resume state gives the numbers of the
+    run that was never interrupted (all of its state is saved: Python-side state in get_extra_state)."""
+    catalog = _catalog(plugin)
+    whole = _fits(plugin)
+    for method in _own(plugin)["methods"]:
+        dataset = tiny_dataset_for(catalog, method)
+        settings = {"catalog": catalog, "seed": 1111, "protocol": Protocol(max_epochs=2), "device": "cpu"}
+        hparams = tiny_hparams(catalog, method, dataset)
+        with tempfile.TemporaryDirectory() as folder:
+            state = Path(folder) / "seed-1111.resume.pt"
+            with contextlib.suppress(_Interrupted):
+                fit(method, tiny_data(dataset), hparams=hparams, state=state, callbacks=(_StopAt(2),), **settings)
+            assert state.is_file(), f"{method.name}: no resume state after epoch 1"
+            resumed = fit(method, tiny_data(dataset), hparams=hparams, state=state, **settings)
+        assert resumed.history == whole[method.name].history, f"{method.name}: a resumed run trains differently"
+        assert resumed.predictions == whole[method.name].predictions, (
+            f"{method.name}: a resumed run predicts differently"
+        )
+
+
 def check_result_round_trips_json(plugin: ModuleType) -> None:
     """A RunResult survives save -> load unchanged."""
     for method, result in _fits(plugin).items():
@@ -256,7 +293,8 @@ def check_installed(plugin: ModuleType) -> None:
     """The plugin is found through the `msabench` entry-point group."""
     modules = {ep.value.split(":")[0] for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
     assert plugin.__name__ in modules, (
-        f"{plugin.__name__} is not an installed msabench entry point; add [project.entry-points.msabench] to its pyproject.toml and pip install it"
+        f"{plugin.__name__} is not an installed msabench entry point; "
+        "add [project.entry-points.msabench] to its pyproject.toml and pip install it"
     )
 
 
@@ -270,6 +308,7 @@ CHECKS: list[Callable[[ModuleType], None]] = [
     check_objective_finite_with_grad,
     check_method_fits_two_steps,
     check_method_deterministic,
+    check_method_resumes,
     check_result_round_trips_json,
 ]
 
@@ -283,7 +322,7 @@ def parametrize_with_checks(plugin: ModuleType, installed: bool = True):
     """A pytest decorator: one test per check, its id the check's name."""
     import pytest
 
-    names, calls = zip(*checks(plugin, installed))
+    names, calls = zip(*checks(plugin, installed), strict=True)
     return pytest.mark.parametrize("check", calls, ids=names)
 
 

@@ -22,9 +22,9 @@ from msabench.components import Task
 from msabench.core.mmsa import MOSI, SIMS, MOSIAligned, SIMSv2
 from msabench.core.synthetic import SyntheticMOSI, SyntheticSIMS
 from msabench.data import check_file, mmsa_data, read_pickle, sha256, write_pickle
+from msabench.errors import DataError
 from msabench.paths import data_root
 from msabench.synthetic import SPECIALS
-from msabench.errors import DataError
 
 MOSI_FILE = "MOSI/Processed/unaligned_50.pkl"
 MOSI_SHA = "78e0f8b5ef8ff71558e7307848fc1fa929ecb078203f565ab22b9daab2e02524"
@@ -402,7 +402,10 @@ def mmsa_split(rng, n, prefix, *, dims=(768, 5, 20), L=6, La=8, Lv=5, lengths=Tr
 
 def mmsa_raw(seed=0, sizes=(5, 3, 4), **kwargs):
     rng = np.random.default_rng(seed)
-    return {split: mmsa_split(rng, n, split[:2], **kwargs) for split, n in zip(("train", "valid", "test"), sizes)}
+    return {
+        split: mmsa_split(rng, n, split[:2], **kwargs)
+        for split, n in zip(("train", "valid", "test"), sizes, strict=True)
+    }
 
 
 def put(root: Path, relative: str, raw) -> Path:

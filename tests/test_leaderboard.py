@@ -22,15 +22,27 @@ REPORTED = [
 ]
 
 
+DEFAULT_PROTOCOL = Protocol()
+
+
 def result(
-    method, seed, values, *, dataset="mosi", family="mosi", protocol=Protocol(), variant="", verified=True, reported=()
+    method,
+    seed,
+    values,
+    *,
+    dataset="mosi",
+    family="mosi",
+    protocol=DEFAULT_PROTOCOL,
+    variant="",
+    verified=True,
+    reported=(),
 ):
     keys = MOSI_KEYS if family == "mosi" else ("Acc-2", "Acc-3", "Acc-5", "F1", "MAE", "Corr")
     return RunResult(
         dataset=dataset,
         method=method,
         seed=seed,
-        metrics=dict(zip(keys, values)),
+        metrics=dict(zip(keys, values, strict=True)),
         protocol=protocol.to_dict(),
         task={"kind": "regression", "family": family, "classes": []},
         variant=variant,

@@ -94,7 +94,7 @@ def test_two_stages_then_predict(tmp_path, catalog, monkeypatch):
     failed = predict_cli()
     assert failed.exit_code != 0 and "1 samples cannot be read" in failed.output and "33.jpg" in failed.output
     skipped = predict_cli("--data-option", "skip_unreadable=true")
-    assert skipped.exit_code == 0 and "1 unreadable samples written as null" in skipped.output
+    assert skipped.exit_code == 0 and "1 unreadable samples not predicted" in skipped.output
     assert out.read_text().splitlines()[3] == "33,null"
 
     elsewhere = tmp_path / "elsewhere"

@@ -170,7 +170,10 @@ def test_an_unreachable_hub_fails_at_once_without_retrying(monkeypatch, tmp_path
     started = time.perf_counter()
     with pytest.raises(
         DataError,
-        match=r"cannot load the model 'bert-base-uncased': it is not in the local Hugging Face cache and the hub \(hub.invalid\) cannot be reached",
+        match=(
+            r"cannot load the model 'bert-base-uncased': it is not in the local Hugging Face cache "
+            r"and the hub \(hub.invalid\) cannot be reached"
+        ),
     ):
         BertText(spec)
     assert time.perf_counter() - started < 10

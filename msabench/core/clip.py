@@ -71,7 +71,8 @@ TINY_CONFIG = {
 def check_backend(backend: str, encoder: str, section: str) -> None:
     if backend not in BACKENDS:
         raise CatalogError(
-            f"encoder {encoder!r}: unknown backend {backend!r}; set --set {section}.backend=transformers (or open_clip)."
+            f"encoder {encoder!r}: unknown backend {backend!r}; "
+            f"set --set {section}.backend=transformers (or open_clip)."
         )
 
 
@@ -93,14 +94,16 @@ def open_clip_model(model_name: str, pretrained: str | None, encoder: str) -> An
     except Exception as error:  # ImportError, or torchvision failing against this torch
         raise DataError(
             f"encoder {encoder!r}: backend 'open_clip' needs the open_clip package, which cannot be imported here "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). Install it with `pip install 'msabench[open-clip]'` "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+            "Install it with `pip install 'msabench[open-clip]'` "
             "next to a torchvision that matches your torch, or use the default backend 'transformers'."
         ) from None
     try:
         model, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=pretrained)
     except Exception as error:
         raise DataError(
-            f"encoder {encoder!r}: open_clip cannot build {model_name!r} with pretrained={pretrained!r}: {type(error).__name__}: {error}. "
+            f"encoder {encoder!r}: open_clip cannot build {model_name!r} with pretrained={pretrained!r}: "
+            f"{type(error).__name__}: {error}. "
             "Pass a pretrained tag open_clip knows (open_clip.list_pretrained()) or a local checkpoint file."
         ) from None
     return model, open_clip

@@ -61,7 +61,8 @@ class HFText(PretrainedEncoder):
 
         if pooling not in POOLING:
             raise CatalogError(
-                f"encoder {self.name!r}: pooling {pooling!r} is not one of {', '.join(POOLING)}; set --set text.pooling=cls (or mean, pooler)."
+                f"encoder {self.name!r}: pooling {pooling!r} is not one of {', '.join(POOLING)}; "
+                "set --set text.pooling=cls (or mean, pooler)."
             )
         max_length = check_positive(max_length, encoder=self.name, section="text", key="max_length")
         if config is not None:
@@ -79,7 +80,8 @@ class HFText(PretrainedEncoder):
             self.model = load_pretrained(AutoModel.from_pretrained, pretrained, encoder=self.name, section="text")
         if pooling == "pooler" and getattr(self.model, "pooler", None) is None:
             raise CatalogError(
-                f"encoder {self.name!r}: {type(self.model).__name__} has no pooler; set --set text.pooling=cls (or mean)."
+                f"encoder {self.name!r}: {type(self.model).__name__} has no pooler; "
+                "set --set text.pooling=cls (or mean)."
             )
         self.pooling, self.max_length = pooling, max_length
         self.out_dim = int(self.model.config.hidden_size)

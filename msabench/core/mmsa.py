@@ -7,7 +7,7 @@ SIMS_TASK = Task("regression", "sims", label_range=(-1.0, 1.0))
 
 
 class MOSI(MMSADataset):
-    """CMU-MOSI (Zadeh et al., 2016): 2,199 English opinion clips, sentiment in [-3, 3]; BERT text, COVAREP audio, Facet vision."""
+    """CMU-MOSI (Zadeh et al., 2016): 2,199 English clips, sentiment in [-3, 3]; BERT, COVAREP and Facet features."""
 
     name = "mosi"
     task = MOSI_TASK

@@ -71,7 +71,8 @@ class PretrainedEncoder(Encoder):
         return super().train(mode and not self.frozen)
 
     def fingerprint(self) -> dict[str, Any]:
-        """What decides this encoder's outputs, besides its weights: class, settings, preprocessing and library versions."""
+        """What decides this encoder's outputs, besides its weights: class, settings, preprocessing and library
+        versions."""
         libraries = (self.library, *self.preprocessors.get(self.consumes, ()))
         versions = {library: _version(library) for library in libraries}
         return {
@@ -93,7 +94,8 @@ class PretrainedEncoder(Encoder):
         if not path.is_file():
             raise DataError(
                 f"encoder {self.name!r}: init_from {path} does not exist. It names the checkpoint of an earlier run "
-                f"(saved beside its result as seed-<n>.pt): run that method first, or set --set {self.modality}.init_from=null to start from the pretrained weights."
+                "(saved beside its result as seed-<n>.pt): run that method first, "
+                f"or set --set {self.modality}.init_from=null to start from the pretrained weights."
             )
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -104,20 +106,24 @@ class PretrainedEncoder(Encoder):
         owners = [modality for modality, name in (checkpoint.get("encoders") or {}).items() if name == self.name]
         if len(owners) != 1:
             raise DataError(
-                f"encoder {self.name!r}: checkpoint {path} ({checkpoint.get('method')}) has {len(owners)} encoders named {self.name!r} (its encoders: {checkpoint.get('encoders')}); expected one."
+                f"encoder {self.name!r}: checkpoint {path} ({checkpoint.get('method')}) has {len(owners)} encoders "
+                f"named {self.name!r} (its encoders: {checkpoint.get('encoders')}); expected one."
             )
         prefix = f"encoders.{owners[0]}."
         state = {key[len(prefix) :]: value for key, value in checkpoint["model"].items() if key.startswith(prefix)}
         if not state:
             raise DataError(
-                f"encoder {self.name!r}: checkpoint {path} holds no weights for its {owners[0]} encoder (it was frozen in that run, so its weights are the pretrained ones)."
+                f"encoder {self.name!r}: checkpoint {path} holds no weights for its {owners[0]} encoder "
+                "(it was frozen in that run, so its weights are the pretrained ones)."
             )
         try:
             self.load_state_dict(state, strict=True)
         except RuntimeError as error:
             raise DataError(
-                f"encoder {self.name!r}: the weights in {path} do not fit this encoder (was it built from another model or config? "
-                f"that run used {json.dumps(checkpoint.get('hparams', {}).get(owners[0], {}))}): {str(error).splitlines()[0]}"
+                f"encoder {self.name!r}: the weights in {path} do not fit this encoder "
+                "(was it built from another model or config? "
+                f"that run used {json.dumps(checkpoint.get('hparams', {}).get(owners[0], {}))}): "
+                f"{str(error).splitlines()[0]}"
             ) from None
         log.info("%s: started from %s (%s, seed %s)", self.name, path, checkpoint.get("method"), checkpoint.get("seed"))
         return {
@@ -146,18 +152,21 @@ def load_pretrained(
     looks_local = name_or_path.startswith((".", "/", "~")) or local.exists()
     if looks_local and not local.is_dir():
         raise DataError(
-            f"encoder {encoder!r}: {local} is not a folder. Pass a folder written by save_pretrained (config.json + weights), or a model name."
+            f"encoder {encoder!r}: {local} is not a folder. "
+            "Pass a folder written by save_pretrained (config.json + weights), or a model name."
         )
     models = Path(os.environ[MODELS_ENV]).expanduser() / name_or_path if os.environ.get(MODELS_ENV) else None
     if not looks_local and models is not None and models.is_dir():
         local, looks_local = models, True
     fix = (
-        f"Point at a local copy (a folder written by save_pretrained, or `hf download {name_or_path} --local-dir DIR` where there is network): "
+        "Point at a local copy (a folder written by save_pretrained, "
+        f"or `hf download {name_or_path} --local-dir DIR` where there is network): "
         f"--set {section}.pretrained=DIR, or put it at ${MODELS_ENV}/{name_or_path}{hint}."
     )
     if not looks_local and (unreachable := _hub_unreachable(name_or_path)):
         raise DataError(
-            f"encoder {encoder!r}: cannot load the {what} {name_or_path!r}: it is not in the local Hugging Face cache and {unreachable}. {fix}"
+            f"encoder {encoder!r}: cannot load the {what} {name_or_path!r}: "
+            f"it is not in the local Hugging Face cache and {unreachable}. {fix}"
         )
     try:
         return loader(str(local) if looks_local else name_or_path)
@@ -174,7 +183,8 @@ def load_pretrained(
             )
         )
         raise DataError(
-            f"encoder {encoder!r}: cannot load the {what} {name_or_path!r} ({where}): {type(error).__name__}: {first}. {fix}"
+            f"encoder {encoder!r}: cannot load the {what} {name_or_path!r} ({where}): "
+            f"{type(error).__name__}: {first}. {fix}"
         ) from None
 
 
@@ -199,7 +209,8 @@ def _hub_unreachable(name: str) -> str | None:
 
 
 def pool(outputs: Any, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """One vector per text from a transformers encoder's outputs: ``cls`` (first token), ``mean`` (over real tokens) or ``pooler``."""
+    """One vector per text from a transformers encoder's outputs: ``cls`` (first token), ``mean`` (over real tokens)
+    or ``pooler``."""
     if pooling == "pooler":
         return outputs.pooler_output
     hidden = outputs.last_hidden_state
@@ -230,7 +241,8 @@ def preprocessor_config(name_or_path: str | None) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ImageProcessing:
-    """Resize the shortest edge to `resize`, centre-crop to `crop` (height, width); normalise with mean/std in forward."""
+    """Resize the shortest edge to `resize`, centre-crop to `crop` (height, width); normalise with mean/std in
+    forward."""
 
     resize: int
     crop: tuple[int, int]
@@ -348,8 +360,9 @@ def check_tokenizer(tokenizer: Any, *, encoder: str, source: str) -> Any:
     ids = tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
     if ids and all(i == unknown for i in ids):
         raise DataError(
-            f"encoder {encoder!r}: the tokenizer of {source!r} turns every word of its own vocabulary into {tokenizer.unk_token!r}, "
-            "so the model would see nothing. Save it with a working tokenizer.json (e.g. BertTokenizer(vocab={...}), not vocab_file=, "
+            f"encoder {encoder!r}: the tokenizer of {source!r} turns every word of its own vocabulary "
+            f"into {tokenizer.unk_token!r}, so the model would see nothing. "
+            "Save it with a working tokenizer.json (e.g. BertTokenizer(vocab={...}), not vocab_file=, "
             "in transformers 5) or use the model's original folder."
         )
     return tokenizer

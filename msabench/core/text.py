@@ -25,7 +25,7 @@ from .pretrained import load_pretrained, pool
 
 
 class BertText(Encoder):
-    """BERT (or any transformers encoder) over `text_bert` token ids; returns the [CLS] vector (fine-tuned by default)."""
+    """BERT (or any transformers encoder) over `text_bert` token ids; its [CLS] vector, fine-tuned by default."""
 
     name = "bert-text"
     consumes = "text_bert"
@@ -63,8 +63,9 @@ class BertText(Encoder):
             vocab = getattr(self.bert.config, "vocab_size", None)
             if spec.vocab_size and vocab and vocab < spec.vocab_size:
                 raise CatalogError(
-                    f"encoder 'bert-text': checkpoint {checkpoint!r} has a vocabulary of {vocab}, but {spec.name} holds ids of "
-                    f"tokenizer {spec.tokenizer!r} ({spec.vocab_size} ids). Use the checkpoint that matches that tokenizer."
+                    f"encoder 'bert-text': checkpoint {checkpoint!r} has a vocabulary of {vocab}, "
+                    f"but {spec.name} holds ids of tokenizer {spec.tokenizer!r} ({spec.vocab_size} ids). "
+                    "Use the checkpoint that matches that tokenizer."
                 )
         self.pooling = pooling
         self.finetune = finetune
@@ -95,7 +96,8 @@ def random_bert(spec, hidden_size: int, layers: int, heads: int, intermediate_si
 
     if not spec.vocab_size:
         raise CatalogError(
-            f"encoder 'bert-text': input {spec.name!r} declares no vocabulary size, so no random BERT can be built for it."
+            f"encoder 'bert-text': input {spec.name!r} declares no vocabulary size, "
+            "so no random BERT can be built for it."
         )
     config = BertConfig(
         vocab_size=spec.vocab_size,

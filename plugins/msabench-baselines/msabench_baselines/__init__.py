@@ -28,12 +28,12 @@ def sections(text_hidden, text_out, audio, vision, dropouts, fusion, train):
 
 def mosi(values):
     names = ("Acc-2_has0", "F1_has0", "Acc-2_non0", "F1_non0", "Acc-5", "Acc-7", "MAE", "Corr")
-    return dict(zip(names, [*values[:6], values[6] / 100, values[7] / 100]))
+    return dict(zip(names, [*values[:6], values[6] / 100, values[7] / 100], strict=True))
 
 
 def sims(values):
     names = ("Acc-2", "Acc-3", "Acc-5", "F1", "MAE", "Corr")
-    return dict(zip(names, [*values[:4], values[4] / 100, values[5] / 100]))
+    return dict(zip(names, [*values[:4], values[4] / 100, values[5] / 100], strict=True))
 
 
 def lf_dnn(t, a, v, text_out, post, drop, batch, lr, wd):

@@ -64,7 +64,7 @@ class TensorFusion(Fusion):
 
 
 class LowRankFusion(Fusion):
-    """Low-rank multimodal fusion (Liu et al., 2018): per-modality rank-r factors, multiplied, then a weighted sum over ranks.
+    """Low-rank multimodal fusion (Liu et al., 2018): rank-r factors per modality, multiplied, summed with weights.
 
     Departure from MMSA, following the paper: the rank weights and bias are trained. MMSA's
     optimizer leaves them out (its parameter slicing skips them), so they keep their

@@ -149,7 +149,8 @@ def adaptive_weights(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-sample (x, y, z) from cosine similarities, our reading of the paper's "self-adaptation" variant:
     c = (1 + cos) / 2 in [0, 1]; x = 2 c_low (1 when the low features are unrelated), z = c_high, y = 1 - c_high
-    (y + z = 1 as in the paper's fixed settings: the more the modalities agree, the more the cross-modal part counts)."""
+    (y + z = 1 as in the paper's fixed settings: the more the modalities agree, the more the cross-modal part
+    counts)."""
     c_low = (1 + nn.functional.cosine_similarity(t_low, v_low, dim=-1, eps=1e-8)).unsqueeze(-1) / 2
     c_high = (1 + nn.functional.cosine_similarity(t_high, v_high, dim=-1, eps=1e-8)).unsqueeze(-1) / 2
     return 2 * c_low, 1 - c_high, c_high

@@ -40,7 +40,8 @@ def test_deca_scores_by_hand():
 
 
 def test_idca_scores_by_hand():
-    # sum_d q*k*relu(q-k): (0,0) 2*1*1 + 1*2*0 = 2; (0,1) 2*.5*1.5 + 1*.5*.5 = 1.75; (1,0) 0 + 3*2*1 = 6; (1,1) 1*.5*.5 + 3*.5*2.5 = 4
+    # sum_d q*k*relu(q-k): (0,0) 2*1*1 + 1*2*0 = 2; (0,1) 2*.5*1.5 + 1*.5*.5 = 1.75; (1,0) 0 + 3*2*1 = 6;
+    # (1,1) 1*.5*.5 + 3*.5*2.5 = 4
     torch.testing.assert_close(idca_scores(Q, K), torch.tensor([[2.0, 1.75], [6.0, 4.0]]))
 
 

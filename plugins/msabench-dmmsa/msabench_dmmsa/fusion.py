@@ -1,4 +1,5 @@
-"""Feature decomposition: each modality vector split into a similar and a dissimilar part, plus the heads that read them."""
+"""Feature decomposition: each modality vector split into a similar and a dissimilar part, plus the heads that read
+them."""
 
 from __future__ import annotations
 

@@ -46,7 +46,8 @@ def multi_nt_xent(
 
 
 def nt_xent(anchor: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Standard NT-Xent, one term per positive pair: -log( exp(p/t) / (exp(p/t) + sum_N exp(s/t)) ), mean over pairs and batch."""
+    """Standard NT-Xent, one term per positive pair: -log( exp(p/t) / (exp(p/t) + sum_N exp(s/t)) ), mean over pairs
+    and batch."""
     pos = cosine(anchor, positives) / temperature  # [B, P]
     neg = torch.logsumexp(cosine(anchor, negatives) / temperature, dim=1, keepdim=True)  # [B, 1]
     return (torch.logaddexp(pos, neg) - pos).mean()
@@ -62,7 +63,8 @@ def gdwg_weights(losses: Mapping[str, float], reference: Mapping[str, float], te
 
 
 def unimodal_targets(batch, like: torch.Tensor) -> torch.Tensor:
-    """[B, 2, 3] targets for `unimodal`: y for the similar features; y_T/y_A/y_V for the dissimilar ones where present, else y."""
+    """[B, 2, 3] targets for `unimodal`: y for the similar features; y_T/y_A/y_V for the dissimilar ones where
+    present, else y."""
     y = batch["label"].reshape(-1)
     own = [batch.get(f"label_{key}", y).reshape(-1) for key in "TAV"]
     return torch.stack([torch.stack([y, y, y], dim=1), torch.stack(own, dim=1)], dim=1).to(like.dtype)
@@ -143,6 +145,13 @@ class DMMSA(Objective):
     def on_fit_start(self, run) -> None:
         self.reset()
 
+    def get_extra_state(self):
+        """The GDWG weights and references, so that a resumed run continues with them (part of the state_dict)."""
+        return {"lambdas": dict(self.lambdas), "reference": self.reference}
+
+    def set_extra_state(self, state) -> None:
+        self.lambdas, self.reference = dict(state["lambdas"]), state["reference"]
+
     def on_epoch_end(self, run, epoch, logs) -> None:
         logs["lambda"] = dict(self.lambdas)  # the weights this epoch trained with
         if not self.gdwg:
@@ -154,7 +163,7 @@ class DMMSA(Objective):
 
 
 class ConFEDE(Objective):
-    """ConFEDE's objective (Yang et al., ACL 2023) as the DMMSA paper compares against it: fixed weights, no MSC, no GDWG.
+    """ConFEDE's objective (Yang et al., ACL 2023) as DMMSA's paper compares it: fixed weights, no MSC, no GDWG.
 
     L = L_reg + 0.1 L_CL + 0.01 L_Uni, with the weights and the MSE losses of ConFEDE's released
     code (XpastaX/ConFEDE, SIMS/model/net/constrastive/TVA_fusion.py):

@@ -36,7 +36,8 @@ def test_stage_two_starts_from_the_same_seeds_stage_one_and_freezes():
     for name in ("lab5-concat", "lab5-cma"):
         hparams = methods[name].hparams
         assert (
-            hparams["text"]["init_from"] == "{results}/{dataset}/lab5-bert/{protocol}/seed-{seed}.pt" and hparams["text"]["freeze"]
+            hparams["text"]["init_from"] == "{results}/{dataset}/lab5-bert/{protocol}/seed-{seed}.pt"
+            and hparams["text"]["freeze"]
         )
         assert (
             hparams["image"]["init_from"] == "{results}/{dataset}/lab5-resnet50/{protocol}/seed-{seed}.pt"

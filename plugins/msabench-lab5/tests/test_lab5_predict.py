@@ -129,7 +129,7 @@ def test_lab5_two_stages_then_predict(tmp_path, catalog, monkeypatch):
             "skip_unreadable=true",
         ],
     )
-    assert skipped.exit_code == 0 and "1 unreadable samples written as null" in skipped.output
+    assert skipped.exit_code == 0 and "1 unreadable samples not predicted" in skipped.output
     assert out.read_text().splitlines()[3] == "33,null"
 
     elsewhere = tmp_path / "elsewhere"
