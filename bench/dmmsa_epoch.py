@@ -11,6 +11,7 @@ AdamW step: fit()'s own `train_epoch` on one batch) after a warm-up, and a few e
     python bench/dmmsa_epoch.py --text features       # the CPU path: --encoder text=transformer-seq
                                                       # on the 768-d text features
     python bench/dmmsa_epoch.py --steps 5 --threads 1
+    python bench/dmmsa_epoch.py --precision bf16         # forward passes under torch.autocast(cpu, bfloat16)
 
 Sequence lengths are the full padded ones (39/400/55); real CH-SIMS lengths vary below them,
 but every batch is padded to them.
@@ -24,6 +25,7 @@ import math
 import os
 import resource
 import time
+from dataclasses import replace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -77,6 +79,7 @@ def main() -> None:
     parser.add_argument("--text", choices=("bert", "features"), default="bert")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps (after one warm-up step)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="autocast on the CPU (bf16)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -89,7 +92,9 @@ def main() -> None:
     if args.text == "bert":
         hparams["text"].update(BERT_BASE_CHINESE)
     hparams["train"]["batch_size"] = hparams["train"]["eval_batch_size"] = BATCH
-    run = assemble(method, data, catalog=catalog, seed=1111, hparams=resolve_hparams(hparams, data, 1111, PROTOCOL))
+    protocol = replace(PROTOCOL, precision=args.precision)
+    hparams = resolve_hparams(hparams, data, 1111, protocol)
+    run = assemble(method, data, catalog=catalog, seed=1111, hparams=hparams, protocol=protocol)
     model = run.model
     parameters = run.parameters["total"]
     (batch,) = list(data.splits["train"].batches(BATCH))
@@ -123,6 +128,7 @@ def main() -> None:
                 else "transformer-seq on 768-d text features",
                 "parameters_M": round(parameters / 1e6, 1),
                 "threads": torch.get_num_threads(),
+                "precision": args.precision,
                 "load_average": os.getloadavg(),
                 "train_step_s": [round(t, 2) for t in times],
                 "train_step_cpu_s": [

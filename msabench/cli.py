@@ -10,6 +10,8 @@ import hashlib
 import inspect
 import json
 import logging
+import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +90,12 @@ def parse_seeds(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
     return seeds
 
 
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def shown(value: Any) -> str:
     """How a changed value appears in a row label: JSON, with a long path cut to its file name and a short hash."""
     text = json.dumps(value)
@@ -131,6 +139,14 @@ def shown(value: Any) -> str:
     "--threads",
     type=click.IntRange(min=1),
     help="CPU threads for torch. [default: 1, whatever the machine: the count changes the numbers]",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="Forward passes through torch.autocast in bf16 or fp16 (fp16: CUDA only, with a gradient scaler); "
+    "part of the protocol id.",
 )
 @click.option(
     "--max-epochs",
@@ -180,6 +196,7 @@ def run(
     boards_dir,
     device,
     threads,
+    precision,
     max_epochs,
     encoders,
     objective,
@@ -193,18 +210,25 @@ def run(
     """Train and test a method on a dataset, one result file per seed, then render its leaderboard.
 
     A seed whose result exists for the same data, hyper-parameters and protocol is skipped; one that
-    was interrupted continues after its last finished epoch.
+    was interrupted continues after its last finished epoch. Under `torchrun --nproc-per-node N -m msabench run`,
+    the N processes train each seed together (DDP) and rank 0 writes its result.
     """
     from msabench import leaderboard as boards
     from msabench.components import merge
-    from msabench.protocol import PROTOCOL, Protocol
+    from msabench.protocol import PROTOCOL
     from msabench.results import RunResult, differences, load_results, result_path, resume_path, write_atomic
-    from msabench.train import fit, resolve_hparams, select_device, set_threads
+    from msabench.train import check_precision, fit, init_distributed, resolve_hparams, select_device, set_threads
 
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
-    protocol = Protocol(max_epochs=max_epochs) if max_epochs else PROTOCOL
+    distributed = init_distributed()
+    writes = distributed is None or distributed.rank == 0
+    logging.basicConfig(level=logging.WARNING if quiet or not writes else logging.INFO, format="%(message)s")
+    departures = {"max_epochs": max_epochs} if max_epochs else {}
+    protocol = replace(PROTOCOL, precision=precision, **departures)
     seed_list = parse_seeds(seeds, protocol.seeds)
+    if distributed is not None and device == "auto" and torch_cuda_available():
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     chosen_device = select_device(device)
+    check_precision(precision, chosen_device)
     found = load_catalog()
     recipe = found.methods[method]
     swaps = assignments(encoders, "--encoder")
@@ -252,7 +276,10 @@ def run(
                     f"seed {seed}: {path} holds a result of another run ({'; '.join(changed[:3])}). Pass --overwrite "
                     "to replace it, or --results DIR to keep both."
                 )
-            click.echo(f"seed {seed}: done already ({path}); skipped. Pass --overwrite to train it again.", err=True)
+            if writes:
+                click.echo(
+                    f"seed {seed}: done already ({path}); skipped. Pass --overwrite to train it again.", err=True
+                )
             results.append(existing)
             continue
         result = fit(
@@ -267,11 +294,15 @@ def run(
             checkpoint=path.with_suffix(".pt") if checkpoints else None,
             state=state,
             progress=progress,
+            distributed=distributed,
         )
-        result.save(path)
         results.append(result)
-        summary = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
-        click.echo(f"seed {seed}: best epoch {result.best_epoch}/{result.epochs}  {summary}  -> {path}", err=True)
+        if writes:
+            result.save(path)
+            summary = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+            click.echo(f"seed {seed}: best epoch {result.best_epoch}/{result.epochs}  {summary}  -> {path}", err=True)
+    if not writes:
+        return
     page = boards.render_dataset(dataset, [r for r in load_results(results_dir) if r.dataset == dataset])
     write_atomic(Path(boards_dir) / f"{dataset}.md", page)
     click.echo(boards.table(results))

@@ -16,6 +16,9 @@ class Protocol:
     or at `max_epochs` (or the method's own, smaller epoch count); the test split is evaluated
     once, on the selected checkpoint. Leaderboards report mean ± std over seeds with `ddof`.
 
+    ``precision`` is the arithmetic of forward passes: ``fp32``, or ``bf16`` / ``fp16`` through
+    ``torch.autocast`` (fp16 with a gradient scaler); a run in another precision is another protocol.
+
     Where this departs from MMSA's trainers: the validation loss is the sample-weighted mean
     over the split (MMSA averages per-batch means of a shuffled loader and rounds to 4
     decimals before comparing); an epoch counts as better when it improves by more than 1e-6,
@@ -28,6 +31,7 @@ class Protocol:
     patience: int = 8
     max_epochs: int = 100
     ddof: int = 1
+    precision: str = "fp32"
 
     @property
     def id(self) -> str:

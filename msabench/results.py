@@ -108,7 +108,7 @@ def differences(
     result: RunResult, *, data: dict[str, Any], hparams: dict[str, Any], protocol: dict[str, Any]
 ) -> list[str]:
     """How an existing result differs from a run about to be made (data files and split, resolved hyper-parameters,
-    protocol), one phrase per difference; empty when the run would repeat it. Values are compared as JSON stores
+    protocol id), one phrase per difference; empty when the run would repeat it. Values are compared as JSON stores
     them."""
     data, hparams, protocol = _as_stored(data), _as_stored(hparams), _as_stored(protocol)
     found = []
@@ -117,11 +117,8 @@ def differences(
             found.append(f"data {key}: {_short(result.data.get(key))} then, {_short(data.get(key))} now")
     changes = _changed(result.hparams, hparams)
     found += [f"hyper-parameter {key}: {_short(old)} then, {_short(new)} now" for key, old, new in changes]
-    if result.protocol != protocol:
-        found += [
-            f"protocol {key}: {_short(old)} then, {_short(new)} now"
-            for key, old, new in _changed(result.protocol, protocol)
-        ]
+    if result.protocol.get("id") != protocol.get("id"):  # the id spells out every departure from the defaults
+        found.append(f"protocol: {result.protocol.get('id')} then, {protocol.get('id')} now")
     return found
 
 

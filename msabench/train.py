@@ -50,6 +50,7 @@ from msabench.settings import resolved
 log = logging.getLogger("msabench")
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_THREADS = 1  # fixed, so a run's numbers never depend on the machine or its load (see set_threads)
 
 
@@ -60,6 +61,35 @@ class Best:
     score: float
     epoch: int = 0
     state: dict[str, torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """One process of a run trained by several (torchrun): each takes its share of every global batch."""
+
+    rank: int
+    size: int
+
+    def share(self, batch: Batch) -> tuple[Batch, float]:
+        """This rank's contiguous part of a global batch, and the weight that makes the ranks' averaged gradients
+        those of the global batch's mean loss (shares can differ by one sample). A rank left without samples (a last
+        batch smaller than the world) takes one with weight 0, so that every rank joins the gradient all-reduce."""
+        rows = torch.tensor_split(torch.arange(batch.size), self.size)[self.rank]
+        weight = len(rows) * self.size / batch.size
+        if not len(rows):
+            rows = torch.zeros(1, dtype=torch.long)
+        return Batch({key: value[rows] for key, value in batch.items()}), weight
+
+
+class Step(torch.nn.Module):
+    """The model and objective as one module (what DDP wraps, so that both's gradients are all-reduced)."""
+
+    def __init__(self, model: Model, objective: Objective):
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self.objective(self.model(batch), batch)
 
 
 @dataclass
@@ -86,6 +116,14 @@ class Run:
     stale: int = 0  # epochs since the best one
     history: list[dict[str, Any]] = field(default_factory=list)
     elapsed: float = 0.0  # seconds spent in earlier sessions of a resumed run
+    distributed: Distributed | None = None  # this process's rank among the processes training the run (torchrun)
+    scaler: torch.amp.GradScaler | None = None  # fp16 loss scaling
+    forward: torch.nn.Module | None = None  # the model and objective as one module, wrapped for DDP
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run's files: always, but for the ranks other than 0 of a DDP run."""
+        return self.distributed is None or self.distributed.rank == 0
 
     @property
     def max_epochs(self) -> int:
@@ -123,14 +161,25 @@ def fit(
     state: str | Path | None = None,
     callbacks: Sequence[Callback] = (),
     progress: bool = False,
+    distributed: Distributed | None = None,
 ) -> RunResult:
     """Train `method` on `data` with one seed; select on validation; test once on the selected epoch.
 
     `checkpoint` receives the selected weights; `state` is the resume file, written after every epoch, read
-    when it exists (the run continues after its last finished epoch) and deleted when the run is done."""
+    when it exists (the run continues after its last finished epoch) and deleted when the run is done. With
+    `distributed` (see `init_distributed`), this process trains its share of each batch and only rank 0 writes."""
     started = time.perf_counter()
     hparams = resolve_hparams(hparams if hparams is not None else method.hparams_for(data), data, seed, protocol)
-    run = assemble(method, data, catalog=catalog, seed=seed, protocol=protocol, hparams=hparams, device=device)
+    run = assemble(
+        method,
+        data,
+        catalog=catalog,
+        seed=seed,
+        protocol=protocol,
+        hparams=hparams,
+        device=device,
+        distributed=distributed,
+    )
     run.callbacks += list(callbacks)
     key = state_key(run, variant)
     try:
@@ -147,12 +196,12 @@ def fit(
         for callback in run.callbacks:
             callback.on_exception(run, error)
         raise
-    if checkpoint is not None:
+    if checkpoint is not None and run.writes:
         save_checkpoint(run, checkpoint, variant)
     result = record(run, test, catalog, variant, wall_time=run.elapsed + time.perf_counter() - started)
     for callback in run.callbacks:
         callback.on_fit_end(run, result)
-    if state is not None:
+    if state is not None and run.writes:
         Path(state).unlink(missing_ok=True)
     return result
 
@@ -166,11 +215,13 @@ def assemble(
     hparams: dict[str, Any],
     protocol: Protocol = PROTOCOL,
     device: str | torch.device | None = None,
+    distributed: Distributed | None = None,
 ) -> Run:
     """Everything before the first epoch: seed, build, prepare the inputs, move to the device, optimizer, schedulers.
 
     `hparams` are used as given (see `resolve_hparams`)."""
     device = select_device(device)
+    check_precision(protocol.precision, device)
     settings = resolved(hparams.get("train", {}))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -182,6 +233,10 @@ def assemble(
     objective.to(device)
     optimizer = build_optimizer(model, objective, settings)
     key, mode = protocol.selection(method.key_metric)
+    forward = Step(model, objective)
+    if distributed is not None:
+        ids = [device.index] if device.type == "cuda" else None
+        forward = torch.nn.parallel.DistributedDataParallel(forward, device_ids=ids, find_unused_parameters=True)
     return Run(
         method=method,
         data=data,
@@ -198,6 +253,9 @@ def assemble(
         generator=torch.Generator().manual_seed(seed),
         parameters=parameters,
         best=Best(math.inf if mode == "min" else -math.inf),
+        distributed=distributed,
+        scaler=torch.amp.GradScaler(device.type, enabled=protocol.precision == "fp16"),
+        forward=forward,
     )
 
 
@@ -214,13 +272,17 @@ def train_epoch(run: Run, *, progress: bool = False) -> dict[str, float]:
     split, settings = run.data.splits["train"], run.settings
     size, every = settings["batch_size"], settings["accumulate"]
     count = -(-len(split) // size)
-    sums, seen = defaultdict(float), 0
+    sums: dict[str, float] = defaultdict(float)
+    seen = 0.0
     run.optimizer.zero_grad(set_to_none=True)
     batches = split.batches(size, shuffle=True, generator=run.generator)
-    bar = tqdm(batches, total=count, desc=f"epoch {run.epoch}", leave=False, disable=None if progress else True)
+    shown = progress and run.writes
+    bar = tqdm(batches, total=count, desc=f"epoch {run.epoch}", leave=False, disable=None if shown else True)
     for number, batch in enumerate(bar):
+        batch, weight = run.distributed.share(batch) if run.distributed is not None else (batch, 1.0)
         batch = batch.to(run.device)
-        losses = run.objective(run.model(batch), batch)
+        with autocast(run):
+            losses = run.forward(batch)
         if not torch.isfinite(losses["total"]):
             raise TrainingError(
                 f"{run.method.name} on {run.data.name}, seed {run.seed}: the loss became {losses['total'].item()} at "
@@ -229,25 +291,43 @@ def train_epoch(run: Run, *, progress: bool = False) -> dict[str, float]:
         for callback in run.callbacks:
             callback.on_before_backward(run, batch, losses)
         group = min(every, count - number // every * every)  # batches in this accumulation group
-        (losses["total"] / group).backward()
+        run.scaler.scale(losses["total"] * (weight / group)).backward()
         for callback in run.callbacks:
             callback.on_after_backward(run, batch)
         if (number + 1) % every == 0 or number + 1 == count:
             optimizer_step(run)
+        shared = batch.size * (weight > 0)
         for name, value in losses.items():
-            sums[name] += float(value.detach()) * batch.size
-        seen += batch.size
+            sums[name] += float(value.detach()) * shared
+        seen += shared
+    return mean_over_ranks(run, sums, seen)
+
+
+def mean_over_ranks(run: Run, sums: dict[str, float], seen: float) -> dict[str, float]:
+    """The epoch's sample-weighted mean of each loss term, over every rank's share when the run is distributed."""
+    if run.distributed is not None:
+        totals = torch.tensor([*sums.values(), seen], dtype=torch.float64)
+        torch.distributed.all_reduce(totals)
+        sums, seen = dict(zip(sums, totals[:-1].tolist(), strict=True)), float(totals[-1])
     return {name: total / seen for name, total in sums.items()}
+
+
+def autocast(run: Run) -> torch.autocast:
+    """Forward passes in the protocol's precision (fp32: autocast off)."""
+    dtype = PRECISIONS[run.protocol.precision]
+    return torch.autocast(run.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 def optimizer_step(run: Run) -> None:
     """Clip, step, clear the gradients, and advance the warm-up."""
     parameters = [p for group in run.optimizer.param_groups for p in group["params"]]
+    run.scaler.unscale_(run.optimizer)  # fp16: clip the true gradients
     if run.settings["grad_clip_value"]:
         torch.nn.utils.clip_grad_value_(parameters, run.settings["grad_clip_value"])
     if run.settings["grad_clip"]:
         torch.nn.utils.clip_grad_norm_(parameters, run.settings["grad_clip"])
-    run.optimizer.step()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
     run.step += 1
     if "warmup" in run.schedulers and run.step <= run.settings["warmup_steps"]:
@@ -283,7 +363,7 @@ def validate(run: Run, train: dict[str, float] | None = None) -> dict[str, Any]:
     if "decay" in run.schedulers and not warming:
         run.schedulers["decay"].step()
     shown = "" if key == "loss" else f" {key} {current:.4f}"
-    log.info(
+    (log.info if run.writes else log.debug)(
         "%s %s seed %d | epoch %d/%d | train loss %.4f | valid loss %.4f%s | best epoch %d | %.1fs",
         run.method.name,
         run.data.name,
@@ -311,9 +391,11 @@ def test_once(run: Run) -> Evaluation:
 
 
 def evaluate(run: Run, split: str) -> Evaluation:
-    return evaluate_split(
-        run.model, run.objective, run.data.splits[split], run.settings["eval_batch_size"], run.device, run.data.task
-    )
+    """A split's loss and metrics in the protocol's precision (every rank of a distributed run evaluates it whole)."""
+    with autocast(run):
+        return evaluate_split(
+            run.model, run.objective, run.data.splits[split], run.settings["eval_batch_size"], run.device, run.data.task
+        )
 
 
 @torch.no_grad()
@@ -373,7 +455,7 @@ def record(run: Run, test: Evaluation, catalog: Catalog, variant: str, wall_time
         hparams=run.hparams,
         method_info=catalog.describe(run.method),
         versions=versions(catalog, run.method),
-        hardware=hardware(run.device),
+        hardware={**hardware(run.device), "world_size": run.distributed.size if run.distributed else 1},
         data=run.data.provenance,
         wall_time_s=round(wall_time, 3),
         peak_memory_mb=peak_memory(run.device),
@@ -497,7 +579,15 @@ def state_key(run: Run, variant: str) -> dict[str, Any]:
 
 
 def save_state(run: Run, path: str | Path, key: dict[str, Any], started: float) -> None:
-    """Write everything the run needs to continue after this epoch, atomically."""
+    """Write everything the run needs to continue after this epoch, atomically (rank 0 of a distributed run, with
+    every rank's random state)."""
+    rngs = [rng_state(run)]
+    if run.distributed is not None:
+        rngs = [None] * run.distributed.size
+        torch.distributed.all_gather_object(rngs, rng_state(run))
+    if not run.writes:
+        torch.distributed.barrier()  # wait until rank 0 has written it
+        return
     state = {
         "key": json.dumps(key, sort_keys=True, default=str),
         "epoch": run.epoch,
@@ -511,11 +601,14 @@ def save_state(run: Run, path: str | Path, key: dict[str, Any], started: float) 
         "optimizer": run.optimizer.state_dict(),
         "schedulers": {name: scheduler.state_dict() for name, scheduler in run.schedulers.items()},
         "callbacks": {_name(callback): callback.state_dict() for callback in _plain(run.callbacks)},
-        "rng": rng_state(run),
+        "rng": rngs,
+        "scaler": run.scaler.state_dict(),
     }
     buffer = io.BytesIO()
     torch.save(state, buffer)
     write_atomic(path, buffer.getvalue())
+    if run.distributed is not None:
+        torch.distributed.barrier()
 
 
 def restore(run: Run, path: str | Path, key: dict[str, Any]) -> None:
@@ -546,7 +639,15 @@ def restore(run: Run, path: str | Path, key: dict[str, Any]) -> None:
     run.best = Best(best["score"], best["epoch"], best["state"] and {k: v.cpu() for k, v in best["state"].items()})
     run.epoch, run.step, run.stale = state["epoch"], state["step"], state["stale"]
     run.history, run.elapsed = json.loads(state["history"]), state["elapsed"]
-    set_rng_state(run, state["rng"])
+    rngs = state["rng"]
+    if len(rngs) != (run.distributed.size if run.distributed else 1):
+        raise TrainingError(
+            f"the resume state {path} was written by a run on {len(rngs)} process(es); continue it on as many, or pass "
+            "--overwrite to start this seed over."
+        )
+    set_rng_state(run, rngs[run.distributed.rank if run.distributed else 0])
+    if state.get("scaler"):
+        run.scaler.load_state_dict(state["scaler"])
     log.info("%s %s seed %d: resumed after epoch %d from %s", run.method.name, run.data.name, run.seed, run.epoch, path)
 
 
@@ -643,6 +744,34 @@ def select_device(device: str | torch.device | None) -> torch.device:
     elif chosen.type not in ("cpu", "cuda", "mps"):
         raise CatalogError(f"--device {device}: msabench runs on cpu, cuda or mps.")
     return chosen
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """The precision exists and this device computes in it."""
+    if precision not in PRECISIONS:
+        raise CatalogError(f"unknown precision {precision!r}: use fp32, bf16 or fp16.")
+    if precision == "fp16" and device.type == "cpu":
+        raise CatalogError(
+            "--precision fp16 needs a GPU: autocast on the CPU computes in bf16 only. Use --precision bf16 on the CPU."
+        )
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise CatalogError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bf16; use --precision fp16.")
+
+
+def init_distributed() -> Distributed | None:
+    """Join the process group torchrun set up (NCCL on CUDA, gloo on the CPU), or None in a single process.
+
+    Under ``torchrun --nproc-per-node N -m msabench run ...`` each process trains its share of every batch;
+    validation and test run on the whole splits in every process, and rank 0 writes the result."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return None
+    if not torch.distributed.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return Distributed(torch.distributed.get_rank(), torch.distributed.get_world_size())
 
 
 def set_threads(threads: int | None = None) -> int:

@@ -290,3 +290,46 @@ def test_help_does_not_import_torch_and_python_dash_m_works(tmp_path):
     ]
     help_text = subprocess.run([sys.executable, "-m", "msabench", "run", "--help"], capture_output=True, text=True)
     assert help_text.returncode == 0 and "Usage: msabench run" in help_text.stdout and "--overwrite" in help_text.stdout
+
+
+def test_bf16_trains_on_the_cpu_as_its_own_protocol_and_fp16_is_refused_there(invoke, tmp_path):
+    outcome = invoke(*tiny("--precision", "bf16", epochs=1))
+    assert outcome.exit_code == 0, outcome.output
+    result = RunResult.load(tmp_path / "results/synthetic-mosi/tiny/mmsa-1+max_epochs=1+precision=bf16/seed-1111.json")
+    assert result.protocol["precision"] == "bf16" and all(v == v for v in result.metrics.values())
+    fp32 = invoke(*tiny(epochs=1))
+    assert fp32.exit_code == 0 and "done already" not in fp32.output  # another protocol: trained, not skipped
+    refused = invoke(*tiny("--precision", "fp16", epochs=1))
+    assert (
+        refused.exit_code == 1
+        and "--precision fp16 needs a GPU" in refused.output
+        and "Use --precision bf16" in refused.output
+    )
+
+
+def test_two_gloo_processes_train_one_run_like_a_single_process(tmp_path):
+    """torchrun with 2 CPU processes (gloo): the global batch is kept (each rank takes half), no sample is seen twice,
+    rank 0 writes one result; same selected epoch as one process, metrics equal up to float summation order."""
+    command = tiny("--set", "train.batch_size=64", seeds="1111", epochs=4)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    single = fakecli(tmp_path / "one", *command)
+    assert single.returncode == 0, single.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(FAKECLI)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    double = subprocess.run(
+        [*torchrun, *map(str, command)], cwd=tmp_path / "two", env=env, capture_output=True, text=True
+    )
+    assert double.returncode == 0, double.stderr[-3000:]
+    rows = "results/synthetic-mosi/tiny+train.batch_size=64/mmsa-1+max_epochs=4"
+    ours, theirs = (
+        RunResult.load(tmp_path / "two" / rows / "seed-1111.json"),
+        RunResult.load(tmp_path / "one" / rows / "seed-1111.json"),
+    )
+    assert ours.hardware["world_size"] == 2 and theirs.hardware["world_size"] == 1
+    assert ours.best_epoch == theirs.best_epoch and ours.epochs == theirs.epochs
+    for name, value in theirs.metrics.items():
+        assert abs(ours.metrics[name] - value) < 1e-3, name
+    for mine, single_epoch in zip(ours.history, theirs.history, strict=True):
+        assert abs(mine["train"]["total"] - single_epoch["train"]["total"]) < 1e-4
+    assert sorted(p.name for p in (tmp_path / "two" / rows).iterdir()) == ["seed-1111.json", "seed-1111.pt"]

@@ -92,10 +92,10 @@ def test_differences_name_what_changed():
         existing,
         data={"files": {"MOSI/a.pkl": "def"}, "split": None, "verified": False},
         hparams={"train": {"lr": 0.01, "batch_size": 32}, "fusion": {"dropout": 0.2}},
-        protocol={"id": "mmsa-1", "patience": 3},
+        protocol={"id": "mmsa-1+patience=3", "patience": 3},
     )
     assert changed == [
         'data files: {"MOSI/a.pkl": "abc"} then, {"MOSI/a.pkl": "def"} now',
         "hyper-parameter train.lr: 0.001 then, 0.01 now",
-        "protocol patience: 8 then, 3 now",
+        "protocol: mmsa-1 then, mmsa-1+patience=3 now",
     ]
