@@ -293,7 +293,8 @@ def leaderboard_(results_dir, out_dir, datasets, check):
                 stale.append(str(path))
         else:
             write_atomic(path, page)
-            click.echo(f"wrote {path}")
+            click.echo(page)
+            click.echo(f"wrote {path}", err=True)
     if check and not datasets:  # a page whose results are gone is stale too
         stale += sorted(
             str(path)
@@ -433,3 +434,26 @@ def synth(dataset, data_root):
     click.echo(
         f"wrote {instance.root / relative}; `msabench run --dataset {dataset} --data-root {instance.root} ...` now reads it"
     )
+
+
+@cli.command()
+@click.option(
+    "--results",
+    "results_dir",
+    default="results",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder of result JSON files.",
+)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "markdown"]), default="csv", show_default=True)
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
+def results(results_dir, fmt, datasets):
+    """One row per run (metrics, epochs, time, memory, flags): `pandas.read_csv` reads the CSV as is."""
+    if not Path(results_dir).is_dir():
+        raise click.ClickException(f"no results folder {results_dir}: run `msabench run` first, or pass --results.")
+    found = [r for r in load_results(results_dir) if not datasets or r.dataset in datasets]
+    if not found:
+        raise click.ClickException(
+            f"no result files (seed-*.json) under {results_dir}" + (f" for {', '.join(datasets)}." if datasets else ".")
+        )
+    click.echo(boards.format_runs(found, fmt), nl=False)

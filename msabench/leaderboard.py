@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from tabulate import tabulate
@@ -200,3 +204,73 @@ def _format(column: str, mean: float, std: float) -> str:
 
 def _nan_to(value: float, default: float = -math.inf) -> float:
     return default if math.isnan(value) else value
+
+
+RUN_COLUMNS = ("dataset", "method", "variant", "seed", "protocol")
+RUN_FACTS = (
+    "epochs",
+    "best_epoch",
+    "wall_time_s",
+    "peak_rss_mb",
+    "peak_cuda_mb",
+    "trainable_parameters",
+    "verified",
+    "synthetic",
+)
+
+
+def runs(results: Iterable[RunResult]) -> tuple[list[str], list[dict[str, Any]]]:
+    """(columns, rows): one row per run, for `msabench results`. Columns: dataset, method, variant, seed, protocol
+    id, every test metric any run has (in `METRICS` order, fractions as stored), epochs, best epoch, wall time,
+    peak RSS and CUDA memory (MiB), trainable parameters (``method_info["trainable_parameters"]`` where the run
+    recorded it) and the verified/synthetic data flags. Missing values are None. Sorted by the first five columns."""
+    results = list(results)
+    found = {key for result in results for key in result.metrics}
+    metrics = [key for key in METRICS if key in found] + sorted(found - set(METRICS))
+    rows = []
+    for r in results:
+        rows.append(
+            {
+                "dataset": r.dataset,
+                "method": r.method,
+                "variant": r.variant,
+                "seed": r.seed,
+                "protocol": r.protocol.get("id", ""),
+                **{key: _finite(r.metrics.get(key)) for key in metrics},
+                "epochs": r.epochs,
+                "best_epoch": r.best_epoch,
+                "wall_time_s": r.wall_time_s,
+                "peak_rss_mb": r.peak_memory_mb.get("rss"),
+                "peak_cuda_mb": r.peak_memory_mb.get("cuda"),
+                "trainable_parameters": r.method_info.get("trainable_parameters"),
+                "verified": bool(r.data.get("verified", False)),
+                "synthetic": bool(r.data.get("synthetic", False)),
+            }
+        )
+    rows.sort(key=lambda row: tuple(str(row[c]) if c != "seed" else row[c] for c in RUN_COLUMNS))
+    return [*RUN_COLUMNS, *metrics, *RUN_FACTS], rows
+
+
+def format_runs(results: Iterable[RunResult], fmt: str = "csv") -> str:
+    """`runs` as CSV (empty cell = missing, floats at full precision; `pandas.read_csv` reads it as is), JSON
+    (a list of objects, null = missing) or a Markdown table."""
+    columns, rows = runs(results)
+    if fmt == "json":
+        return json.dumps(rows, indent=1, allow_nan=False) + "\n"
+    if fmt == "markdown":
+        table = [["" if row[c] is None else row[c] for c in columns] for row in rows]
+        return tabulate(table, headers=columns, tablefmt="github", disable_numparse=True) + "\n"
+    if fmt != "csv":
+        raise ValueError(f"unknown format {fmt!r}; use csv, json or markdown")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(
+            ["" if row[c] is None else repr(row[c]) if isinstance(row[c], float) else row[c] for c in columns]
+        )
+    return buffer.getvalue()
+
+
+def _finite(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
