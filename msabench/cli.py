@@ -272,11 +272,21 @@ def plugins():
 )
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a Markdown file is missing or stale.")
-def leaderboard_(results_dir, out_dir, datasets, check):
-    """Render one Markdown leaderboard per dataset from result files."""
+@click.option(
+    "--charts/--no-charts",
+    default=True,
+    show_default=True,
+    help="Draw each dataset's chart (<out>/charts/<dataset>.svg); a page embeds the charts that exist.",
+)
+def leaderboard_(results_dir, out_dir, datasets, check, charts):
+    """Render one Markdown leaderboard per dataset from result files (and print it)."""
     if not Path(results_dir).is_dir():
         raise click.ClickException(f"no results folder {results_dir}: run `msabench run` first, or pass --results.")
-    pages = boards.render(load_results(results_dir))
+    found = load_results(results_dir)
+    from msabench.plot import leaderboard_charts  # matplotlib loads only for the commands that draw
+
+    links = leaderboard_charts(found, Path(out_dir) / "charts", draw=charts and not check, only=datasets)
+    pages = boards.render(found, links)
     if not pages:
         raise click.ClickException(f"no result files (seed-*.json) under {results_dir}.")
     if missing := [name for name in datasets if name not in pages]:
@@ -457,3 +467,47 @@ def results(results_dir, fmt, datasets):
             f"no result files (seed-*.json) under {results_dir}" + (f" for {', '.join(datasets)}." if datasets else ".")
         )
     click.echo(boards.format_runs(found, fmt), nl=False)
+
+
+@cli.command()
+@click.option(
+    "--results",
+    "results_dir",
+    default="results",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder of result JSON files (and robustness reports beside them).",
+)
+@click.option(
+    "--out", "out_dir", default="plots", show_default=True, type=click.Path(file_okay=False), help="Where charts go."
+)
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["curves", "leaderboard", "robustness"]),
+    help="What to draw (repeatable). [default: all three]",
+)
+@click.option(
+    "--format", "formats", multiple=True, type=click.Choice(["png", "svg"]), help="Repeatable. [default: png and svg]"
+)
+def plot(results_dir, out_dir, datasets, kinds, formats):
+    """Draw training curves per run, a leaderboard chart per dataset and robustness curves, from result files."""
+    from msabench.plot import plot_results
+    from msabench.results import RunResult, result_files
+
+    if not Path(results_dir).is_dir():
+        raise click.ClickException(f"no results folder {results_dir}: run `msabench run` first, or pass --results.")
+    pairs = [(path, RunResult.load(path)) for path in result_files(results_dir)]
+    pairs = [(path, result) for path, result in pairs if not datasets or result.dataset in datasets]
+    if not pairs:
+        raise click.ClickException(f"no result files (seed-*.json) under {results_dir}.")
+    written = plot_results(
+        pairs,
+        out_dir,
+        kinds=kinds or ("curves", "leaderboard", "robustness"),
+        formats=formats or ("png", "svg"),
+        root=results_dir,
+    )
+    click.echo(f"wrote {len(written)} files under {out_dir} from {len(pairs)} result files", err=True)

@@ -7,7 +7,8 @@ import io
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,16 +28,21 @@ SIGNIFICANCE = (
 )
 
 
-def render(results: Iterable[RunResult]) -> dict[str, str]:
-    """{dataset: Markdown} for every dataset the results cover."""
+def render(results: Iterable[RunResult], charts: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, str]:
+    """{dataset: Markdown} for every dataset the results cover; `charts` maps dataset -> protocol id -> the
+    path of its chart relative to the page (`msabench.plot.leaderboard_chart`), embedded below its table."""
     by_dataset: dict[str, list[RunResult]] = defaultdict(list)
     for result in results:
         by_dataset[result.dataset].append(result)
-    return {dataset: render_dataset(dataset, group) for dataset, group in sorted(by_dataset.items())}
+    return {
+        dataset: render_dataset(dataset, group, (charts or {}).get(dataset))
+        for dataset, group in sorted(by_dataset.items())
+    }
 
 
-def render_dataset(dataset: str, results: list[RunResult]) -> str:
-    """One dataset's page: a ranked table per protocol, then reported-vs-reproduced numbers."""
+def render_dataset(dataset: str, results: list[RunResult], charts: Mapping[str, str] | None = None) -> str:
+    """One dataset's page: a ranked table per protocol (with its chart when `charts` names one for the protocol),
+    then reported-vs-reproduced numbers."""
     families = {r.task["family"] for r in results}
     if len(families) != 1:
         raise DataError(f"results for {dataset} disagree on the metric family: {sorted(families)}")
@@ -80,6 +86,8 @@ def render_dataset(dataset: str, results: list[RunResult]) -> str:
         if untested := sorted(row for row, found in seeds.items() if len(found) < MIN_SEEDS):
             lines.append(f"Not tested for significance (fewer than {MIN_SEEDS} seeds): {', '.join(untested)}.")
         lines += ["", _table(group, columns, ddof)]
+        if charts and protocol_id in charts:
+            lines += ["", f"![{dataset}, protocol {protocol_id}: each metric's seed mean ± std]({charts[protocol_id]})"]
         if any(not r.data.get("verified", False) for r in group):
             lines += [
                 "",
@@ -105,11 +113,22 @@ def table(results: list[RunResult]) -> str:
     return _table(results, FAMILIES[results[0].task["family"]], results[0].protocol.get("ddof", 1))
 
 
-def _table(results: list[RunResult], columns: tuple[str, ...], ddof: int) -> str:
+@dataclass
+class Summary:
+    """The rows of one dataset and protocol, as the table shows them (also what `msabench.plot` charts)."""
+
+    columns: tuple[str, ...]
+    order: list[str]  # rows, ranked by the first column's mean
+    runs: dict[str, list[RunResult]]  # row -> its results, in seed order
+    values: dict[str, dict[str, list[float]]]  # row -> column -> per-seed values (fractions as stored)
+    stats: dict[str, dict[str, tuple[float, float]]]  # row -> column -> (mean, std with the protocol's ddof)
+    marks: dict[str, dict[str, str]]  # row -> column -> "bold" (best mean) or "tied" (not significantly worse)
+
+
+def summarize(results: list[RunResult], columns: tuple[str, ...], ddof: int) -> Summary:
+    """Means, stds, bold and tie marks of some results of one dataset and protocol."""
     rows: dict[str, list[RunResult]] = defaultdict(list)
-    for result in sorted(
-        results, key=lambda r: r.seed
-    ):  # per-seed values in seed order: sums do not depend on file order
+    for result in sorted(results, key=lambda r: r.seed):  # seed order: sums do not depend on the order of files
         rows[result.row].append(result)
     values = {row: {c: [r.metrics.get(c, math.nan) for r in group] for c in columns} for row, group in rows.items()}
     stats = {row: {c: _mean_std(values[row][c], ddof) for c in columns} for row in rows}
@@ -133,15 +152,20 @@ def _table(results: list[RunResult], columns: tuple[str, ...], ddof: int) -> str
                 marks[row][column] = "tied"
     first = columns[0]
     order = sorted(rows, key=lambda row: (math.isnan(stats[row][first][0]), -_nan_to(stats[row][first][0]), row))
+    return Summary(columns, order, dict(rows), values, stats, marks)
+
+
+def _table(results: list[RunResult], columns: tuple[str, ...], ddof: int) -> str:
+    summary = summarize(results, columns, ddof)
     table = []
-    for row in order:
-        group = rows[row]
+    for row in summary.order:
+        group = summary.runs[row]
         unverified = "†" if any(not r.data.get("verified", False) for r in group) else ""
         cells = [f"{row}{unverified}"]
         for column in columns:
-            mean, std = stats[row][column]
+            mean, std = summary.stats[row][column]
             text = _format(column, mean, std)
-            mark = marks[row].get(column)
+            mark = summary.marks[row].get(column)
             cells.append(f"**{text}**" if mark == "bold" else f"{text} {TIED}" if mark == "tied" else text)
         cells += [len(group), group[0].method_info.get("paper", "")]
         table.append(cells)

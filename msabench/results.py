@@ -89,10 +89,17 @@ def result_path(root: str | Path, dataset: str, method: str, seed: int, variant:
     return Path(root) / dataset / row / f"seed-{seed}.json"
 
 
+RESULT_FILE = re.compile(r"seed-(-?\d+)\.json")  # not seed-<n>.robustness.json and other reports beside it
+
+
+def result_files(root: str | Path) -> list[Path]:
+    """The result files (`seed-<n>.json`) under `root`, in a stable order."""
+    return sorted(path for path in Path(root).rglob("seed-*.json") if RESULT_FILE.fullmatch(path.name))
+
+
 def load_results(root: str | Path) -> list[RunResult]:
     """Every result file under `root`, in a stable order."""
-    paths = sorted(Path(root).rglob("seed-*.json"))
-    return [RunResult.load(path) for path in paths]
+    return [RunResult.load(path) for path in result_files(root)]
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
