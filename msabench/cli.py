@@ -14,7 +14,7 @@ from msabench.components import merge
 from msabench.errors import MsabenchError
 from msabench.plugins import get_plugin_manager, get_plugins
 from msabench.protocol import PROTOCOL, Protocol
-from msabench.results import load_results, result_path, write_atomic
+from msabench.results import load_results, result_files, result_path, write_atomic
 
 KINDS = ("datasets", "encoders", "fusions", "objectives", "methods")
 
@@ -278,15 +278,22 @@ def plugins():
     show_default=True,
     help="Draw each dataset's chart (<out>/charts/<dataset>.svg); a page embeds the charts that exist.",
 )
-def leaderboard_(results_dir, out_dir, datasets, check, charts):
+@click.option(
+    "--robustness", "with_robustness", is_flag=True, help="Add a robustness table from the reports beside the results."
+)
+def leaderboard_(results_dir, out_dir, datasets, check, charts, with_robustness):
     """Render one Markdown leaderboard per dataset from result files (and print it)."""
     if not Path(results_dir).is_dir():
         raise click.ClickException(f"no results folder {results_dir}: run `msabench run` first, or pass --results.")
     found = load_results(results_dir)
     from msabench.plot import leaderboard_charts  # matplotlib loads only for the commands that draw
+    from msabench.robustness import read, report_path
 
     links = leaderboard_charts(found, Path(out_dir) / "charts", draw=charts and not check, only=datasets)
-    pages = boards.render(found, links)
+    reports = []
+    if with_robustness:
+        reports = [read(report_path(p)) for p in result_files(results_dir) if report_path(p).is_file()]
+    pages = boards.render(found, links, reports)
     if not pages:
         raise click.ClickException(f"no result files (seed-*.json) under {results_dir}.")
     if missing := [name for name in datasets if name not in pages]:
@@ -495,7 +502,7 @@ def results(results_dir, fmt, datasets):
 def plot(results_dir, out_dir, datasets, kinds, formats):
     """Draw training curves per run, a leaderboard chart per dataset and robustness curves, from result files."""
     from msabench.plot import plot_results
-    from msabench.results import RunResult, result_files
+    from msabench.results import RunResult
 
     if not Path(results_dir).is_dir():
         raise click.ClickException(f"no results folder {results_dir}: run `msabench run` first, or pass --results.")
@@ -511,3 +518,63 @@ def plot(results_dir, out_dir, datasets, kinds, formats):
         root=results_dir,
     )
     click.echo(f"wrote {len(written)} files under {out_dir} from {len(pairs)} result files", err=True)
+
+
+@cli.command()
+@click.option(
+    "--run",
+    "run_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A result JSON with its checkpoint .pt beside it.",
+)
+@click.option(
+    "--reference",
+    type=click.Path(dir_okay=False),
+    help="A late-fusion run (result JSON + .pt) on the same dataset and seed, for effective robustness.",
+)
+@click.option(
+    "--data-root", type=click.Path(file_okay=False), help="[default: $MSABENCH_DATA or ~/.local/share/msabench/data]"
+)
+@click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE", help="As the run used (repeatable).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, ...")
+@click.option(
+    "--plot/--no-plot", default=True, show_default=True, help="Also draw the curves as PNG beside the report."
+)
+def robustness(run_path, reference, data_root, data_options, device, plot):
+    """Evaluate a trained run on its test split under corrupted and missing inputs (MultiBench's protocol)."""
+    from tabulate import tabulate
+
+    from msabench.robustness import measure, report_path, write
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    found = catalog()
+    checkpoint_dataset = json.loads(Path(run_path).read_text()).get("dataset") if run_path.endswith(".json") else None
+    options = dataset_options(found.datasets[checkpoint_dataset], data_options) if checkpoint_dataset else {}
+    report = measure(run_path, found, data_root=data_root, data_options=options, device=device, reference=reference)
+    path = write(report, report_path(run_path))
+    metric, effective = report["metric"], report["summary"]["effective"] or {}
+    rows = [
+        [
+            name,
+            " ".join(f"{100 * m[metric]:.1f}" for m in curve["metrics"]),
+            f"{report['summary']['relative'][name]:.4f}",
+            "—" if effective.get(name) is None else f"{effective[name]:+.4f}",
+        ]
+        for name, curve in report["curves"].items()
+    ]
+    click.echo(
+        tabulate(
+            rows,
+            headers=["Curve", f"{metric} (%) at each level", "Relative", "Effective"],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+    )
+    missing = ", ".join(f"no {name} {100 * m[metric]:.1f}" for name, m in report["missing"].items())
+    click.echo(f"\nclean {100 * report['clean'][metric]:.1f}" + (f"; {missing}" if missing else ""))
+    if plot:
+        from msabench.plot import robustness_curves, save
+
+        save(robustness_curves(report), str(path).removesuffix(".json"), ("png",))
+    click.echo(f"wrote {path}" + (" and its .png" if plot else ""), err=True)

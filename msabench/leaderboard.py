@@ -7,7 +7,7 @@ import io
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,21 +28,33 @@ SIGNIFICANCE = (
 )
 
 
-def render(results: Iterable[RunResult], charts: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, str]:
+def render(
+    results: Iterable[RunResult],
+    charts: Mapping[str, Mapping[str, str]] | None = None,
+    robustness: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, str]:
     """{dataset: Markdown} for every dataset the results cover; `charts` maps dataset -> protocol id -> the
-    path of its chart relative to the page (`msabench.plot.leaderboard_chart`), embedded below its table."""
+    path of its chart relative to the page (`msabench.plot.leaderboard_chart`), embedded below its table;
+    `robustness` reports (`msabench.robustness`) add a robustness table per protocol."""
     by_dataset: dict[str, list[RunResult]] = defaultdict(list)
     for result in results:
         by_dataset[result.dataset].append(result)
     return {
-        dataset: render_dataset(dataset, group, (charts or {}).get(dataset))
+        dataset: render_dataset(
+            dataset, group, (charts or {}).get(dataset), [r for r in robustness if r["dataset"] == dataset]
+        )
         for dataset, group in sorted(by_dataset.items())
     }
 
 
-def render_dataset(dataset: str, results: list[RunResult], charts: Mapping[str, str] | None = None) -> str:
-    """One dataset's page: a ranked table per protocol (with its chart when `charts` names one for the protocol),
-    then reported-vs-reproduced numbers."""
+def render_dataset(
+    dataset: str,
+    results: list[RunResult],
+    charts: Mapping[str, str] | None = None,
+    robustness: Sequence[Mapping[str, Any]] = (),
+) -> str:
+    """One dataset's page: a ranked table per protocol (with its chart when `charts` names one for the protocol,
+    and a robustness table when there are `robustness` reports for it), then reported-vs-reproduced numbers."""
     families = {r.task["family"] for r in results}
     if len(families) != 1:
         raise DataError(f"results for {dataset} disagree on the metric family: {sorted(families)}")
@@ -88,6 +100,9 @@ def render_dataset(dataset: str, results: list[RunResult], charts: Mapping[str, 
         lines += ["", _table(group, columns, ddof)]
         if charts and protocol_id in charts:
             lines += ["", f"![{dataset}, protocol {protocol_id}: each metric's seed mean ± std]({charts[protocol_id]})"]
+        reports = [r for r in robustness if r.get("protocol") == protocol_id]
+        if reports:
+            lines += ["", "### Robustness", "", ROBUSTNESS, "", _robustness(reports, ddof)]
         if any(not r.data.get("verified", False) for r in group):
             lines += [
                 "",
@@ -106,6 +121,47 @@ def render_dataset(dataset: str, results: list[RunResult], charts: Mapping[str, 
                 reported,
             ]
     return "\n".join(lines) + "\n"
+
+
+ROBUSTNESS = (
+    "`msabench robustness` on each run's test split (MultiBench's protocol, see `msabench.robustness`): the clean "
+    "score, relative robustness (RR: area under the score-vs-corruption-level curve, trapezoids 0.1 apart, at most "
+    "0.9) per corrupted input and for all together, and effective robustness (ER: the summed gap to a late-fusion "
+    "reference run's curve shifted to the same clean score) where a reference was given; mean ± std over the seeds "
+    "with a report."
+)
+
+
+def _robustness(reports: Sequence[Mapping[str, Any]], ddof: int) -> str:
+    by_row: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for report in sorted(reports, key=lambda r: (r["row"], r["seed"])):
+        by_row[report["row"]].append(report)
+    metric = reports[0]["metric"]
+    curves = [c for c in ("text", "audio", "vision", "image") if any(c in r["curves"] for r in reports)]
+    curves += sorted({c for r in reports for c in r["curves"]} - {*curves, "all"}) + (
+        ["all"] if any("all" in r["curves"] for r in reports) else []
+    )
+    effective = [c for c in curves if any((r["summary"].get("effective") or {}).get(c) is not None for r in reports)]
+    table = []
+    for row, group in sorted(by_row.items()):
+        clean = _mean_std([r["clean"].get(metric, math.nan) for r in group], ddof)
+        cells = [row, len(group), _format(metric, *clean)]
+        for curve in curves:
+            values = [r["summary"]["relative"].get(curve, math.nan) for r in group]
+            cells.append(_plain(*_mean_std(values, ddof)))
+        for curve in effective:
+            values = [_nan_to((r["summary"].get("effective") or {}).get(curve), math.nan) for r in group]
+            cells.append(_plain(*_mean_std(values, ddof), sign=True))
+        table.append(cells)
+    headers = ["Method", "Seeds", f"Clean {metric}", *(f"RR {c}" for c in curves), *(f"ER {c}" for c in effective)]
+    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _plain(mean: float, std: float, sign: bool = False) -> str:
+    if math.isnan(mean):
+        return "—"
+    text = f"{mean:+.4f}" if sign else f"{mean:.4f}"
+    return text if math.isnan(std) else f"{text} ± {std:.4f}"
 
 
 def table(results: list[RunResult]) -> str:
@@ -226,8 +282,8 @@ def _format(column: str, mean: float, std: float) -> str:
     return text if math.isnan(std) else f"{text} ± {scale * std:.{digits}f}"
 
 
-def _nan_to(value: float, default: float = -math.inf) -> float:
-    return default if math.isnan(value) else value
+def _nan_to(value: float | None, default: float = -math.inf) -> float:
+    return default if value is None or math.isnan(value) else value
 
 
 RUN_COLUMNS = ("dataset", "method", "variant", "seed", "protocol")

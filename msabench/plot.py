@@ -71,6 +71,11 @@ def label(metric: str) -> str:
     return f"{metric}{unit} {'↑' if METRICS[metric].higher_is_better else '↓'}"
 
 
+def short(text: str, limit: int = 48) -> str:
+    """A row name cut to `limit` characters (a variant can spell out a whole config), ending in "…" when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def scaled(metric: str, value: float | None) -> float:
     if value is None:
         return math.nan
@@ -135,7 +140,7 @@ def training_curves(result: RunResult) -> Figure:
                 handles, labels = [*handles, _selected_line()], [*labels, f"selected epoch {result.best_epoch}"]
             if len(handles) > 1:  # below the panel, where it hides no curve
                 axis.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2)
-        figure.suptitle(f"{result.row} on {result.dataset}, seed {result.seed}", fontsize=10)
+        figure.suptitle(f"{short(result.row, 80)} on {result.dataset}, seed {result.seed}", fontsize=10)
     return figure
 
 
@@ -209,7 +214,7 @@ def leaderboard_chart(dataset: str, results: list[RunResult]) -> Figure:
                     axis.scatter(reported[row][column], y, marker="D", s=22, color=REPORTED, zorder=4, gid="reported")
             axis.set_title(label(column))
             axis.grid(axis="y", visible=False)
-            axis.set_yticks(range(len(rows)), rows)
+            axis.set_yticks(range(len(rows)), [short(row, 32) for row in rows])
             axis.set_ylim(len(rows) - 0.5, -0.5)
         for index in range(len(columns), nrows * ncols):
             axes[index // ncols][index % ncols].set_visible(False)
@@ -278,27 +283,28 @@ def _safe(text: str) -> str:
 
 def robustness_curves(report: Mapping[str, Any]) -> Figure:
     """A robustness report (`msabench.robustness`) as curves: the headline metric against the corruption level,
-    one panel per corrupted input and one for all together (the late-fusion reference dashed when there is
-    one), and the metric with each modality or pair missing; for regression a second row shows MAE."""
+    one panel per corrupted input and one for all together, on a shared scale (the late-fusion reference dashed
+    when there is one), and the metric with each modality or pair missing, drawn from the clean score; for
+    regression a second row shows MAE."""
     metric, secondary = report["metric"], report.get("secondary")
     metrics = [metric, *([secondary] if secondary else [])]
     curves = report["curves"]
     reference = (report.get("reference") or {}).get("curves", {})
     missing = report.get("missing") or {}
+    summary = report["summary"]
+    effective = summary.get("effective") or {}
     ncols = len(curves) + (1 if missing else 0)
     with mpl.rc_context(STYLE):
-        figure = Figure(figsize=(min(2.6 * ncols, 13.0), 2.7 * len(metrics) + 0.5), layout="constrained")
+        figure = Figure(figsize=(min(2.6 * ncols, 13.0), 2.5 * len(metrics) + 0.6), layout="constrained")
         axes = figure.subplots(len(metrics), ncols, squeeze=False)
         for r, shown in enumerate(metrics):
             for c, (name, curve) in enumerate(curves.items()):
                 axis = axes[r][c]
+                if c:
+                    axis.sharey(axes[r][0])
+                values = [scaled(shown, m.get(shown)) for m in curve["metrics"]]
                 axis.plot(
-                    curve["levels"],
-                    [scaled(shown, m.get(shown)) for m in curve["metrics"]],
-                    color=COLORS[0],
-                    marker="o",
-                    markersize=3,
-                    label=report["method"],
+                    curve["levels"], values, color=COLORS[0], marker="o", markersize=3, label=short(report["row"])
                 )
                 if name in reference:
                     axis.plot(
@@ -308,33 +314,38 @@ def robustness_curves(report: Mapping[str, Any]) -> Figure:
                         linestyle="--",
                         marker="s",
                         markersize=2.5,
-                        label=f"{report['reference']['method']} (reference)",
+                        label=f"{short(report['reference']['row'])} (reference)",
                     )
-                summary = report["summary"]
-                title = name
+                title = "all modalities" if name == "all" else name
                 if r == 0:
-                    title += f"\nrelative {summary['relative'][name]:.3f}"
-                    if summary.get("effective") and summary["effective"].get(name) is not None:
-                        title += f", effective {summary['effective'][name]:+.3f}"
+                    title += f"\nRR {summary['relative'][name]:.3f}"
+                    if effective.get(name) is not None:
+                        title += f", ER {effective[name]:+.3f}"
                 axis.set_title(title)
                 axis.set_xlabel("corruption level p")
+                axis.ticklabel_format(axis="y", useOffset=False)
                 if c == 0:
                     axis.set_ylabel(label(shown))
             if missing:
                 axis = axes[r][-1]
                 names = list(missing)
+                clean = scaled(shown, report["clean"].get(shown))
                 values = [scaled(shown, missing[n].get(shown)) for n in names]
-                axis.barh(range(len(names)), values, color=COLORS[1], height=0.6)
-                axis.axvline(scaled(shown, report["clean"].get(shown)), color="#444444", linestyle=":", linewidth=1.0)
+                axis.hlines(range(len(names)), clean, values, color=COLORS[1], linewidth=1.5)
+                axis.scatter(values, range(len(names)), color=COLORS[1], s=18, zorder=3)
+                axis.axvline(clean, color="#444444", linestyle=":", linewidth=1.0)
                 axis.set_yticks(range(len(names)), [f"no {n}" for n in names])
                 axis.set_ylim(len(names) - 0.5, -0.5)
                 axis.grid(axis="y", visible=False)
+                axis.ticklabel_format(axis="x", useOffset=False)
                 axis.set_title("missing modalities" + ("\n(dotted: clean)" if r == 0 else ""))
                 axis.set_xlabel(label(shown))
         handles, labels = axes[0][0].get_legend_handles_labels()
         figure.legend(handles=handles, labels=labels, loc="outside lower center", ncols=max(1, len(handles)))
         figure.suptitle(
-            f"Robustness of {report['row']} on {report['dataset']}, seed {report['seed']} (test split)", fontsize=10
+            f"Robustness of {short(report['row'], 80)} on {report['dataset']}, seed {report['seed']} (test split, "
+            f"{report['test_samples']} samples)",
+            fontsize=10,
         )
     return figure
 
