@@ -38,6 +38,7 @@ from msabench.robustness import (
     relative_robustness,
     remove,
     report_path,
+    unk_id,
     write,
 )
 from msabench.testing import TinyImageText, TinyMSA, tiny_data, tiny_hparams, write_lab5
@@ -360,3 +361,20 @@ def test_cli_on_a_frozen_encoder_run_keeps_clean_cache_entries(tmp_path, monkeyp
     assert board.exit_code == 0, board.output
     page = Path("boards/lab5.md").read_text()
     assert "### Robustness" in page and "RR text" in page and "RR all" in page
+
+
+def test_token_id_run_uses_the_vocabulary_unk(catalog, tmp_path):
+    path = trained(catalog, "dmmsa", TinyMSA, tmp_path)  # bert-text reads text_bert token ids
+    dataset = TinyMSA(tmp_path)
+    assert unk_id(dataset, tiny_data(TinyMSA)) == dataset.vocabulary.index("[UNK]") == 3
+    report = measure(path, catalog, loaded=(dataset, tiny_data(TinyMSA)))
+    assert report["inputs"]["text"]["kind"] == "token-ids" and report["clean_matches_result"] is True
+    assert report["inputs"]["audio"]["kind"] == "frames"
+
+
+def test_unk_of_a_bert_tokenizer_and_without_one():
+    data = tiny_data(TinyMSA)
+    assert unk_id(object(), replace(data, tokenizer="bert-base-chinese")) == 100
+    assert unk_id(object(), replace(data, tokenizer="no-such-tokenizer")) is None  # offline, nowhere on disk
+    with pytest.raises(DataError, match=r"\[UNK\] id"):
+        corrupt(split(), [TARGETS["text"]], 0.5, generator(0, "text", 5), unk=None)
