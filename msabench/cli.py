@@ -543,36 +543,16 @@ def plot(results_dir, out_dir, datasets, kinds, formats):
 )
 def robustness(run_path, reference, data_root, data_options, device, plot):
     """Evaluate a trained run on its test split under corrupted and missing inputs (MultiBench's protocol)."""
-    from tabulate import tabulate
-
-    from msabench.robustness import measure, report_path, write
+    from msabench.inference import load_run
+    from msabench.robustness import measure, report_path, summary, write
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     found = catalog()
-    checkpoint_dataset = json.loads(Path(run_path).read_text()).get("dataset") if run_path.endswith(".json") else None
-    options = dataset_options(found.datasets[checkpoint_dataset], data_options) if checkpoint_dataset else {}
+    checkpoint, _ = load_run(run_path)
+    options = dataset_options(found.datasets[checkpoint["dataset"]], data_options)
     report = measure(run_path, found, data_root=data_root, data_options=options, device=device, reference=reference)
     path = write(report, report_path(run_path))
-    metric, effective = report["metric"], report["summary"]["effective"] or {}
-    rows = [
-        [
-            name,
-            " ".join(f"{100 * m[metric]:.1f}" for m in curve["metrics"]),
-            f"{report['summary']['relative'][name]:.4f}",
-            "—" if effective.get(name) is None else f"{effective[name]:+.4f}",
-        ]
-        for name, curve in report["curves"].items()
-    ]
-    click.echo(
-        tabulate(
-            rows,
-            headers=["Curve", f"{metric} (%) at each level", "Relative", "Effective"],
-            tablefmt="github",
-            disable_numparse=True,
-        )
-    )
-    missing = ", ".join(f"no {name} {100 * m[metric]:.1f}" for name, m in report["missing"].items())
-    click.echo(f"\nclean {100 * report['clean'][metric]:.1f}" + (f"; {missing}" if missing else ""))
+    click.echo(summary(report))
     if plot:
         from msabench.plot import robustness_curves, save
 

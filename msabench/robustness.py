@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tabulate import tabulate
 
 from msabench.cache import FeatureCache
 from msabench.catalog import Catalog, input_key
@@ -578,6 +579,25 @@ def _same(ours: Mapping[str, float], theirs: Mapping[str, float]) -> bool:
     return set(ours) == set(theirs) and all(
         (math.isnan(a) and math.isnan(theirs[k])) or a == theirs[k] for k, a in ours.items()
     )
+
+
+def summary(report: Mapping[str, Any]) -> str:
+    """A report for the terminal: each curve's headline metric (%) per level with its relative and effective
+    robustness, then the clean score and the scores with modalities missing."""
+    metric, effective = report["metric"], report["summary"]["effective"] or {}
+    rows = [
+        [
+            name,
+            " ".join(f"{100 * m[metric]:.1f}" for m in curve["metrics"]),
+            f"{report['summary']['relative'][name]:.4f}",
+            "—" if effective.get(name) is None else f"{effective[name]:+.4f}",
+        ]
+        for name, curve in report["curves"].items()
+    ]
+    headers = ["Curve", f"{metric} (%) at each level", "Relative", "Effective"]
+    table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    missing = "".join(f"; no {name} {100 * m[metric]:.1f}" for name, m in report["missing"].items())
+    return f"{table}\n\nclean {metric} {100 * report['clean'][metric]:.1f}{missing}"
 
 
 def report_path(path: str | Path) -> Path:

@@ -18,6 +18,7 @@ from msabench import Catalog, DataError, Protocol, Split, fit, get_plugin_manage
 from msabench.cli import cli
 from msabench.core.clip import TINY_CONFIG as CLIP_TINY
 from msabench.inference import load_run
+from msabench.leaderboard import render_dataset
 from msabench.results import result_files, result_path
 from msabench.robustness import (
     ALL_LEVELS,
@@ -42,6 +43,7 @@ from msabench.robustness import (
     write,
 )
 from msabench.testing import TinyImageText, TinyMSA, tiny_data, tiny_hparams, write_lab5
+from test_stats import seeds
 
 
 class Scripted:
@@ -378,3 +380,43 @@ def test_unk_of_a_bert_tokenizer_and_without_one():
     assert unk_id(object(), replace(data, tokenizer="no-such-tokenizer")) is None  # offline, nowhere on disk
     with pytest.raises(DataError, match=r"\[UNK\] id"):
         corrupt(split(), [TARGETS["text"]], 0.5, generator(0, "text", 5), unk=None)
+
+
+def fake_report(row, seed, relative, effective=None):
+    return {
+        "dataset": "ch-sims",
+        "protocol": "mmsa-1",
+        "row": row,
+        "seed": seed,
+        "metric": "Acc-2",
+        "clean": {"Acc-2": 0.8 + 0.01 * seed},
+        "curves": {"text": {}, "audio": {}, "all": {}},
+        "summary": {"relative": relative, "effective": effective},
+    }
+
+
+def test_leaderboard_robustness_table():
+    results = seeds("best", [0.8, 0.81]) + seeds("far", [0.7, 0.71])
+    reports = [
+        fake_report("best", 0, {"text": 0.6, "audio": 0.7, "all": 0.5}, {"text": 0.01, "audio": None, "all": 0.03}),
+        fake_report("best", 1, {"text": 0.62, "audio": 0.7, "all": 0.5}, {"text": 0.03, "audio": None, "all": 0.05}),
+        fake_report("far", 0, {"text": 0.4, "audio": 0.3, "all": 0.2}),
+    ]
+    page = render_dataset("ch-sims", results, robustness=reports)
+    table = page.split("### Robustness")[1]
+    header = next(line for line in table.splitlines() if line.startswith("| Method"))
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "Method",
+        "Seeds",
+        "Clean Acc-2",
+        "RR text",
+        "RR audio",
+        "RR all",
+        "ER text",
+        "ER all",
+    ]
+    best = next(line for line in table.splitlines() if line.startswith("| best "))
+    assert "80.50 ± 0.71" in best and "0.6100 ± 0.0141" in best and "+0.0200 ± 0.0141" in best
+    far = next(line for line in table.splitlines() if line.startswith("| far "))
+    assert "| 1 " in far and "0.3000" in far and "—" in far
+    assert "### Robustness" not in render_dataset("ch-sims", results)
