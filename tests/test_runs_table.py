@@ -99,3 +99,12 @@ def test_nan_is_missing_not_a_number():
     results = fixture_results()
     results[0].metrics["MAE"] = math.inf
     assert runs(results)[1][4]["MAE"] is None  # tfn seed 1111 sorts fifth
+
+
+def test_pandas_reads_the_csv_in_one_line(results_dir):
+    pandas = pytest.importorskip("pandas")  # installed with `datasets`; not a dependency of msabench itself
+    frame = pandas.read_csv(io.StringIO(invoke("results", "--results", results_dir).stdout))
+    assert frame.shape == (6, 5 + 9 + 8)
+    assert str(frame["seed"].dtype) == "int64" and str(frame["verified"].dtype) == "bool"
+    assert math.isnan(frame.loc[3, "Corr"]) and frame.loc[4, "Acc-2_has0"] == 0.79
+    assert frame.groupby("method")["seed"].count().to_dict() == {"lf-dnn": 3, "lmf": 1, "tfn": 2}
