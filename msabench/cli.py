@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import click
@@ -550,6 +551,7 @@ def robustness(run_path, reference, data_root, data_options, device, plot):
     found = catalog()
     checkpoint, _ = load_run(run_path)
     options = dataset_options(found.datasets[checkpoint["dataset"]], data_options)
+    started = time.perf_counter()
     report = measure(run_path, found, data_root=data_root, data_options=options, device=device, reference=reference)
     path = write(report, report_path(run_path))
     click.echo(summary(report))
@@ -557,4 +559,6 @@ def robustness(run_path, reference, data_root, data_options, device, plot):
         from msabench.plot import robustness_curves, save
 
         save(robustness_curves(report), str(path).removesuffix(".json"), ("png",))
-    click.echo(f"wrote {path}" + (" and its .png" if plot else ""), err=True)
+    click.echo(
+        f"wrote {path}" + (" and its .png" if plot else "") + f" ({time.perf_counter() - started:.0f} s)", err=True
+    )

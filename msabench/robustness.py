@@ -43,7 +43,6 @@ import json
 import logging
 import math
 import re
-import time
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -446,7 +445,6 @@ def measure(
 ) -> dict[str, Any]:
     """The robustness report of the run at `path` (a result JSON with its checkpoint beside it): every curve, the
     missing-modality scores and the summary numbers; with `reference`, that run's curves and effective robustness."""
-    started = time.perf_counter()
     device = select_device(device)
     checkpoint, result = load_run(path)
     name = checkpoint.get("dataset") or (result.dataset if result else None)
@@ -523,7 +521,6 @@ def measure(
         "missing": missing,
         "summary": {"relative": relative, "effective": None},
         "reference": None,
-        "seconds": 0.0,
     }
     if reference is not None:
         report["reference"], report["summary"]["effective"] = _compare(report, found, catalog, device, loaded)
@@ -531,7 +528,6 @@ def measure(
         log.warning(
             "%s: the clean test metrics differ from the run's result file; check the data and the install", path
         )
-    report["seconds"] = round(time.perf_counter() - started, 3)
     return report
 
 

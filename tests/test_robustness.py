@@ -284,10 +284,8 @@ def test_regression_run_end_to_end(catalog, tmp_path):
     text = [m["Acc-2_non0"] for m in report["curves"]["text"]["metrics"]]
     assert report["summary"]["relative"]["text"] == relative_robustness(text)
     assert report["summary"]["effective"] == {"text": 0.0, "audio": 0.0, "vision": 0.0, "all": 0.0}  # itself
-    again = measure(path, catalog, loaded=loaded)
-    assert {k: v for k, v in again.items() if k not in ("seconds", "reference", "summary")} == {
-        k: v for k, v in report.items() if k not in ("seconds", "reference", "summary")
-    }  # deterministic
+    # the reference (the same run, measured again inside) gives the same curves: seeded and deterministic
+    assert report["reference"]["curves"] == report["curves"] and report["reference"]["clean"] == report["clean"]
     written = write(report, report_path(path))
     assert written.name == "seed-1111.robustness.json" and read(written)["curves"] == json.loads(
         json.dumps(report["curves"])
