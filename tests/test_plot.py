@@ -1,12 +1,13 @@
 """Charts: what each one draws (numbers read back from the artists), deterministic bytes, and the commands."""
 
+import json
 import math
 
 import pytest
 from click.testing import CliRunner
 
 from msabench.cli import cli
-from msabench.plot import chart_name, leaderboard_chart, save, training_curves
+from msabench.plot import chart_name, leaderboard_chart, robustness_curves, save, training_curves
 from msabench.results import RunResult, result_path
 from test_stats import REPORTED, constructed, seeds
 
@@ -136,3 +137,73 @@ def test_reported_markers_skip_variants():
     acc = leaderboard_chart("ch-sims", results).axes[0]
     assert not [c for c in acc.collections if c.get_gid() == "reported"]
     assert not math.isnan(acc.containers[0].lines[0].get_xdata()[0])
+
+
+def robustness_report():
+    levels = [i / 10 for i in range(10)]
+    curve = lambda start: {  # noqa: E731
+        "levels": levels,
+        "metrics": [{"Acc-2": start - 0.03 * i, "MAE": 0.2 + 0.01 * i} for i in range(10)],
+    }
+    return {
+        "schema": 1,
+        "dataset": "ch-sims",
+        "row": "best",
+        "method": "best",
+        "seed": 1111,
+        "test_samples": 24,
+        "metric": "Acc-2",
+        "secondary": "MAE",
+        "clean": {"Acc-2": 0.8, "MAE": 0.2},
+        "curves": {
+            "text": curve(0.8),
+            "audio": curve(0.8),
+            "all": {**curve(0.8), "levels": [i / 30 for i in range(10)]},
+        },
+        "missing": {"text": {"Acc-2": 0.6, "MAE": 0.4}, "audio": {"Acc-2": 0.7, "MAE": 0.3}},
+        "summary": {"relative": {"text": 0.58, "audio": 0.58, "all": 0.58}, "effective": {"text": 0.1, "audio": None}},
+        "reference": {"row": "lf-dnn", "curves": {"text": curve(0.7)}},
+    }
+
+
+def test_robustness_curves():
+    figure = robustness_curves(robustness_report())
+    axes = [axis for axis in figure.axes if axis.get_title()]
+    titles = [axis.get_title() for axis in axes]
+    assert titles[:4] == [
+        "text\nRR 0.580, ER +0.100",
+        "audio\nRR 0.580",
+        "all modalities\nRR 0.580",
+        "missing modalities\n(dotted: clean)",
+    ]
+    assert len(axes) == 8  # a second row for MAE
+    text = axes[0]
+    assert [line.get_label() for line in text.get_lines()] == ["best", "lf-dnn (reference)"]
+    assert list(text.get_lines()[0].get_ydata()) == pytest.approx([80 - 3 * i for i in range(10)])
+    assert list(axes[2].get_lines()[0].get_xdata())[-1] == pytest.approx(0.3)  # all modalities at i/30
+    assert [t.get_text() for t in axes[3].get_yticklabels()] == ["no text", "no audio"]
+    assert axes[4].get_ylabel() == "MAE ↓"
+
+
+def test_plot_command_draws_robustness_reports_beside_results(tmp_path):
+    results = tmp_path / "results"
+    (run,) = seeds("best", [0.8])
+    path = result_path(results, run.dataset, run.method, run.seed)
+    run.save(path)
+    path.with_name("seed-1111.robustness.json").write_text(json.dumps(robustness_report()))
+    outcome = CliRunner().invoke(
+        cli,
+        [
+            "plot",
+            "--results",
+            str(results),
+            "--out",
+            str(tmp_path / "plots"),
+            "--kind",
+            "robustness",
+            "--format",
+            "png",
+        ],
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert [p.name for p in (tmp_path / "plots").rglob("*.png")] == ["seed-1111.robustness.png"]
