@@ -11,6 +11,7 @@ import inspect
 import json
 import logging
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -372,14 +373,30 @@ def plugins():
 )
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a Markdown file is missing or stale.")
-def leaderboard_(results_dir, out_dir, datasets, check):
-    """Render one Markdown leaderboard per dataset from result files."""
+@click.option(
+    "--charts/--no-charts",
+    default=True,
+    show_default=True,
+    help="Draw each dataset's chart (<out>/charts/<dataset>.svg); a page embeds the charts that exist.",
+)
+@click.option(
+    "--robustness", "with_robustness", is_flag=True, help="Add a robustness table from the reports beside the results."
+)
+def leaderboard_(results_dir, out_dir, datasets, check, charts, with_robustness):
+    """Render one Markdown leaderboard per dataset from result files (and print it)."""
     from msabench import leaderboard as boards
-    from msabench.results import load_results, write_atomic
+    from msabench.plot import leaderboard_charts  # matplotlib loads only for the commands that draw
+    from msabench.results import load_results, result_files, write_atomic
+    from msabench.robustness import read, report_path
 
     if not Path(results_dir).is_dir():
         raise click.ClickException(f"no results folder {results_dir}: run `msabench run` first, or pass --results.")
-    pages = boards.render(load_results(results_dir))
+    found = load_results(results_dir)
+    links = leaderboard_charts(found, Path(out_dir) / "charts", draw=charts and not check, only=datasets)
+    reports = []
+    if with_robustness:
+        reports = [read(report_path(p)) for p in result_files(results_dir) if report_path(p).is_file()]
+    pages = boards.render(found, links, reports)
     if not pages:
         raise click.ClickException(f"no result files (seed-*.json) under {results_dir}.")
     if missing := [name for name in datasets if name not in pages]:
@@ -396,7 +413,8 @@ def leaderboard_(results_dir, out_dir, datasets, check):
                 stale.append(str(path))
         else:
             write_atomic(path, page)
-            click.echo(f"wrote {path}")
+            click.echo(page)
+            click.echo(f"wrote {path}", err=True)
     if check and not datasets:  # a page whose results are gone is stale too
         stale += sorted(
             str(path)
@@ -536,4 +554,117 @@ def synth(dataset, data_root):
     click.echo(
         f"wrote {instance.root / relative}; "
         f"`msabench run --dataset {dataset} --data-root {instance.root} ...` now reads it"
+    )
+
+
+@cli.command()
+@click.option(
+    "--results",
+    "results_dir",
+    default="results",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder of result JSON files.",
+)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "markdown"]), default="csv", show_default=True)
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
+def results(results_dir, fmt, datasets):
+    """One row per run (metrics, epochs, time, memory, flags): `pandas.read_csv` reads the CSV as is."""
+    from msabench import leaderboard as boards
+    from msabench.results import load_results
+
+    if not Path(results_dir).is_dir():
+        raise click.ClickException(f"no results folder {results_dir}: run `msabench run` first, or pass --results.")
+    found = [r for r in load_results(results_dir) if not datasets or r.dataset in datasets]
+    if not found:
+        raise click.ClickException(
+            f"no result files (seed-*.json) under {results_dir}" + (f" for {', '.join(datasets)}." if datasets else ".")
+        )
+    click.echo(boards.format_runs(found, fmt), nl=False)
+
+
+@cli.command()
+@click.option(
+    "--results",
+    "results_dir",
+    default="results",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder of result JSON files (and robustness reports beside them).",
+)
+@click.option(
+    "--out", "out_dir", default="plots", show_default=True, type=click.Path(file_okay=False), help="Where charts go."
+)
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["curves", "leaderboard", "robustness"]),
+    help="What to draw (repeatable). [default: all three]",
+)
+@click.option(
+    "--format", "formats", multiple=True, type=click.Choice(["png", "svg"]), help="Repeatable. [default: png and svg]"
+)
+def plot(results_dir, out_dir, datasets, kinds, formats):
+    """Draw training curves per run, a leaderboard chart per dataset and robustness curves, from result files."""
+    from msabench.plot import plot_results
+    from msabench.results import RunResult, result_files
+
+    if not Path(results_dir).is_dir():
+        raise click.ClickException(f"no results folder {results_dir}: run `msabench run` first, or pass --results.")
+    pairs = [(path, RunResult.load(path)) for path in result_files(results_dir)]
+    pairs = [(path, result) for path, result in pairs if not datasets or result.dataset in datasets]
+    if not pairs:
+        raise click.ClickException(f"no result files (seed-*.json) under {results_dir}.")
+    written = plot_results(
+        pairs,
+        out_dir,
+        kinds=kinds or ("curves", "leaderboard", "robustness"),
+        formats=formats or ("png", "svg"),
+        root=results_dir,
+    )
+    click.echo(f"wrote {len(written)} files under {out_dir} from {len(pairs)} result files", err=True)
+
+
+@cli.command()
+@click.option(
+    "--run",
+    "run_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A result JSON with its checkpoint .pt beside it.",
+)
+@click.option(
+    "--reference",
+    type=click.Path(dir_okay=False),
+    help="A late-fusion run (result JSON + .pt) on the same dataset and seed, for effective robustness.",
+)
+@click.option(
+    "--data-root", type=click.Path(file_okay=False), help="[default: $MSABENCH_DATA or ~/.local/share/msabench/data]"
+)
+@click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE", help="As the run used (repeatable).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, ...")
+@click.option(
+    "--plot/--no-plot", default=True, show_default=True, help="Also draw the curves as PNG beside the report."
+)
+def robustness(run_path, reference, data_root, data_options, device, plot):
+    """Evaluate a trained run on its test split under corrupted and missing inputs (MultiBench's protocol)."""
+    from msabench.inference import load_run
+    from msabench.robustness import measure, report_path, summary, write
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    found = load_catalog()
+    checkpoint, _ = load_run(run_path)
+    options = dataset_options(found.datasets[checkpoint["dataset"]], data_options)
+    started = time.perf_counter()
+    report = measure(run_path, found, data_root=data_root, data_options=options, device=device, reference=reference)
+    path = write(report, report_path(run_path))
+    click.echo(summary(report))
+    if plot:
+        from msabench.plot import robustness_curves, save
+
+        save(robustness_curves(report), str(path).removesuffix(".json"), ("png",))
+    click.echo(
+        f"wrote {path}" + (" and its .png" if plot else "") + f" ({time.perf_counter() - started:.0f} s)", err=True
     )

@@ -21,12 +21,13 @@ from typing import Any
 
 import torch
 
+from msabench.cache import FeatureCache
 from msabench.catalog import Catalog
-from msabench.components import Data, Dataset, Task
+from msabench.components import Data, Dataset, Method, Task
 from msabench.errors import DataError
 from msabench.features import Precomputed
 from msabench.results import RunResult
-from msabench.train import assemble, predict_batches
+from msabench.train import Run, assemble, predict_batches
 
 log = logging.getLogger("msabench")
 
@@ -69,6 +70,31 @@ def predict(
     device: str | torch.device | None = "cpu",
 ) -> Predictions:
     """Predict every readable sample of `dataset.unlabelled()` with the run's weights."""
+    if result is not None and result.task.get("classes") and list(dataset.task.classes) != list(result.task["classes"]):
+        raise DataError(
+            f"the run predicts classes {result.task['classes']}; "
+            f"dataset {dataset.name!r} has {list(dataset.task.classes)}."
+        )
+    catalog.check(recipe_of(checkpoint, catalog), type(dataset))
+    unlabelled = Data(
+        name=dataset.name,
+        task=dataset.task,
+        splits={"predict": dataset.unlabelled()},
+        provenance={},
+        synthetic=dataset.synthetic,
+    )
+    run = rebuild(checkpoint, result, unlabelled, catalog, device=device)
+    split, batch_size = run.data.splits["predict"], run.settings["eval_batch_size"]
+    outputs = [
+        dataset.task.decide(output["prediction"]).cpu()
+        for _, output in predict_batches(run.model, split, batch_size, run.device)
+    ]
+    values = torch.cat(outputs).tolist() if outputs else []
+    return Predictions(split.ids, [label(dataset.task, v) for v in values], batch_size, run.method.name, run.seed)
+
+
+def recipe_of(checkpoint: dict[str, Any], catalog: Catalog) -> Method:
+    """The method a checkpoint was trained with: the registered recipe with the run's swapped components."""
     recipe = catalog.methods[checkpoint["method"]]
     swapped = {m: e for m, e in checkpoint.get("encoders", {}).items() if recipe.encoders.get(m) != e}
     objective = checkpoint.get("objective")
@@ -79,25 +105,27 @@ def predict(
             f"the run used fusion {checkpoint['fusion']!r}, but method {recipe.name!r} now has {recipe.fusion!r}; "
             "install the plugin version that made the run."
         )
-    if result is not None and result.task.get("classes") and list(dataset.task.classes) != list(result.task["classes"]):
-        raise DataError(
-            f"the run predicts classes {result.task['classes']}; "
-            f"dataset {dataset.name!r} has {list(dataset.task.classes)}."
-        )
-    catalog.check(recipe, type(dataset))
+    return recipe
+
+
+def rebuild(
+    checkpoint: dict[str, Any],
+    result: RunResult | None,
+    data: Data,
+    catalog: Catalog,
+    *,
+    device: str | torch.device | None = "cpu",
+    cache: FeatureCache | None = None,
+) -> Run:
+    """A trained run on new `data` (its unlabelled inputs, or a corrupted test split): the model assembled as the
+    run was, with its selected weights; frozen encoders rebuilt from their source, run on `data` through `cache`,
+    and checked against the weights' digest the result recorded."""
+    recipe = recipe_of(checkpoint, catalog)
     hparams = locate_init_from(checkpoint["hparams"], result, recipe.encoders)
-    unlabelled = Data(
-        name=dataset.name,
-        task=dataset.task,
-        splits={"predict": dataset.unlabelled()},
-        provenance={},
-        synthetic=dataset.synthetic,
-    )
     seed = int(checkpoint.get("seed", 0))
-    run = assemble(recipe, unlabelled, catalog=catalog, seed=seed, hparams=hparams, device=device)
-    model, device, batch_size = run.model, run.device, run.settings["eval_batch_size"]
+    run = assemble(recipe, data, catalog=catalog, seed=seed, hparams=hparams, device=device, cache=cache)
     recorded = (result.data.get("encoders") or {}) if result is not None else {}
-    for modality, encoder in model.encoders.items():
+    for modality, encoder in run.model.encoders.items():
         if isinstance(encoder, Precomputed):
             expected = recorded.get(modality, {}).get("weights")
             if expected is None:
@@ -113,19 +141,13 @@ def predict(
                     f"checkpoint changed since. Restore the files the run used: {hparams.get(modality)}."
                 )
     try:
-        model.load_state_dict(checkpoint["model"], strict=True)
+        run.model.load_state_dict(checkpoint["model"], strict=True)
     except RuntimeError as error:
         raise DataError(
             f"the checkpoint's weights do not fit method {recipe.name!r} as installed now: {str(error).splitlines()[0]}"
         ) from None
-    model.to(device)
-    split = run.data.splits["predict"]
-    outputs = [
-        dataset.task.decide(output["prediction"]).cpu()
-        for _, output in predict_batches(model, split, batch_size, device)
-    ]
-    values = torch.cat(outputs).tolist() if outputs else []
-    return Predictions(split.ids, [label(dataset.task, value) for value in values], batch_size, recipe.name, seed)
+    run.model.to(run.device)
+    return run
 
 
 def label(task: Task, value: Any) -> str:

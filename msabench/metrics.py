@@ -70,6 +70,9 @@ FAMILIES = {
     "iemocap": ("Acc_mean", "F1_mean", *(f"{kind}_{emotion}" for emotion in EMOTIONS for kind in ("Acc", "F1"))),
 }
 
+# The metric a family's charts and robustness curves lead with (iemocap: the mean accuracy over its emotions).
+HEADLINE = {"mosi": "Acc-2_non0", "sims": "Acc-2", "classification": "Acc", "iemocap": "Acc_mean"}
+
 SIMS_BINS = {
     "Acc-2": (0.0,),
     "Acc-3": (-0.1, 0.1),

@@ -141,10 +141,17 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+RESULT_FILE = re.compile(r"seed-(-?\d+)\.json")  # not seed-<n>.robustness.json and other reports beside it
+
+
+def result_files(root: str | Path) -> list[Path]:
+    """The result files (`seed-<n>.json`) under `root`, in a stable order."""
+    return sorted(path for path in Path(root).rglob("seed-*.json") if RESULT_FILE.fullmatch(path.name))
+
+
 def load_results(root: str | Path) -> list[RunResult]:
     """Every result file under `root`, in a stable order."""
-    paths = sorted(Path(root).rglob("seed-*.json"))
-    return [RunResult.load(path) for path in paths]
+    return [RunResult.load(path) for path in result_files(root)]
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:

@@ -38,6 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from msabench import __version__
+from msabench.cache import FeatureCache
 from msabench.catalog import Catalog
 from msabench.components import Batch, Callback, Data, Method, Model, Objective, Split, Task
 from msabench.errors import CatalogError, TrainingError
@@ -216,10 +217,12 @@ def assemble(
     protocol: Protocol = PROTOCOL,
     device: str | torch.device | None = None,
     distributed: Distributed | None = None,
+    cache: FeatureCache | None = None,
 ) -> Run:
     """Everything before the first epoch: seed, build, prepare the inputs, move to the device, optimizer, schedulers.
 
-    `hparams` are used as given (see `resolve_hparams`)."""
+    `hparams` are used as given (see `resolve_hparams`); frozen encoders' features go through `cache` (default: the
+    user's feature cache)."""
     device = select_device(device)
     check_precision(protocol.precision, device)
     settings = resolved(hparams.get("train", {}))
@@ -228,7 +231,7 @@ def assemble(
     seed_everything(seed)
     model, objective = catalog.build(method, data, hparams)
     parameters = count_parameters(model, objective)
-    data = prepare(model, data, device=device)  # raw inputs preprocessed once; frozen encoders run once (cached)
+    data = prepare(model, data, device=device, cache=cache)  # raw inputs preprocessed once; frozen encoders run once
     model.to(device)
     objective.to(device)
     optimizer = build_optimizer(model, objective, settings)

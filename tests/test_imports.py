@@ -10,14 +10,15 @@ HOST = Path(msabench.__file__).parent
 
 # Bottom to top; a module may import from any earlier layer.
 LAYERS = [
-    {"errors", "metrics", "hookspecs", "paths"},
+    {"errors", "metrics", "hookspecs", "paths", "stats"},
     {"results", "protocol", "settings"},
     {"components", "decode", "splits", "cache", "plugins", "layers"},
     {"data", "features"},
     {"imagetext"},
     {"synthetic", "catalog"},
     {"train", "leaderboard"},
-    {"inference", "testing"},
+    {"inference", "testing", "plot"},
+    {"robustness"},
     {"cli"},
     {"__main__"},
 ]
