@@ -360,11 +360,12 @@ def relative_robustness(values: Sequence[float], step: float = STEP) -> float:
 
 
 def effective_robustness(values: Sequence[float], reference: Sequence[float]) -> float:
-    """MultiBench's effective robustness: sum of f - (r + f[0] - r[0]) over the levels, r the reference's curve."""
+    """MultiBench's effective robustness: sum of f - (r + f[0] - r[0]) over the levels, r the reference's curve
+    (computed as (f - f[0]) - (r - r[0]), so that a curve against itself gives exactly 0)."""
     if len(values) != len(reference):
         raise ValueError(f"curves of {len(values)} and {len(reference)} levels cannot be compared")
     f, r = np.asarray(values, np.float64), np.asarray(reference, np.float64)
-    return float(np.sum(f - (r + f[0] - r[0]))) + 0.0  # + 0.0: no -0.0
+    return float(np.sum((f - f[0]) - (r - r[0]))) + 0.0  # + 0.0: no -0.0
 
 
 # -- rebuilding a run and measuring it ------------------------------------------------------------------------

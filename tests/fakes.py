@@ -21,9 +21,11 @@ from msabench import (
     split_tensors,
     write_atomic,
 )
+from msabench.core.clip import TINY_CONFIG as CLIP_TINY
 from msabench.core.language import TINY_CONFIG as BERT_TINY
 from msabench.core.mvsa import MVSASingle
 from msabench.core.synthetic import SyntheticMMSA
+from msabench.core.text import BertText
 from msabench.core.vision import TINY_CONFIG as RESNET_TINY
 from msabench.testing import TinyImageText
 
@@ -100,6 +102,17 @@ TINY = Method(
 )
 
 
+# BERT over `text_bert` token ids (TinyMSA's synthetic vocabulary: a random BERT of bert-text's tiny size).
+TINY_BERT = Method(
+    name="tiny-bert",
+    paper="A test method",
+    encoders={"text": "bert-text", "audio": "mean-linear", "vision": "mean-linear"},
+    fusion="fake-concat",
+    objective="l1",
+    hparams={"train": {"batch_size": 16, "lr": 1e-2}, "text": dict(BertText.tiny)},
+)
+
+
 class Plugin:
     """A valid plugin: one of each kind (the core plugin supplies the `l1` objective)."""
 
@@ -123,6 +136,14 @@ class Plugin:
     @hookimpl
     def register_methods(self, register):
         register(TINY)
+
+
+class TokenIdPlugin:
+    """A method over core's bert-text encoder (with `Plugin`, which supplies mean-linear and fake-concat)."""
+
+    @hookimpl
+    def register_methods(self, register):
+        register(TINY_BERT)
 
 
 # -- image-text: methods over core's encoders, and data on disk ---------------------------------
@@ -163,6 +184,15 @@ TINY_FROZEN = image_text(
 )
 
 
+# Frozen CLIP towers with random weights (no init_from): their features go through the feature cache.
+CLIP = {"config": CLIP_TINY, "freeze": True}
+TINY_CLIP = image_text(
+    "tiny-clip",
+    {"text": "clip-text", "image": "clip-image"},
+    {"train": {"optimizer": "adam", "lr": 1e-2, "batch_size": 16}, "text": CLIP, "image": CLIP},
+)
+
+
 def tiny_tweets():
     """TinyImageText's data marked as real, so that frozen encoders' features go through the disk cache."""
     return replace(TinyImageText().load(), synthetic=False)
@@ -200,7 +230,7 @@ class ImageTextPlugin:
 
     @hookimpl
     def register_methods(self, register):
-        for method in (TINY_TEXT, TINY_IMAGE, TINY_FROZEN):
+        for method in (TINY_TEXT, TINY_IMAGE, TINY_FROZEN, TINY_CLIP):
             register(method)
 
 

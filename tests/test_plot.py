@@ -108,13 +108,13 @@ def test_saved_bytes_are_deterministic_and_carry_no_metadata(tmp_path):
 def test_plot_command_and_leaderboard_charts(tmp_path):
     results = tmp_path / "results"
     for r in [*seeds("best", [0.8]), *seeds("far", [0.7])]:  # few runs: a chart takes about a second to draw
-        with_history(r).save(result_path(results, r.dataset, r.method, r.seed, r.variant))
+        with_history(r).save(result_path(results, r.dataset, r.method, r.seed, r.variant, protocol=r.protocol["id"]))
     runner = CliRunner()
     outcome = runner.invoke(
         cli, ["plot", "--results", str(results), "--out", str(tmp_path / "plots"), "--format", "png"]
     )
     assert outcome.exit_code == 0, outcome.output
-    assert (tmp_path / "plots/ch-sims/best/seed-1111.curves.png").is_file()
+    assert (tmp_path / "plots/ch-sims/best/mmsa-1/seed-1111.curves.png").is_file()
     assert (tmp_path / "plots/ch-sims.png").is_file()
     assert len(list((tmp_path / "plots").rglob("*.png"))) == 2 + 1  # a curve per run, one chart
     assert not list((tmp_path / "plots").rglob("*.svg"))
@@ -188,7 +188,7 @@ def test_robustness_curves():
 def test_plot_command_draws_robustness_reports_beside_results(tmp_path):
     results = tmp_path / "results"
     (run,) = seeds("best", [0.8])
-    path = result_path(results, run.dataset, run.method, run.seed)
+    path = result_path(results, run.dataset, run.method, run.seed, protocol=run.protocol["id"])
     run.save(path)
     path.with_name("seed-1111.robustness.json").write_text(json.dumps(robustness_report()))
     outcome = CliRunner().invoke(

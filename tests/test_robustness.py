@@ -1,6 +1,7 @@
 """Robustness: the corruption functions (levels 0 and 1 exactly, determinism, only the inputs asked for), the
-summary numbers on known curves, and whole runs measured end to end (regression and classification, and a
-frozen-encoder run whose clean feature-cache entries must survive)."""
+summary numbers on known curves, and whole runs of host fakes measured end to end (regression on features and on
+token ids, classification on frozen encoders, and a frozen-encoder run from the command line whose clean
+feature-cache entries must survive)."""
 
 import io
 import json
@@ -14,10 +15,10 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from msabench import Catalog, DataError, Protocol, Split, fit, get_plugin_manager
+from fakes import ImageTextPlugin, Plugin, TokenIdPlugin, write_tweets
+from msabench import DataError, Protocol, Split, fit
 from msabench.cli import cli
-from msabench.core.clip import TINY_CONFIG as CLIP_TINY
-from msabench.inference import load_run
+from msabench.inference import load_run, rebuild
 from msabench.leaderboard import render_dataset
 from msabench.results import result_files, result_path
 from msabench.robustness import (
@@ -35,15 +36,17 @@ from msabench.robustness import (
     measure,
     misspell,
     read,
-    rebuild,
     relative_robustness,
     remove,
     report_path,
     unk_id,
     write,
 )
-from msabench.testing import TinyImageText, TinyMSA, tiny_data, tiny_hparams, write_lab5
+from msabench.testing import TinyImageText, TinyMSA, tiny_data, tiny_hparams
+from test_catalog import catalog_with
 from test_stats import seeds
+
+PROTOCOL = Protocol(max_epochs=1)
 
 
 class Scripted:
@@ -243,19 +246,22 @@ def test_effective_robustness_against_the_reference():
 
 
 @pytest.fixture()
-def catalog():
-    return Catalog.from_plugins(get_plugin_manager())
+def catalog(monkeypatch):
+    """The host's fakes, also for the `msabench` command (which otherwise loads the installed plugins)."""
+    found = catalog_with(Plugin(), TokenIdPlugin(), ImageTextPlugin())
+    monkeypatch.setattr("msabench.cli.load_catalog", lambda: found)
+    return found
 
 
 def trained(catalog, method_name, dataset, tmp_path, seed=1111):
     method = catalog.methods[method_name]
-    path = result_path(tmp_path / "results", dataset.name, method.name, seed)
+    path = result_path(tmp_path / "results", dataset.name, method.name, seed, protocol=PROTOCOL.id)
     result = fit(
         method,
         tiny_data(dataset),
         catalog=catalog,
         seed=seed,
-        protocol=Protocol(max_epochs=1),
+        protocol=PROTOCOL,
         hparams=tiny_hparams(catalog, method, dataset),
         device="cpu",
         checkpoint=path.with_suffix(".pt"),
@@ -265,7 +271,7 @@ def trained(catalog, method_name, dataset, tmp_path, seed=1111):
 
 
 def test_regression_run_end_to_end(catalog, tmp_path):
-    path = trained(catalog, "lf-dnn", TinyMSA, tmp_path)
+    path = trained(catalog, "tiny", TinyMSA, tmp_path)
     loaded = (TinyMSA(tmp_path), tiny_data(TinyMSA))
     report = measure(path, catalog, loaded=loaded, reference=path)
     assert report["clean_matches_result"] is True  # the clean evaluation reproduces the run's test metrics
@@ -293,8 +299,8 @@ def test_regression_run_end_to_end(catalog, tmp_path):
 
 
 def test_reference_must_exist_and_match(catalog, tmp_path):
-    path = trained(catalog, "lf-dnn", TinyMSA, tmp_path)
-    other_seed = trained(catalog, "lf-dnn", TinyMSA, tmp_path, seed=1112)
+    path = trained(catalog, "tiny", TinyMSA, tmp_path)
+    other_seed = trained(catalog, "tiny", TinyMSA, tmp_path, seed=1112)
     loaded = (TinyMSA(tmp_path), tiny_data(TinyMSA))
     with pytest.raises(DataError, match="no reference run .*nowhere.json"):
         measure(path, catalog, loaded=loaded, reference=tmp_path / "nowhere.json")
@@ -303,7 +309,7 @@ def test_reference_must_exist_and_match(catalog, tmp_path):
 
 
 def test_classification_run_end_to_end(catalog, tmp_path):
-    path = trained(catalog, "deca-idca", TinyImageText, tmp_path)
+    path = trained(catalog, "tiny-clip", TinyImageText, tmp_path)
     loaded = (TinyImageText(tmp_path), tiny_data(TinyImageText))
     report = measure(path, catalog, loaded=loaded)
     assert report["clean_matches_result"] is True and report["metric"] == "Acc" and report["secondary"] is None
@@ -316,23 +322,20 @@ def test_classification_run_end_to_end(catalog, tmp_path):
     features = {}
     for name, chosen in (("clean", []), ("text", [Target("text", "raw_text", "words")])):
         data = replace(loaded[1], splits={"test": corrupt(test, chosen, 1.0, generator(0, "text", 9), None)})
-        _, ready = rebuild(checkpoint, result, data, catalog, device=torch.device("cpu"))
-        features[name] = ready.splits["test"].tensors
+        features[name] = rebuild(checkpoint, result, data, catalog, device="cpu").data.splits["test"].tensors
     assert not torch.equal(features["clean"]["text@clip-text"], features["text"]["text@clip-text"])
     assert torch.equal(features["clean"]["image@clip-image"], features["text"]["image@clip-image"])
 
 
-def test_cli_on_a_frozen_encoder_run_keeps_clean_cache_entries(tmp_path, monkeypatch):
+def test_cli_on_a_frozen_encoder_run_keeps_clean_cache_entries(catalog, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MSABENCH_CACHE", str(tmp_path / "cache"))
-    folder = write_lab5(tmp_path / "lab5", n=30, unlabelled=2)
+    folder = write_tweets(tmp_path / "tweets", n=30, unlabelled=2)
     runner = CliRunner()
-    sets = [a for section in ("text", "image") for a in ("--set", f"{section}.config={json.dumps(CLIP_TINY)}")]
     trained = runner.invoke(
         cli,
-        ["run", "-m", "deca-idca", "-d", "lab5", "--data-root", str(folder), "--seeds", "1111", "--max-epochs", "1"]
-        + sets
-        + ["--no-progress", "-q"],
+        ["run", "-m", "tiny-clip", "-d", "folder-tweets", "--data-root", str(folder), "--seeds", "1111"]
+        + ["--max-epochs", "1", "--no-progress", "-q"],
     )
     assert trained.exit_code == 0, trained.output
     (path,) = result_files(tmp_path / "results")
@@ -359,12 +362,12 @@ def test_cli_on_a_frozen_encoder_run_keeps_clean_cache_entries(tmp_path, monkeyp
 
     board = runner.invoke(cli, ["leaderboard", "--results", "results", "--out", "boards", "--robustness"])
     assert board.exit_code == 0, board.output
-    page = Path("boards/lab5.md").read_text()
+    page = Path("boards/folder-tweets.md").read_text()
     assert "### Robustness" in page and "RR text" in page and "RR all" in page
 
 
 def test_token_id_run_uses_the_vocabulary_unk(catalog, tmp_path):
-    path = trained(catalog, "dmmsa", TinyMSA, tmp_path)  # bert-text reads text_bert token ids
+    path = trained(catalog, "tiny-bert", TinyMSA, tmp_path)  # bert-text reads text_bert token ids
     dataset = TinyMSA(tmp_path)
     assert unk_id(dataset, tiny_data(TinyMSA)) == dataset.vocabulary.index("[UNK]") == 3
     report = measure(path, catalog, loaded=(dataset, tiny_data(TinyMSA)))

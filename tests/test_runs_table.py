@@ -21,7 +21,15 @@ def results_dir(tmp_path):
         result.peak_memory_mb = {"rss": 512.25}
         if result.method == "tfn":
             result.method_info["trainable_parameters"] = 12345
-        result.save(result_path(tmp_path / "results", result.dataset, result.method, result.seed, result.variant))
+        path = result_path(
+            tmp_path / "results",
+            result.dataset,
+            result.method,
+            result.seed,
+            result.variant,
+            protocol=result.protocol["id"],
+        )
+        result.save(path)
     return tmp_path / "results"
 
 
