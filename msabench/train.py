@@ -29,7 +29,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +171,8 @@ def assemble(
 
     `hparams` are used as given (see `resolve_hparams`)."""
     device = select_device(device)
+    if method.key_metrics:  # the metric this method selects on for this dataset
+        method = replace(method, key_metric=method.key_metric_for(data))
     settings = resolved(hparams.get("train", {}))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -14,6 +14,7 @@ from msabench import (
     Fusion,
     Method,
     Objective,
+    Stage,
     Task,
     hookimpl,
     open_image,
@@ -163,6 +164,21 @@ TINY_FROZEN = image_text(
 )
 
 
+# The same two stages declared as stages: `msabench run -m tiny-staged` runs tiny-text and tiny-image first.
+TINY_STAGED = replace(
+    image_text(
+        "tiny-staged",
+        {"text": "hf-text", "image": "resnet50-image"},
+        {
+            "train": {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-5, "batch_size": 32},
+            "text": {**TEXT, "freeze": True},
+            "image": {**IMAGE, "freeze": True},
+        },
+    ),
+    stages=(Stage("tiny-text", "text"), Stage("tiny-image", "image")),
+)
+
+
 def tiny_tweets():
     """TinyImageText's data marked as real, so that frozen encoders' features go through the disk cache."""
     return replace(TinyImageText().load(), synthetic=False)
@@ -200,7 +216,7 @@ class ImageTextPlugin:
 
     @hookimpl
     def register_methods(self, register):
-        for method in (TINY_TEXT, TINY_IMAGE, TINY_FROZEN):
+        for method in (TINY_TEXT, TINY_IMAGE, TINY_FROZEN, TINY_STAGED):
             register(method)
 
 

@@ -290,3 +290,15 @@ def test_help_does_not_import_torch_and_python_dash_m_works(tmp_path):
     ]
     help_text = subprocess.run([sys.executable, "-m", "msabench", "run", "--help"], capture_output=True, text=True)
     assert help_text.returncode == 0 and "Usage: msabench run" in help_text.stdout and "--overwrite" in help_text.stdout
+
+
+def test_patience_and_max_epochs_give_a_fixed_schedule_under_its_own_protocol_id(invoke, tmp_path):
+    outcome = invoke(*tiny("-q", epochs=3), "--patience", "3")
+    assert outcome.exit_code == 0, outcome.output
+    (path,) = (tmp_path / "results/synthetic-mosi/tiny").rglob("seed-1111.json")
+    assert path.parent.name == "mmsa-1+patience=3+max_epochs=3"
+    result = RunResult.load(path)
+    assert result.epochs == 3 and result.protocol["patience"] == 3  # never stopped early; selected on validation
+    assert result.best_epoch == 1 + [e["valid"]["loss"] for e in result.history].index(
+        min(e["valid"]["loss"] for e in result.history)
+    )
