@@ -243,7 +243,7 @@ def run(
     options = dataset_options(dataset_cls, data_options, host=HOST_OPTIONS)
     fraction = host_fraction(options)
     data_changes = sorted(f"data.{key}={shown(value)}" for key, value in options.items())
-    plans = plan_stages(found, recipe, dataset_cls, hparams, overrides, staged, data_changes)
+    plans, hparams = plan_stages(found, recipe, dataset_cls, hparams, overrides, staged, data_changes)
     changes = [f"{m}={n}" for m, n in sorted(swaps.items())] + ([f"objective={objective}"] if objective else [])
     changes += sorted(
         f"{section}.{key}={shown(value)}" for section, values in overrides.items() for key, value in values.items()
@@ -394,23 +394,25 @@ class StagePlan:
     modalities: tuple[str, ...]
 
 
-def plan_stages(found, recipe, dataset_cls, hparams, overrides, staged, data_changes) -> list[StagePlan]:
-    """The stage runs of `recipe` on `dataset_cls`, checked before any data loads. A modality whose ``init_from``
-    the user set (``--set text.init_from=PATH`` or ``=null``) does not start from its stage."""
+def plan_stages(
+    found, recipe, dataset_cls, hparams, overrides, staged, data_changes
+) -> tuple[list[StagePlan], dict[str, Any]]:
+    """The stage runs of `recipe` on `dataset_cls`, and the final stage's hyper-parameters, checked before any data
+    loads. A staged encoder is built as its stage built it (the stage's section for that modality, e.g. its
+    pretrained weights, tokenizer or config), with the final method's own settings on top (e.g. freeze), and then
+    started from the stage's checkpoint. A modality whose ``init_from`` the user set (``--set text.init_from=PATH``
+    or ``=null``) does not start from its stage."""
     from msabench.components import merge
 
-    plans: dict[str, list[str]] = {}
+    modalities: dict[str, list[str]] = {}
     for stage in recipe.stages:
         if "init_from" not in overrides.get(stage.modality, {}):
-            plans.setdefault(stage.method, []).append(stage.modality)
-    if unused := sorted(set(staged) - set(plans)):
+            modalities.setdefault(stage.method, []).append(stage.modality)
+    if unused := sorted(set(staged) - set(modalities)):
         replaced = ", ".join(f"{s.modality}.init_from" for s in recipe.stages if s.method == unused[0])
         raise click.BadParameter(f"stage {unused[0]} does not run: --set {replaced} replaces it", param_hint="--set")
-    found.check_hparams(
-        recipe, merge(merge({}, hparams), {m: {"init_from": "stage"} for ms in plans.values() for m in ms})
-    )
-    result = []
-    for name, modalities in plans.items():
+    plans, final = [], merge({}, hparams)
+    for name, started in modalities.items():
         earlier = found.methods[name]
         found.check(earlier, dataset_cls)
         own = merge(earlier.hparams_for(dataset_cls), staged.get(name, {}))
@@ -425,8 +427,14 @@ def plan_stages(found, recipe, dataset_cls, hparams, overrides, staged, data_cha
             for section, values in staged.get(name, {}).items()
             for key, value in values.items()
         )
-        result.append(StagePlan(earlier, own, ", ".join(changes + data_changes), tuple(modalities)))
-    return result
+        plans.append(StagePlan(earlier, own, ", ".join(changes + data_changes), tuple(started)))
+        for modality in started:
+            built = {key: value for key, value in own.get(modality, {}).items() if key != "init_from"}
+            final[modality] = merge(merge({}, built), hparams.get(modality, {}))
+    found.check_hparams(
+        recipe, merge(merge({}, final), {m: {"init_from": "stage"} for p in plans for m in p.modalities})
+    )
+    return plans, final
 
 
 def dataset_options(dataset_cls, values: tuple[str, ...], host: tuple[str, ...] = ()) -> dict:

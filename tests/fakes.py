@@ -164,15 +164,16 @@ TINY_FROZEN = image_text(
 )
 
 
-# The same two stages declared as stages: `msabench run -m tiny-staged` runs tiny-text and tiny-image first.
+# The same two stages declared as stages: `msabench run -m tiny-staged` runs tiny-text and tiny-image first, and
+# builds each encoder as its stage did (the stage's section), frozen.
 TINY_STAGED = replace(
     image_text(
         "tiny-staged",
         {"text": "hf-text", "image": "resnet50-image"},
         {
             "train": {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-5, "batch_size": 32},
-            "text": {**TEXT, "freeze": True},
-            "image": {**IMAGE, "freeze": True},
+            "text": {"freeze": True},
+            "image": {"freeze": True},
         },
     ),
     stages=(Stage("tiny-text", "text"), Stage("tiny-image", "image")),

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from fakes import TINY_IMAGE, TINY_STAGED, TINY_TEXT, ImageTextPlugin, Plugin, write_tweets
 from msabench import Protocol, Stage
 from msabench.cli import cli
+from msabench.core.language import TINY_CONFIG as BERT_TINY
 from test_catalog import catalog_with, plugin
 
 PROTOCOL = Protocol(max_epochs=2)
@@ -105,13 +106,17 @@ def test_a_stage_qualified_set_makes_its_own_stage_row_and_the_final_stage_uses_
 
 
 def test_an_explicit_init_from_replaces_its_stage(tmp_path, catalog, tweets):
-    done = run(tweets, "--set", "text.init_from=null")
+    done = run(tweets, "--set", "text.init_from=null", "--set", f"text.config={json.dumps(BERT_TINY)}")
     assert done.exit_code == 0, done.output
-    names = {path.split("/")[1] for path in rows(tmp_path)}
-    assert names == {"tiny-image", "tiny-staged+text.init_from=null"}
-    (final_file,) = (tmp_path / "results/folder-tweets/tiny-staged+text.init_from=null").rglob("seed-1111.json")
+    names = {path.split("/")[1].split("+")[0] for path in rows(tmp_path)}
+    assert names == {"tiny-image", "tiny-staged"}  # no tiny-text run
+    (final_file,) = (tmp_path / "results/folder-tweets").glob("tiny-staged+*/*/seed-1111.json")
     final = json.loads(final_file.read_text())
     assert set(final["stages"]) == {"image"} and final["hparams"]["text"]["init_from"] is None
+    assert (
+        "text.init_from=null" in final["variant"]
+        and "init_from" not in final["data"]["encoders"]["text"]["fingerprint"]
+    )
 
 
 def test_a_retrained_stage_makes_the_final_result_stale(tmp_path, catalog, tweets):
@@ -194,3 +199,13 @@ def test_the_catalog_refuses_stages_it_cannot_run(stages, message):
         found.methods["tiny-broken"]
     assert message in str(error.value)
     assert "tiny-staged" in found.methods and TINY_TEXT.name in found.methods and TINY_IMAGE.name in found.methods
+
+
+def test_a_staged_encoder_is_built_as_its_stage_built_it(tmp_path, catalog, tweets):
+    done = run(tweets, "--set", "tiny-text:text.max_length=24")
+    assert done.exit_code == 0, done.output
+    (final_file,) = (tmp_path / "results/folder-tweets").glob("tiny-staged+*/*/seed-1111.json")
+    final = json.loads(final_file.read_text())
+    assert final["variant"] == "tiny-text:text.max_length=24"
+    assert final["hparams"]["text"]["max_length"] == 24 and final["hparams"]["text"]["freeze"] is True
+    assert final["data"]["encoders"]["text"]["fingerprint"]["max_length"] == 24
