@@ -290,19 +290,27 @@ def run(
                     f"{Path(stage['checkpoint']).name} beside it (made with --no-checkpoints?), and the {modality} "
                     "encoder starts from it. Pass --overwrite to train the stages again."
                 )
-        result = fit(
-            recipe,
-            data,
-            catalog=found,
-            seed=seed,
-            protocol=protocol,
-            hparams=planned,
-            variant=variant,
-            device=chosen_device,
-            checkpoint=path.with_suffix(".pt") if keep else None,
-            state=state,
-            progress=progress,
-        )
+        try:
+            result = fit(
+                recipe,
+                data,
+                catalog=found,
+                seed=seed,
+                protocol=protocol,
+                hparams=planned,
+                variant=variant,
+                device=chosen_device,
+                checkpoint=path.with_suffix(".pt") if keep else None,
+                state=state,
+                progress=progress,
+            )
+        except MsabenchError as error:
+            if not label:
+                raise
+            raise click.ClickException(
+                f"{where} (its settings: --set {label}:SECTION.KEY=VALUE, e.g. --set {label}:text.pretrained=DIR): "
+                f"{error}"
+            ) from error
         if stages:
             result.stages = stages
         result.save(path)
