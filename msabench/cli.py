@@ -472,6 +472,8 @@ def list_(kind):
             if name == "methods":
                 parts = ", ".join(f"{m}={e}" for m, e in obj.encoders.items())
                 about = f"{obj.paper} | {parts} | fusion={obj.fusion} | objective={obj.objective}"
+                if obj.stages:
+                    about += " | stages: " + ", ".join(f"{s.modality}<-{s.method}" for s in obj.stages)
             else:
                 about = (obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else ""
             click.echo(f"  {item:<22} [{registry.plugin(item)}] {about}")
