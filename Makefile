@@ -35,10 +35,11 @@ lint: $(INSTALLED)
 leaderboards: $(INSTALLED)
 	$(VENV)/bin/msabench leaderboard --results leaderboards/results --out leaderboards
 
-# Re-run every (method, dataset) in leaderboards/runs.txt over the protocol's five seeds.
+# Re-run every (method, dataset[, extra msabench run flags]) line of leaderboards/runs.txt over the protocol's
+# five seeds (a multi-stage method runs its stages too, and they keep their checkpoints).
 reproduce: $(INSTALLED)
-	grep -v '^#' leaderboards/runs.txt | while read -r method dataset; do \
+	grep -v '^#' leaderboards/runs.txt | while read -r method dataset flags; do \
 		[ -n "$$method" ] || continue; \
-		OMP_NUM_THREADS=1 $(VENV)/bin/msabench run --method $$method --dataset $$dataset --no-progress --no-checkpoints \
+		OMP_NUM_THREADS=1 $(VENV)/bin/msabench run --method $$method --dataset $$dataset $$flags --no-progress --no-checkpoints \
 			--results leaderboards/results --leaderboards leaderboards || exit 1; \
 	done

@@ -29,7 +29,7 @@ _EXPORTS = {
     **dict.fromkeys(
         [
             "Batch", "Callback", "Data", "Dataset", "Encoder", "Fusion", "InputSpec", "Method", "Model", "Objective",
-            "Reported", "Split", "Task",
+            "Reported", "Split", "Stage", "Task",
         ],
         "components",
     ),
@@ -71,6 +71,7 @@ __all__ = [
     "RunResult",
     "Sample",
     "Split",
+    "Stage",
     "SyntheticImageText",
     "SyntheticMMSA",
     "Task",
@@ -125,6 +126,7 @@ if TYPE_CHECKING:
         Objective,
         Reported,
         Split,
+        Stage,
         Task,
     )
     from msabench.data import MMSADataset, check_file, flag, mmsa_data, read_pickle, sha256, whole, write_pickle

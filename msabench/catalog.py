@@ -173,6 +173,43 @@ class Catalog:
             except CatalogError as error:
                 self.methods.disable(name, str(error))
                 self.problem(plugin, str(error))
+        for name in list(self.methods):  # stages name other methods: checked once every method has been
+            method, plugin = self.methods[name], self.methods.plugin(name)
+            try:
+                self.check_stages(method, f"method {name!r} (plugin {plugin!r})")
+            except CatalogError as error:
+                self.methods.disable(name, str(error))
+                self.problem(plugin, str(error))
+
+    def check_stages(self, method: Method, where: str | None = None) -> None:
+        """Each stage names a usable method without stages of its own that has the same encoder for the modality
+        the stage starts; one stage per modality."""
+        where = where or f"method {method.name!r}"
+        seen: set[str] = set()
+        for stage in method.stages:
+            if stage.modality not in method.encoders:
+                raise CatalogError(
+                    f"{where}: stage {stage.method!r} starts its {stage.modality!r} encoder, but the method encodes "
+                    f"{', '.join(method.encoders)}."
+                )
+            if stage.modality in seen:
+                raise CatalogError(f"{where}: two stages start its {stage.modality!r} encoder; keep one.")
+            seen.add(stage.modality)
+            if stage.method == method.name:
+                raise CatalogError(f"{where}: a method cannot be its own stage.")
+            earlier = self.methods[stage.method]  # unknown or unusable: raises, saying why
+            if earlier.stages:
+                raise CatalogError(
+                    f"{where}: its stage {stage.method!r} has stages of its own "
+                    f"({', '.join(s.method for s in earlier.stages)}); stages of stages are not supported: "
+                    "list every earlier run as a stage of the final method."
+                )
+            if earlier.encoders.get(stage.modality) != method.encoders[stage.modality]:
+                raise CatalogError(
+                    f"{where}: stage {stage.method!r} encodes {stage.modality} with "
+                    f"{earlier.encoders.get(stage.modality)!r}, the method with {method.encoders[stage.modality]!r}; "
+                    "a checkpoint starts only the same encoder."
+                )
 
     def check_method(self, method: Method, where: str) -> None:
         refs = [("encoders", encoder) for encoder in method.encoders.values()]
@@ -201,8 +238,9 @@ class Catalog:
                     f"{where} reports unknown metrics {sorted(unknown)} for {reported.dataset!r}. "
                     f"Known: {', '.join(METRICS)}."
                 )
-        if method.key_metric is not None and method.key_metric not in METRICS:
-            raise CatalogError(f"{where} selects on unknown metric {method.key_metric!r}. Known: {', '.join(METRICS)}.")
+        for key in {method.key_metric, *method.key_metrics.values()} - {None}:
+            if key not in METRICS:
+                raise CatalogError(f"{where} selects on unknown metric {key!r}. Known: {', '.join(METRICS)}.")
 
     def check_components(self, method: Method, where: str | None = None) -> None:
         """The encoders, fusion and objective of a method fit together."""
@@ -240,9 +278,10 @@ class Catalog:
                 f"method {method.name!r} handles {'/'.join(method.tasks)} tasks; "
                 f"dataset {dataset.name!r} is a {dataset.task.kind} task."
             )
-        if method.key_metric is not None and method.key_metric not in FAMILIES[dataset.task.family]:
+        key = method.key_metric_for(dataset)
+        if key is not None and key not in FAMILIES[dataset.task.family]:
             raise CatalogError(
-                f"method {method.name!r} selects on {method.key_metric!r}, which {dataset.task.family} datasets do "
+                f"method {method.name!r} selects on {key!r}, which {dataset.task.family} datasets do "
                 f"not report (they report {', '.join(FAMILIES[dataset.task.family])})."
             )
         for modality, name in method.encoders.items():

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +97,12 @@ def torch_cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def torch_barrier() -> None:
+    import torch
+
+    torch.distributed.barrier()
+
+
 def shown(value: Any) -> str:
     """How a changed value appears in a row label: JSON, with a long path cut to its file name and a short hash."""
     text = json.dumps(value)
@@ -155,6 +161,13 @@ def shown(value: Any) -> str:
     help="Cap epochs at N instead of the protocol's 100 (another protocol id: rows are ranked apart).",
 )
 @click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    help="Stop after N epochs without a better validation value instead of the protocol's 8 (another protocol id). "
+    "With --patience N --max-epochs N every run trains N epochs, a paper's fixed schedule; selection stays on "
+    "validation.",
+)
+@click.option(
     "--encoder",
     "encoders",
     multiple=True,
@@ -166,17 +179,23 @@ def shown(value: Any) -> str:
     "--set",
     "sets",
     multiple=True,
-    metavar="SECTION.KEY=VALUE",
-    help="Override a hyper-parameter, e.g. train.lr=1e-4 (JSON values; repeatable).",
+    metavar="[STAGE:]SECTION.KEY=VALUE",
+    help="Override a hyper-parameter, e.g. train.lr=1e-4 (JSON values; repeatable); STAGE:SECTION.KEY sets one of "
+    "a multi-stage method's earlier runs, e.g. lab5-bert:train.lr=3e-5.",
 )
 @click.option(
     "--data-option",
     "data_options",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A dataset option, e.g. skip_unreadable=true or split_file=PATH (repeatable; part of the row's variant).",
+    help="A dataset option, e.g. skip_unreadable=true, split_file=PATH or (any dataset) train_fraction=0.1 "
+    "(repeatable; part of the row's variant).",
 )
-@click.option("--overwrite", is_flag=True, help="Retrain seeds whose result exists (and discard resume states).")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Retrain seeds whose result exists, stage runs included (and discard resume states).",
+)
 @click.option(
     "--progress/--no-progress", default=True, show_default=True, help="Show a progress bar per epoch (on a terminal)."
 )
@@ -184,7 +203,7 @@ def shown(value: Any) -> str:
     "--checkpoints/--no-checkpoints",
     default=True,
     show_default=True,
-    help="Save each seed's selected weights beside its result.",
+    help="Save each seed's selected weights beside its result (stage runs always keep theirs).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Only print the results.")
 def run(
@@ -199,6 +218,7 @@ def run(
     threads,
     precision,
     max_epochs,
+    patience,
     encoders,
     objective,
     sets,
@@ -211,11 +231,14 @@ def run(
     """Train and test a method on a dataset, one result file per seed, then render its leaderboard.
 
     A seed whose result exists for the same data, hyper-parameters and protocol is skipped; one that
-    was interrupted continues after its last finished epoch. Under `torchrun --nproc-per-node N -m msabench run`,
-    the N processes train each seed together (DDP) and rank 0 writes its result.
+    was interrupted continues after its last finished epoch. A multi-stage method first runs (or
+    reuses) its earlier stages for each seed, then starts its encoders from their checkpoints. Under
+    `torchrun --nproc-per-node N -m msabench run`, the N processes train each run together (DDP) and rank 0
+    writes its result.
     """
     from msabench import leaderboard as boards
     from msabench.components import merge
+    from msabench.data import subsample_train
     from msabench.protocol import PROTOCOL
     from msabench.results import RunResult, differences, load_results, result_path, resume_path, write_atomic
     from msabench.train import check_precision, fit, init_distributed, resolve_hparams, select_device, set_threads
@@ -223,7 +246,7 @@ def run(
     distributed = init_distributed()
     writes = distributed is None or distributed.rank == 0
     logging.basicConfig(level=logging.WARNING if quiet or not writes else logging.INFO, format="%(message)s")
-    departures = {"max_epochs": max_epochs} if max_epochs else {}
+    departures = {key: value for key, value in (("max_epochs", max_epochs), ("patience", patience)) if value}
     protocol = replace(PROTOCOL, precision=precision, **departures)
     seed_list = parse_seeds(seeds, protocol.seeds)
     if distributed is not None and device == "auto" and torch_cuda_available():
@@ -244,26 +267,35 @@ def run(
     recipe = recipe.with_components(swaps, objective) if swaps or objective else recipe
     dataset_cls = found.datasets[dataset]
     found.check(recipe, dataset_cls)
-    overrides: dict[str, Any] = {}
-    for key, value in assignments(sets, "--set").items():
-        section, dot, name = key.partition(".")
-        if not dot:
-            raise click.BadParameter(f"{key!r} needs a section, e.g. train.{key}", param_hint="--set")
-        merge(overrides, {section: {name: json_or_text(value)}})
+    overrides, staged = parse_sets(sets, recipe)
     hparams = merge(recipe.hparams_for(dataset_cls), overrides)
     found.check_hparams(recipe, hparams)
-    options = dataset_options(dataset_cls, data_options)
+    options = dataset_options(dataset_cls, data_options, host=HOST_OPTIONS)
+    fraction = host_fraction(options)
+    data_changes = sorted(f"data.{key}={shown(value)}" for key, value in options.items())
+    plans, hparams = plan_stages(found, recipe, dataset_cls, hparams, overrides, staged, data_changes)
     changes = [f"{m}={n}" for m, n in sorted(swaps.items())] + ([f"objective={objective}"] if objective else [])
     changes += sorted(
         f"{section}.{key}={shown(value)}" for section, values in overrides.items() for key, value in values.items()
     )
-    changes += sorted(f"data.{key}={shown(value)}" for key, value in options.items())
+    changes += sorted(
+        f"{stage}:{section}.{key}={shown(value)}"
+        for stage, sections in staged.items()
+        for section, values in sections.items()
+        for key, value in values.items()
+    )
+    changes += data_changes
     variant = ", ".join(changes)  # sorted: the same changes in any flag order are one row
     set_threads(threads)
 
-    data = dataset_cls(data_root, verify=not no_verify, **options).load()
-    results = []
-    for seed in seed_list:
+    dataset_kwargs = {key: value for key, value in options.items() if key not in HOST_OPTIONS}
+    data = dataset_cls(data_root, verify=not no_verify, **dataset_kwargs).load()
+    if fraction is not None:
+        data = subsample_train(data, *fraction)
+
+    def one_run(recipe, hparams, variant, seed, *, keep, stages=None, label=""):
+        """Run one (method, seed) under the protocol, or reuse its result by the skip rule; (result, path)."""
+        where = f"seed {seed}" + (f", stage {label}" if label else "")
         path = result_path(results_dir, dataset, recipe.name, seed, variant, protocol=protocol.id)
         state = resume_path(path)
         planned = resolve_hparams(hparams, data, seed, protocol, results_dir)
@@ -272,36 +304,70 @@ def run(
                 leftover.unlink(missing_ok=True)
         elif path.is_file():
             existing = RunResult.load(path)
-            if changed := differences(existing, data=data.provenance, hparams=planned, protocol=protocol.to_dict()):
+            if changed := differences(
+                existing, data=data.provenance, hparams=planned, protocol=protocol.to_dict(), stages=stages
+            ):
                 raise click.ClickException(
-                    f"seed {seed}: {path} holds a result of another run ({'; '.join(changed[:3])}). Pass --overwrite "
+                    f"{where}: {path} holds a result of another run ({'; '.join(changed[:3])}). Pass --overwrite "
                     "to replace it, or --results DIR to keep both."
                 )
             if writes:
-                click.echo(
-                    f"seed {seed}: done already ({path}); skipped. Pass --overwrite to train it again.", err=True
+                click.echo(f"{where}: done already ({path}); skipped. Pass --overwrite to train it again.", err=True)
+            return existing, path
+        for modality, stage in (stages or {}).items():
+            if not Path(stage["checkpoint"]).is_file():
+                raise click.ClickException(
+                    f"{where}, stage {stage['method']}: {stage['result']} has no checkpoint "
+                    f"{Path(stage['checkpoint']).name} beside it (made with --no-checkpoints?), and the {modality} "
+                    "encoder starts from it. Pass --overwrite to train the stages again."
                 )
-            results.append(existing)
-            continue
-        result = fit(
-            recipe,
-            data,
-            catalog=found,
-            seed=seed,
-            protocol=protocol,
-            hparams=planned,
-            variant=variant,
-            device=chosen_device,
-            checkpoint=path.with_suffix(".pt") if checkpoints else None,
-            state=state,
-            progress=progress,
-            distributed=distributed,
-        )
-        results.append(result)
+        try:
+            result = fit(
+                recipe,
+                data,
+                catalog=found,
+                seed=seed,
+                protocol=protocol,
+                hparams=planned,
+                variant=variant,
+                device=chosen_device,
+                checkpoint=path.with_suffix(".pt") if keep else None,
+                state=state,
+                progress=progress,
+                distributed=distributed,
+            )
+        except MsabenchError as error:
+            if not label:
+                raise
+            raise click.ClickException(
+                f"{where} (its settings: --set {label}:SECTION.KEY=VALUE, e.g. --set {label}:text.pretrained=DIR): "
+                f"{error}"
+            ) from error
+        if stages:
+            result.stages = stages
         if writes:
             result.save(path)
             summary = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
-            click.echo(f"seed {seed}: best epoch {result.best_epoch}/{result.epochs}  {summary}  -> {path}", err=True)
+            click.echo(f"{where}: best epoch {result.best_epoch}/{result.epochs}  {summary}  -> {path}", err=True)
+        if distributed is not None:
+            torch_barrier()  # the other ranks read what rank 0 wrote (a stage's result and checkpoint)
+        return result, path
+
+    results = []
+    for seed in seed_list:
+        started: dict[str, dict[str, str]] = {}
+        for plan in plans:
+            _, path = one_run(plan.recipe, plan.hparams, plan.variant, seed, keep=True, label=plan.recipe.name)
+            for modality in plan.modalities:
+                started[modality] = {
+                    "method": plan.recipe.name,
+                    "result": str(path),
+                    "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                    "checkpoint": str(path.with_suffix(".pt")),
+                }
+        own = merge(merge({}, hparams), {m: {"init_from": stage["checkpoint"]} for m, stage in started.items()})
+        result, _ = one_run(recipe, own, variant, seed, keep=checkpoints, stages=started if plans else None)
+        results.append(result)
     if not writes:
         return
     page = boards.render_dataset(dataset, [r for r in load_results(results_dir) if r.dataset == dataset])
@@ -310,11 +376,118 @@ def run(
     click.echo(f"\nLeaderboard: {Path(boards_dir) / f'{dataset}.md'}", err=True)
 
 
-def dataset_options(dataset_cls, values: tuple[str, ...]) -> dict:
-    """--data-option KEY=VALUE pairs (JSON values) checked against the dataset class's keyword arguments."""
+# Data options the host applies to every dataset (after it loads), not passed to the Dataset class.
+HOST_OPTIONS = ("train_fraction", "train_fraction_seed")
+
+
+def host_fraction(options: dict[str, Any]) -> tuple[float, int] | None:
+    """(fraction, seed) of ``--data-option train_fraction=F [train_fraction_seed=N]``, checked; None for all of the
+    train split (train_fraction=1 is dropped from the options, so it is the same row as no option)."""
+    from msabench.data import DEFAULT_FRACTION_SEED, whole
+
+    if "train_fraction" not in options:
+        if "train_fraction_seed" in options:
+            raise click.BadParameter(
+                "train_fraction_seed draws the samples of train_fraction; give train_fraction too",
+                param_hint="--data-option",
+            )
+        return None
+    fraction = options["train_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+        raise click.BadParameter(
+            f"train_fraction={fraction}: expected a number in (0, 1], e.g. train_fraction=0.1",
+            param_hint="--data-option",
+        )
+    seed = whole(options.get("train_fraction_seed", DEFAULT_FRACTION_SEED), "train_fraction_seed")
+    if fraction == 1:
+        options.pop("train_fraction")
+        options.pop("train_fraction_seed", None)
+        return None
+    return float(fraction), seed
+
+
+def parse_sets(values: tuple[str, ...], recipe) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """--set pairs as (this method's overrides, {stage method: its overrides}); ``STAGE:SECTION.KEY`` addresses one
+    of the method's stages."""
+    from msabench.components import merge
+
+    own: dict[str, Any] = {}
+    staged: dict[str, dict[str, Any]] = {}
+    names = list(dict.fromkeys(stage.method for stage in recipe.stages))
+    for key, value in assignments(values, "--set").items():
+        stage, colon, rest = key.rpartition(":")
+        if colon and stage not in names:
+            known = f"its stages are {', '.join(names)}" if names else "it has no stages"
+            raise click.BadParameter(f"{stage!r} is not a stage of {recipe.name} ({known})", param_hint="--set")
+        section, dot, name = rest.partition(".")
+        if not dot:
+            raise click.BadParameter(
+                f"{key!r} needs a section, e.g. {stage + ':' if colon else ''}train.{rest}", param_hint="--set"
+            )
+        merge(staged.setdefault(stage, {}) if colon else own, {section: {name: json_or_text(value)}})
+    return own, staged
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One earlier run of a multi-stage method: the method, its hyper-parameters and variant, the modalities it
+    starts."""
+
+    recipe: Any
+    hparams: dict[str, Any]
+    variant: str
+    modalities: tuple[str, ...]
+
+
+def plan_stages(
+    found, recipe, dataset_cls, hparams, overrides, staged, data_changes
+) -> tuple[list[StagePlan], dict[str, Any]]:
+    """The stage runs of `recipe` on `dataset_cls`, and the final stage's hyper-parameters, checked before any data
+    loads. A staged encoder is built as its stage built it (the stage's section for that modality, e.g. its
+    pretrained weights, tokenizer or config), with the final method's own settings on top (e.g. freeze), and then
+    started from the stage's checkpoint. A modality whose ``init_from`` the user set (``--set text.init_from=PATH``
+    or ``=null``) does not start from its stage."""
+    from msabench.components import merge
+
+    modalities: dict[str, list[str]] = {}
+    for stage in recipe.stages:
+        if "init_from" not in overrides.get(stage.modality, {}):
+            modalities.setdefault(stage.method, []).append(stage.modality)
+    if unused := sorted(set(staged) - set(modalities)):
+        replaced = ", ".join(f"{s.modality}.init_from" for s in recipe.stages if s.method == unused[0])
+        raise click.BadParameter(f"stage {unused[0]} does not run: --set {replaced} replaces it", param_hint="--set")
+    plans, final = [], merge({}, hparams)
+    for name, started in modalities.items():
+        earlier = found.methods[name]
+        found.check(earlier, dataset_cls)
+        own = merge(earlier.hparams_for(dataset_cls), staged.get(name, {}))
+        try:
+            found.check_hparams(earlier, own)
+        except MsabenchError as error:
+            raise click.ClickException(
+                f"stage {name} (its settings: --set {name}:SECTION.KEY=VALUE): {error}"
+            ) from None
+        changes = sorted(
+            f"{section}.{key}={shown(value)}"
+            for section, values in staged.get(name, {}).items()
+            for key, value in values.items()
+        )
+        plans.append(StagePlan(earlier, own, ", ".join(changes + data_changes), tuple(started)))
+        for modality in started:
+            built = {key: value for key, value in own.get(modality, {}).items() if key != "init_from"}
+            final[modality] = merge(merge({}, built), hparams.get(modality, {}))
+    found.check_hparams(
+        recipe, merge(merge({}, final), {m: {"init_from": "stage"} for p in plans for m in p.modalities})
+    )
+    return plans, final
+
+
+def dataset_options(dataset_cls, values: tuple[str, ...], host: tuple[str, ...] = ()) -> dict:
+    """--data-option KEY=VALUE pairs (JSON values) checked against the dataset class's keyword arguments (and the
+    `host` options, which the host applies to any dataset)."""
     options = {key: json_or_text(value) for key, value in assignments(values, "--data-option").items()}
     parameters = inspect.signature(dataset_cls).parameters.items()
-    accepted = [name for name, p in parameters if p.kind == p.KEYWORD_ONLY and name != "verify"]
+    accepted = [name for name, p in parameters if p.kind == p.KEYWORD_ONLY and name != "verify"] + list(host)
     if unknown := sorted(set(options) - set(accepted)):
         raise click.BadParameter(
             f"{dataset_cls.name} has no option {', '.join(unknown)}; it accepts: {', '.join(accepted) or 'none'}",
@@ -336,6 +509,8 @@ def list_(kind):
             if name == "methods":
                 parts = ", ".join(f"{m}={e}" for m, e in obj.encoders.items())
                 about = f"{obj.paper} | {parts} | fusion={obj.fusion} | objective={obj.objective}"
+                if obj.stages:
+                    about += " | stages: " + ", ".join(f"{s.modality}<-{s.method}" for s in obj.stages)
             else:
                 about = (obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else ""
             click.echo(f"  {item:<22} [{registry.plugin(item)}] {about}")

@@ -364,6 +364,20 @@ class Reported:
 
 
 @dataclass(frozen=True)
+class Stage:
+    """An earlier run a multi-stage method starts from.
+
+    ``method`` (a registered method without stages of its own) is run first, per seed, with the same dataset, data
+    options and protocol, as an ordinary run with its own result and checkpoint; then this method's ``modality``
+    encoder starts from that checkpoint (its ``init_from`` is set to it). The encoder must be the same component in
+    both methods. An explicit ``--set <modality>.init_from=...`` replaces the stage for that modality.
+    """
+
+    method: str
+    modality: str
+
+
+@dataclass(frozen=True)
 class Method:
     """A paper's recipe: encoders per modality, fusion, objective and hyper-parameters, all by name.
 
@@ -371,8 +385,10 @@ class Method:
     max_epochs, grad_clip, eval_batch_size, lr_decay: multiply every learning rate by it every
     lr_decay_every epochs (default 1)), one per modality (encoder keyword arguments),
     ``fusion`` and ``objective``. ``overrides`` maps a dataset name to section updates taken
-    from the paper (``{"mosei": {"train": {"lr": 5e-3}}}``). Strings may contain ``{seed}`` and
-    ``{dataset}``, which `fit` replaces with the run's seed and dataset name.
+    from the paper (``{"mosei": {"train": {"lr": 5e-3}}}``). Strings may contain ``{seed}``,
+    ``{dataset}``, ``{protocol}`` and ``{results}``, which `fit` replaces with the run's values.
+    ``stages`` lists earlier runs that start some encoders (`Stage`); ``key_metrics`` gives a dataset its own
+    selection metric where the paper selects differently per dataset.
     """
 
     name: str
@@ -386,6 +402,15 @@ class Method:
     key_metric: str | None = None  # select on this validation metric instead of the validation loss
     tasks: tuple[str, ...] = ("regression",)
     url: str = ""
+    stages: tuple[Stage, ...] = ()  # earlier runs whose checkpoints start some encoders (see `Stage`)
+    key_metrics: Mapping[str, str] = field(default_factory=dict)  # dataset -> key metric, where the paper differs
+
+    def key_metric_for(self, dataset: type[Dataset] | Dataset | Data) -> str | None:
+        """The validation metric this method selects on for a dataset (None: the validation loss)."""
+        for key in (dataset.name, dataset.hparams_from):
+            if key in self.key_metrics:
+                return self.key_metrics[key]
+        return self.key_metric
 
     def hparams_for(self, dataset: type[Dataset] | Dataset | Data) -> dict[str, dict[str, Any]]:
         """The hyper-parameters for a dataset: defaults, then the paper's values for it (or its `hparams_from`)."""
@@ -396,7 +421,8 @@ class Method:
 
     def with_components(self, encoders: Mapping[str, str] | None = None, objective: str | None = None) -> Method:
         """This recipe with some components swapped; swapped components start from their own defaults
-        (their hyper-parameter section and any ``train.lr_groups`` entry for their parameters are dropped)."""
+        (their hyper-parameter section, any ``train.lr_groups`` entry for their parameters and a stage that started
+        them are dropped)."""
         hparams = copy.deepcopy({key: dict(value) for key, value in self.hparams.items()})
         overrides = copy.deepcopy(
             {name: {key: dict(value) for key, value in sections.items()} for name, sections in self.overrides.items()}
@@ -419,6 +445,7 @@ class Method:
             objective=objective or self.objective,
             hparams=hparams,
             overrides=overrides,
+            stages=tuple(stage for stage in self.stages if stage.modality not in changed),
         )
 
 

@@ -10,7 +10,8 @@ built with ``skip_unreadable=True`` (``--data-option skip_unreadable=true``): th
 left out, and the count and ids are logged and recorded in the result.
 
 **Splits.** Seeded and stratified 8:1:1 per label (``split_seed``, default 42, independent of
-the training seeds), or the ids of a split file (``split_file``, see `msabench.splits`). Which
+the training seeds; ``held_out`` says how each label's sizes are rounded, see `stratified_split`),
+or the ids of a split file (``split_file``, see `msabench.splits`). Which
 one was used is recorded in the result. Samples that cannot be read are dropped after
 splitting, so one broken file does not reshuffle the others.
 """
@@ -211,6 +212,7 @@ class ImageTextDataset(Dataset):
     folder: ClassVar[str] = ""  # below the data root; the data root itself also works
     fractions: ClassVar[tuple[float, float, float]] = (0.8, 0.1, 0.1)
     default_split_seed: ClassVar[int] = 42
+    held_out: ClassVar[str] = "nearest"  # per-label rounding of the split sizes (see `stratified_split`)
     published_size: ClassVar[int | None] = None  # samples after cleaning, as the literature reports
 
     def __init__(
@@ -259,8 +261,10 @@ class ImageTextDataset(Dataset):
                 "unused": len(known) - sum(map(len, assignment.values())),
             }
         else:
-            assignment = stratified_split(ids, labels, self.fractions, self.split_seed)
+            assignment = stratified_split(ids, labels, self.fractions, self.split_seed, self.held_out)
             split_info = {"kind": "stratified", "seed": self.split_seed, "fractions": list(self.fractions)}
+            if self.held_out != "nearest":
+                split_info["held_out"] = self.held_out
         label_of = dict(zip(ids, labels, strict=True))
         wanted = [sample for split in SPLITS for sample in assignment[split]]
         reading = read_samples(

@@ -123,6 +123,18 @@ def evaluate(family: str, predictions, labels) -> dict[str, float]:
     }
 
 
+def polarity(family: str, labels) -> np.ndarray:
+    """Negative (0), neutral (1) or positive (2) for sentiment intensities: the family's Acc-3 classes, as `evaluate`
+    scores them. MOSI/MOSEI: round(clip(y, -1, 1)) + 1 (numpy rounding, halves to even, so |y| <= 0.5 is neutral);
+    CH-SIMS: y clipped to [-1, 1], bins (-1.01, -0.1], (-0.1, 0.1], (0.1, 1.01]."""
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    if family == "mosi":
+        return (np.round(np.clip(y, -1, 1)) + 1).astype(np.int64)
+    if family == "sims":
+        return _bin(np.clip(y, -1, 1), SIMS_BINS["Acc-3"]).astype(np.int64)
+    raise ValueError(f"metric family {family!r} has no polarity classes; only the regression families mosi and sims do")
+
+
 def _iemocap(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
     if p.shape != y.shape or p.ndim != 2 or p.shape[1] != len(EMOTIONS):
         raise ValueError(

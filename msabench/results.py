@@ -45,6 +45,9 @@ class RunResult:
     # "rss": the process's peak since it started (data loading and earlier seeds included); "cuda": this run's
     peak_memory_mb: dict[str, float] = field(default_factory=dict)
     parameters: dict[str, int] = field(default_factory=dict)  # "trainable" and "total" parameter counts
+    # A multi-stage method: per modality, the stage run its encoder started from ("method", "result" file, the
+    # result's "sha256", "checkpoint").
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     schema: int = SCHEMA
 
     @property
@@ -105,13 +108,25 @@ DATA_KEYS = ("files", "split", "content_sha256", "generator", "train_fraction")
 
 
 def differences(
-    result: RunResult, *, data: dict[str, Any], hparams: dict[str, Any], protocol: dict[str, Any]
+    result: RunResult,
+    *,
+    data: dict[str, Any],
+    hparams: dict[str, Any],
+    protocol: dict[str, Any],
+    stages: dict[str, dict[str, Any]] | None = None,
 ) -> list[str]:
     """How an existing result differs from a run about to be made (data files and split, resolved hyper-parameters,
-    protocol id), one phrase per difference; empty when the run would repeat it. Values are compared as JSON stores
-    them."""
+    protocol id, and the stage results it starts from), one phrase per difference; empty when the run would repeat
+    it. Values are compared as JSON stores them."""
     data, hparams, protocol = _as_stored(data), _as_stored(hparams), _as_stored(protocol)
     found = []
+    for modality in sorted(set(result.stages) | set(stages or {})) if stages is not None else []:
+        old, new = result.stages.get(modality, {}), stages.get(modality, {})
+        if (old.get("result"), old.get("sha256")) != (new.get("result"), new.get("sha256")):
+            found.append(
+                f"{modality} stage: {old.get('result')} (sha256 {str(old.get('sha256'))[:12]}) then, "
+                f"{new.get('result')} (sha256 {str(new.get('sha256'))[:12]}) now"
+            )
     for key in DATA_KEYS:
         if result.data.get(key) != data.get(key):
             found.append(f"data {key}: {_short(result.data.get(key))} then, {_short(data.get(key))} now")

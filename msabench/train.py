@@ -29,7 +29,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +225,8 @@ def assemble(
     user's feature cache)."""
     device = select_device(device)
     check_precision(protocol.precision, device)
+    if method.key_metrics:  # the metric this method selects on for this dataset
+        method = replace(method, key_metric=method.key_metric_for(data))
     settings = resolved(hparams.get("train", {}))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

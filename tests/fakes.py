@@ -14,6 +14,7 @@ from msabench import (
     Fusion,
     Method,
     Objective,
+    Stage,
     Task,
     hookimpl,
     open_image,
@@ -191,6 +192,20 @@ TINY_CLIP = image_text(
     {"text": "clip-text", "image": "clip-image"},
     {"train": {"optimizer": "adam", "lr": 1e-2, "batch_size": 16}, "text": CLIP, "image": CLIP},
 )
+# The same two stages declared as stages: `msabench run -m tiny-staged` runs tiny-text and tiny-image first, and
+# builds each encoder as its stage did (the stage's section), frozen.
+TINY_STAGED = replace(
+    image_text(
+        "tiny-staged",
+        {"text": "hf-text", "image": "resnet50-image"},
+        {
+            "train": {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-5, "batch_size": 32},
+            "text": {"freeze": True},
+            "image": {"freeze": True},
+        },
+    ),
+    stages=(Stage("tiny-text", "text"), Stage("tiny-image", "image")),
+)
 
 
 def tiny_tweets():
@@ -230,7 +245,7 @@ class ImageTextPlugin:
 
     @hookimpl
     def register_methods(self, register):
-        for method in (TINY_TEXT, TINY_IMAGE, TINY_FROZEN, TINY_CLIP):
+        for method in (TINY_TEXT, TINY_IMAGE, TINY_FROZEN, TINY_CLIP, TINY_STAGED):
             register(method)
 
 

@@ -333,3 +333,15 @@ def test_two_gloo_processes_train_one_run_like_a_single_process(tmp_path):
     for mine, single_epoch in zip(ours.history, theirs.history, strict=True):
         assert abs(mine["train"]["total"] - single_epoch["train"]["total"]) < 1e-4
     assert sorted(p.name for p in (tmp_path / "two" / rows).iterdir()) == ["seed-1111.json", "seed-1111.pt"]
+
+
+def test_patience_and_max_epochs_give_a_fixed_schedule_under_its_own_protocol_id(invoke, tmp_path):
+    outcome = invoke(*tiny("-q", epochs=3), "--patience", "3")
+    assert outcome.exit_code == 0, outcome.output
+    (path,) = (tmp_path / "results/synthetic-mosi/tiny").rglob("seed-1111.json")
+    assert path.parent.name == "mmsa-1+patience=3+max_epochs=3"
+    result = RunResult.load(path)
+    assert result.epochs == 3 and result.protocol["patience"] == 3  # never stopped early; selected on validation
+    assert result.best_epoch == 1 + [e["valid"]["loss"] for e in result.history].index(
+        min(e["valid"]["loss"] for e in result.history)
+    )

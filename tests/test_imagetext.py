@@ -153,7 +153,12 @@ def test_mvsa_single_cleaning_and_split(tmp_path):
     )
     assert "4" not in labels and len(labels) == 24
     assert data.provenance["cleaning"] == {"rows": 25, "discarded_conflict": 1, "kept": 24}
-    assert data.provenance["split"] == {"kind": "stratified", "seed": 42, "fractions": [0.8, 0.1, 0.1]}
+    assert data.provenance["split"] == {
+        "kind": "stratified",
+        "seed": 42,
+        "fractions": [0.8, 0.1, 0.1],
+        "held_out": "floor",
+    }
     assert sum(data.provenance["sizes"].values()) == 24 and data.provenance["sizes"] == {
         "train": 20,
         "valid": 2,
@@ -166,22 +171,102 @@ def test_mvsa_single_cleaning_and_split(tmp_path):
     assert MVSASingle(tmp_path, split_seed=3).load().splits["test"].ids != data.splits["test"].ids
 
 
-def test_mvsa_multiple_keeps_the_majority_of_cleaned_votes(tmp_path):
+def test_mvsa_multiple_takes_the_text_and_image_majorities_then_the_single_rule(tmp_path):
     rows = [
-        ("1", ["positive,positive", "positive,neutral", "negative,negative"]),  # pos, pos, neg -> positive
-        ("2", ["positive,negative", "neutral,neutral", "negative,neutral"]),  # -, neu, neg -> discarded
-        ("3", ["positive,negative", "negative,negative", "neutral,negative"]),  # -, neg, neg -> negative
-        ("4", ["neutral,neutral", "neutral,positive", "negative,neutral"]),  # neu, pos, neg -> discarded
-        ("5", ["neutral,neutral", "neutral,neutral", "positive,positive"]),  # neutral
+        ("1", ["positive,positive", "positive,neutral", "negative,negative"]),  # text pos; image no majority
+        ("2", ["positive,negative", "neutral,neutral", "negative,neutral"]),  # text no majority
+        ("3", ["neutral,negative", "neutral,negative", "positive,positive"]),  # neutral + negative -> negative
+        ("4", ["neutral,neutral", "neutral,positive", "negative,neutral"]),  # neutral, neutral -> neutral
+        ("5", ["negative,positive", "positive,positive", "positive,negative"]),  # positive, positive -> positive
+        ("6", ["positive,negative", "positive,negative", "neutral,neutral"]),  # positive vs negative: dropped
     ]
     write_mvsa(tmp_path, "MVSA", rows, "ID\ttext,image\ttext,image\ttext,image")
     data = MVSAMultiple(
-        tmp_path, split_file=write_split(tmp_path, {"train": ["1", "5"], "valid": ["3"], "test": []})
+        tmp_path, split_file=write_split(tmp_path, {"train": ["3", "5"], "valid": ["4"], "test": []})
     ).load()
-    assert data.splits["train"].ids == ["1", "5"] and data.splits["train"].tensors["label"].tolist() == [2, 1]
-    assert data.splits["valid"].tensors["label"].tolist() == [0] and len(data.splits["test"]) == 0
-    assert data.provenance["cleaning"] == {"rows": 5, "discarded_no_majority": 2, "kept": 3}
+    assert data.splits["train"].ids == ["3", "5"] and data.splits["train"].tensors["label"].tolist() == [0, 2]
+    assert data.splits["valid"].tensors["label"].tolist() == [1] and len(data.splits["test"]) == 0
+    assert data.provenance["cleaning"] == {"rows": 6, "discarded_no_majority": 2, "discarded_conflict": 1, "kept": 3}
     assert data.provenance["split"]["kind"] == "file" and data.provenance["split"]["unused"] == 0
+
+
+# Annotation patterns (three annotators' text,image labels) with what the literature's rule makes of them and what
+# cleaning each annotator first, then voting, would: (pairs, literature, per-annotator).
+P, U, N = "positive", "neutral", "negative"
+PATTERNS = {
+    "all-positive": ((f"{P},{P}",) * 3, P, P),
+    "all-neutral": ((f"{U},{U}",) * 3, U, U),
+    "all-negative": ((f"{N},{N}",) * 3, N, N),
+    "image-undecided-positive": ((f"{P},{P}", f"{P},{U}", f"{N},{N}"), None, P),
+    "neutral-majorities-from-positive": ((f"{U},{P}", f"{P},{U}", f"{U},{U}"), U, P),
+    "neutral-majorities-from-negative": ((f"{U},{N}", f"{N},{U}", f"{U},{U}"), U, N),
+    "neutral-majorities-no-vote": ((f"{U},{U}", f"{U},{P}", f"{N},{U}"), U, None),
+    "positive-majorities-no-vote": ((f"{N},{P}", f"{P},{P}", f"{P},{N}"), P, None),
+    "negative-majorities-no-vote": ((f"{P},{N}", f"{N},{N}", f"{N},{P}"), N, None),
+    "image-undecided-negative": ((f"{N},{N}", f"{N},{U}", f"{P},{P}"), None, N),
+    "undecided": ((f"{P},{N}", f"{N},{P}", f"{U},{U}"), None, None),
+}
+# How many tweets of each pattern: MVSA-Multiple's 19,600, with its published 17,024 = 11,318 / 4,408 / 1,298 after
+# the literature's rule, and 17,510 = 11,903 / 4,107 / 1,500 after per-annotator cleaning and a vote.
+MULTIPLE = {
+    "all-positive": 11300,
+    "all-neutral": 4107,
+    "all-negative": 1250,
+    "image-undecided-positive": 403,
+    "neutral-majorities-from-positive": 200,
+    "neutral-majorities-from-negative": 50,
+    "neutral-majorities-no-vote": 51,
+    "positive-majorities-no-vote": 18,
+    "negative-majorities-no-vote": 48,
+    "image-undecided-negative": 200,
+    "undecided": 1973,
+}
+
+
+def write_labels(folder, patterns, counts, header):
+    """labelResultAll.txt only (the label counts need no data files), rows shuffled with a fixed seed."""
+    rows = [pairs for name, n in counts.items() for pairs in [patterns[name]] * n]
+    order = np.random.default_rng(0).permutation(len(rows))
+    folder.mkdir(parents=True)
+    lines = [header] + [f"{i + 1}\t" + "\t".join(rows[k]) for i, k in enumerate(order)]
+    (folder / "labelResultAll.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_mvsa_multiple_gives_the_published_counts_and_split_sizes(tmp_path):
+    write_labels(
+        tmp_path / "MVSA", {k: v[0] for k, v in PATTERNS.items()}, MULTIPLE, "ID\ttext,image\ttext,image\ttext,image"
+    )
+    dataset = MVSAMultiple(tmp_path)
+    ids, labels, cleaning, _ = dataset.labelled()
+    assert len(ids) == 17024 and cleaning["rows"] == 19600 and cleaning["kept"] == 17024
+    assert {c: labels.count(c) for c in (P, U, N)} == {P: 11318, U: 4408, N: 1298}
+    expected = {c: sum(n for name, n in MULTIPLE.items() if PATTERNS[name][1] == c) for c in (P, U, N)}
+    assert {c: labels.count(c) for c in (P, U, N)} == expected
+    for pairs, _, old in PATTERNS.values():  # what cleaning each annotator first, then voting, makes of them
+        assert majority([clean_pair(*pair.split(",")) for pair in pairs]) == old
+    per_annotator = {c: sum(n for name, n in MULTIPLE.items() if PATTERNS[name][2] == c) for c in (P, U, N)}
+    assert per_annotator == {P: 11903, U: 4107, N: 1500}  # the rule the loader no longer uses keeps 17,510
+    split = stratified_split(ids, labels, dataset.fractions, dataset.split_seed, dataset.held_out)
+    assert [len(split[s]) for s in ("train", "valid", "test")] == [13624, 1700, 1700]
+    label_of = dict(zip(ids, labels, strict=True))
+    assert {c: [label_of[i] for i in split["test"]].count(c) for c in (P, U, N)} == {P: 1131, U: 440, N: 129}
+
+
+def test_mvsa_single_gives_the_published_counts_and_split_sizes(tmp_path):
+    patterns = {"pp": (f"{P},{P}",), "up": (f"{U},{P}",), "uu": (f"{U},{U}",), "nn": (f"{N},{N}",)}
+    patterns |= {"nu": (f"{N},{U}",), "pn": (f"{P},{N}",)}
+    counts = {"pp": 2000, "up": 683, "uu": 470, "nn": 1000, "nu": 358, "pn": 358}  # 4,869 tweets
+    write_labels(tmp_path / "MVSA_Single", patterns, counts, "ID\ttext,image")
+    dataset = MVSASingle(tmp_path)
+    ids, labels, cleaning, _ = dataset.labelled()
+    assert cleaning == {"rows": 4869, "discarded_conflict": 358, "kept": 4511}
+    assert {c: labels.count(c) for c in (P, U, N)} == {P: 2683, U: 470, N: 1358}
+    split = stratified_split(ids, labels, dataset.fractions, dataset.split_seed, dataset.held_out)
+    assert [len(split[s]) for s in ("train", "valid", "test")] == [3611, 450, 450]
+    label_of = dict(zip(ids, labels, strict=True))
+    assert {c: [label_of[i] for i in split["valid"]].count(c) for c in (P, U, N)} == {P: 268, U: 47, N: 135}
+    nearest = stratified_split(ids, labels, dataset.fractions, dataset.split_seed)
+    assert [len(nearest[s]) for s in ("train", "valid", "test")] == [3608, 451, 452]  # per-class rounding
 
 
 def test_mvsa_label_file_errors_name_the_line(tmp_path):

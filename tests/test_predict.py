@@ -71,9 +71,12 @@ def test_two_stages_then_predict(tmp_path, catalog, monkeypatch):
         and started["method"] == "tiny-text"
         and len(started["sha256"]) == 64
     )
-    assert started["splits"]["split"] == {"kind": "stratified", "seed": 42, "fractions": [0.8, 0.1, 0.1]} and set(
-        started["splits"]["ids_sha256"]
-    ) == {"train", "valid", "test"}
+    assert started["splits"]["split"] == {
+        "kind": "stratified",
+        "seed": 42,
+        "fractions": [0.8, 0.1, 0.1],
+        "held_out": "floor",
+    } and set(started["splits"]["ids_sha256"]) == {"train", "valid", "test"}
     assert result["hparams"]["image"]["init_from"] == f"results/folder-tweets/tiny-image/{PROTOCOL.id}/seed-1111.pt"
 
     out = tmp_path / "predictions.txt"

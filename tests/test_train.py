@@ -95,6 +95,16 @@ def test_a_key_metric_selects_on_that_validation_metric(catalog, data):
     assert result.best_epoch == 1 + corrs.index(max(corrs))
 
 
+def test_a_dataset_can_have_its_own_key_metric(catalog, data):
+    per_dataset = replace(TINY, key_metric="MAE", key_metrics={"tiny-data": "Corr", "other": "Acc-7"})
+    assert per_dataset.key_metric_for(data) == "Corr" and per_dataset.key_metric_for(replace(data, name="x")) == "MAE"
+    result = fit(per_dataset, data, catalog=catalog, seed=1111, protocol=SHORT)
+    corrs = [epoch["valid"]["Corr"] for epoch in result.history]
+    assert result.best_epoch == 1 + corrs.index(max(corrs)) and result.method_info["key_metric"] == "Corr"
+    with pytest.raises(Exception, match="selects on unknown metric 'Nope'"):
+        catalog.check_method(replace(TINY, key_metrics={"tiny-data": "Nope"}), "method 'tiny'")
+
+
 def test_callbacks_are_called_in_order_and_can_log(catalog, data):
     calls = []
 

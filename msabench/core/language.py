@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from msabench import CatalogError
 
 from .pretrained import (
@@ -37,7 +39,9 @@ class HFText(PretrainedEncoder):
     each batch is cut to its longest text. ``pooling``: ``cls`` (the first token's last hidden
     state), ``mean`` (over real tokens; what sentence-transformers models are trained for) or
     ``pooler`` (BERT's tanh pooler). ``config`` builds the model from a config dict with random
-    weights and a character-level tokenizer (tests, smoke runs).
+    weights and a character-level tokenizer (tests, smoke runs). ``attention_mask=False`` runs the model
+    without an attention mask, on texts padded to ``max_length`` (so the padding is attended, as in code that
+    forgets the mask; each sample still gets the same output whatever its batch).
     """
 
     name = "hf-text"
@@ -55,6 +59,7 @@ class HFText(PretrainedEncoder):
         freeze: bool = False,
         init_from: str | None = None,
         config: dict | None = None,
+        attention_mask: bool = True,
     ):
         super().__init__(spec)
         from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -83,7 +88,7 @@ class HFText(PretrainedEncoder):
                 f"encoder {self.name!r}: {type(self.model).__name__} has no pooler; "
                 "set --set text.pooling=cls (or mean)."
             )
-        self.pooling, self.max_length = pooling, max_length
+        self.pooling, self.max_length, self.attention_mask = pooling, max_length, bool(attention_mask)
         self.out_dim = int(self.model.config.hidden_size)
         self.settings = {
             "pooling": pooling,
@@ -91,6 +96,7 @@ class HFText(PretrainedEncoder):
             "tokenizer": tokenizer_digest(self.tokenizer),
             "padding_side": self.tokenizer.padding_side,
             "model_type": self.model.config.model_type,
+            **({} if self.attention_mask else {"attention_mask": False}),
         }
         self.finish(freeze=freeze, init_from=init_from, pretrained=None if config is not None else pretrained)
 
@@ -98,5 +104,9 @@ class HFText(PretrainedEncoder):
         return tokenize(self.tokenizer, values, self.max_length)
 
     def forward(self, x, lengths=None):
+        if not self.attention_mask:  # every position is attended and pooled, padding included
+            ids = x[:, 0]
+            everything = torch.ones_like(ids)
+            return pool(self.model(input_ids=ids, attention_mask=everything), everything, self.pooling)
         ids, mask = trim(x)
         return pool(self.model(input_ids=ids, attention_mask=mask), mask, self.pooling)

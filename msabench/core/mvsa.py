@@ -1,6 +1,17 @@
 """MVSA-Single and MVSA-Multiple (Niu et al., MMM 2016) in their public raw layout, with the literature's
-label cleaning: per annotator, equal text and image labels are kept, positive vs negative is dropped, and
-neutral + polar becomes the polar label; for Multiple, a 2-of-3 majority of the cleaned labels."""
+label cleaning and split sizes.
+
+Cleaning (the rule behind the counts the literature reports, e.g. DECA+IDCA's Table 1): a (text, image) label
+pair is kept when the labels are equal, becomes the polar label when one is neutral, and is dropped when one is
+positive and the other negative. MVSA-Single has one pair per tweet: 4,869 tweets -> 4,511 (2,683 positive /
+470 neutral / 1,358 negative). MVSA-Multiple has three annotators per tweet: first the majority (2 of 3) of the
+three text labels and the majority of the three image labels, then the Single rule on that pair (no majority on
+either side drops the tweet): 19,600 tweets -> 17,024 (11,318 / 4,408 / 1,298). Cleaning each annotator's pair
+first and then voting is not the literature's rule (it keeps 17,510 = 11,903 / 4,107 / 1,500).
+
+Splits: seeded and stratified, valid = test = floor(n_c / 10) per class and the rest for training, which gives
+the published 3,611 / 450 / 450 (Single) and 13,624 / 1,700 / 1,700 (Multiple); or the ids of a split file.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +35,7 @@ def clean_pair(text: str, image: str) -> str | None:
 
 
 def majority(votes: Sequence[str | None]) -> str | None:
-    """The label at least two of the (cleaned) votes agree on, else None (discarded)."""
+    """The label at least two of the votes agree on, else None (discarded)."""
     counts = Counter(vote for vote in votes if vote is not None)
     if not counts:
         return None
@@ -36,6 +47,7 @@ class MVSA(ImageTextDataset):
     """Base for MVSA: labelResultAll.txt holds one (text,image) label pair per annotator and id."""
 
     annotators: ClassVar[int] = 1
+    held_out = "floor"  # valid = test = floor(n_c / 10) per class: the literature's split sizes
     source = (
         "MVSA (Niu et al., MMM 2016): http://mcrlab.net/research/mvsa-sentiment-analysis-on-multi-view-social-data/ ; "
         "unzip it under the data root (data/{id}.txt, data/{id}.jpg, labelResultAll.txt)"
@@ -58,10 +70,14 @@ class MVSA(ImageTextDataset):
                     f"{'/'.join(CLASSES)}; got {line!r}"
                 )
             counts["rows"] += 1
-            votes = [clean_pair(*_pair(p)) for p in pairs]
-            label = votes[0] if self.annotators == 1 else majority(votes)
+            texts, images = zip(*(_pair(p) for p in pairs), strict=True)
+            text, image = (texts[0], images[0]) if self.annotators == 1 else (majority(texts), majority(images))
+            if text is None or image is None:
+                counts["discarded_no_majority"] += 1
+                continue
+            label = clean_pair(text, image)
             if label is None:
-                counts["discarded_conflict" if self.annotators == 1 else "discarded_no_majority"] += 1
+                counts["discarded_conflict"] += 1
                 continue
             ids.append(fields[0])
             labels.append(label)
@@ -73,7 +89,7 @@ class MVSA(ImageTextDataset):
 
 
 class MVSASingle(MVSA):
-    """MVSA-Single: 4,869 tweets, one annotator's text and image labels; 4,511 after cleaning, split 8:1:1 per label."""
+    """MVSA-Single: 4,869 tweets, one annotator's text and image labels; 4,511 after cleaning, split 3,611/450/450."""
 
     name = "mvsa-single"
     folder = "MVSA_Single"
@@ -83,7 +99,7 @@ class MVSASingle(MVSA):
 
 
 class MVSAMultiple(MVSA):
-    """MVSA-Multiple: 19,600 tweets labelled by three annotators; 17,024 with a majority after cleaning, split 8:1:1."""
+    """MVSA-Multiple: 19,600 tweets, three annotators; 17,024 after cleaning, split 13,624/1,700/1,700."""
 
     name = "mvsa-multiple"
     folder = "MVSA"

@@ -85,55 +85,63 @@ class PretrainedEncoder(Encoder):
         }
 
     def load_checkpoint(self, path: str | os.PathLike) -> dict[str, Any]:
-        """Replace this encoder's weights by those an msabench checkpoint holds for an encoder of the same name.
+        """Replace this encoder's weights by those an msabench checkpoint holds for it (`start_from_checkpoint`)."""
+        return start_from_checkpoint(self, path, self.modality)
 
-        Returns what the result records about it: the absolute path, SHA-256, method, seed, dataset and the
-        checkpoint's split record (the digests of its splits' ids, see `msabench.features.split_record`), which
-        `msabench.features.prepare` compares with the run's own splits."""
-        path = Path(path).expanduser().resolve()
-        if not path.is_file():
-            raise DataError(
-                f"encoder {self.name!r}: init_from {path} does not exist. It names the checkpoint of an earlier run "
-                "(saved beside its result as seed-<n>.pt): run that method first, "
-                f"or set --set {self.modality}.init_from=null to start from the pretrained weights."
-            )
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise DataError(
-                f"encoder {self.name!r}: cannot read checkpoint {path}: {type(error).__name__}: {error}"
-            ) from None
-        owners = [modality for modality, name in (checkpoint.get("encoders") or {}).items() if name == self.name]
-        if len(owners) != 1:
-            raise DataError(
-                f"encoder {self.name!r}: checkpoint {path} ({checkpoint.get('method')}) has {len(owners)} encoders "
-                f"named {self.name!r} (its encoders: {checkpoint.get('encoders')}); expected one."
-            )
-        prefix = f"encoders.{owners[0]}."
-        state = {key[len(prefix) :]: value for key, value in checkpoint["model"].items() if key.startswith(prefix)}
-        if not state:
-            raise DataError(
-                f"encoder {self.name!r}: checkpoint {path} holds no weights for its {owners[0]} encoder "
-                "(it was frozen in that run, so its weights are the pretrained ones)."
-            )
-        try:
-            self.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            raise DataError(
-                f"encoder {self.name!r}: the weights in {path} do not fit this encoder "
-                "(was it built from another model or config? "
-                f"that run used {json.dumps(checkpoint.get('hparams', {}).get(owners[0], {}))}): "
-                f"{str(error).splitlines()[0]}"
-            ) from None
-        log.info("%s: started from %s (%s, seed %s)", self.name, path, checkpoint.get("method"), checkpoint.get("seed"))
-        return {
-            "path": str(path),
-            "sha256": sha256(path),
-            "method": checkpoint.get("method"),
-            "seed": checkpoint.get("seed"),
-            "dataset": checkpoint.get("dataset"),
-            "splits": checkpoint.get("splits"),
-        }
+
+def start_from_checkpoint(encoder: Encoder, path: str | os.PathLike, section: str) -> dict[str, Any]:
+    """Replace `encoder`'s weights by those an msabench checkpoint holds for an encoder of the same name (its
+    ``init_from``; `section` names the method section in messages).
+
+    Returns what the result records about it: the absolute path, SHA-256, method, seed, dataset and the
+    checkpoint's split record (the digests of its splits' ids, see `msabench.features.split_record`), which
+    `msabench.features.prepare` compares with the run's own splits."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise DataError(
+            f"encoder {encoder.name!r}: init_from {path} does not exist. It names the checkpoint of an earlier run "
+            "(saved beside its result as seed-<n>.pt): run that method first, "
+            f"or set --set {section}.init_from=null to start from the pretrained weights."
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise DataError(
+            f"encoder {encoder.name!r}: cannot read checkpoint {path}: {type(error).__name__}: {error}"
+        ) from None
+    owners = [modality for modality, name in (checkpoint.get("encoders") or {}).items() if name == encoder.name]
+    if section in owners:  # the same modality's encoder, where the checkpoint has several of this kind
+        owners = [section]
+    if len(owners) != 1:
+        raise DataError(
+            f"encoder {encoder.name!r}: checkpoint {path} ({checkpoint.get('method')}) has {len(owners)} encoders "
+            f"named {encoder.name!r} (its encoders: {checkpoint.get('encoders')}); expected one."
+        )
+    prefix = f"encoders.{owners[0]}."
+    state = {key[len(prefix) :]: value for key, value in checkpoint["model"].items() if key.startswith(prefix)}
+    if not state:
+        raise DataError(
+            f"encoder {encoder.name!r}: checkpoint {path} holds no weights for its {owners[0]} encoder "
+            "(it was frozen in that run, so its weights are the pretrained ones)."
+        )
+    try:
+        encoder.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise DataError(
+            f"encoder {encoder.name!r}: the weights in {path} do not fit this encoder "
+            "(was it built from another model or config? "
+            f"that run used {json.dumps(checkpoint.get('hparams', {}).get(owners[0], {}))}): "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+    log.info("%s: started from %s (%s, seed %s)", encoder.name, path, checkpoint.get("method"), checkpoint.get("seed"))
+    return {
+        "path": str(path),
+        "sha256": sha256(path),
+        "method": checkpoint.get("method"),
+        "seed": checkpoint.get("seed"),
+        "dataset": checkpoint.get("dataset"),
+        "splits": checkpoint.get("splits"),
+    }
 
 
 MODELS_ENV = "MSABENCH_MODELS"

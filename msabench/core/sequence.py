@@ -7,6 +7,8 @@ from torch import nn
 
 from msabench import CatalogError, Encoder
 
+from .pretrained import start_from_checkpoint
+
 
 class TransformerSequence(Encoder):
     """A linear projection, a learned [CLS] token and positions, a Transformer encoder, LayerNorm, then pooling.
@@ -16,7 +18,8 @@ class TransformerSequence(Encoder):
     ``layers`` post-norm GELU Transformer layers that do not attend to padding, LayerNorm, and the
     mean over the sequence. Departure from ConFEDE's code, following the intent: the mean covers
     the [CLS] token and each sample's real frames; ConFEDE averages the padded positions as well.
-    ``pooling="cls"`` returns the [CLS] position instead.
+    ``pooling="cls"`` returns the [CLS] position instead. ``init_from`` starts it from an earlier msabench run's
+    checkpoint (which must hold one transformer-seq encoder).
     """
 
     name = "transformer-seq"
@@ -33,6 +36,7 @@ class TransformerSequence(Encoder):
         feedforward: int | None = None,
         dropout: float = 0.1,
         pooling: str = "mean",
+        init_from: str | None = None,
     ):
         super().__init__(spec)
         if pooling not in ("mean", "cls"):
@@ -52,6 +56,8 @@ class TransformerSequence(Encoder):
         self.norm = nn.LayerNorm(d_model)
         self.pooling = pooling
         self.out_dim = d_model
+        if init_from:  # an earlier run's weights (a multi-stage method's unimodal stage)
+            self.started_from = start_from_checkpoint(self, init_from, "<modality>")
 
     def forward(self, x, lengths):
         batch, steps, _ = x.shape

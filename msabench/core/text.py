@@ -9,7 +9,8 @@ Which weights it loads:
    (``$MSABENCH_MODELS/bert-base-chinese``), then through ``transformers.AutoModel.from_pretrained``
    (the Hugging Face cache, or the hub when online);
 3. data with a synthetic vocabulary (no tokenizer), or ``random_init=True``, get a BERT with random
-   weights built from the size arguments (tests, benchmarks, CPU smoke runs).
+   weights built from the size arguments (tests, benchmarks, CPU smoke runs);
+4. ``init_from`` then replaces them with an earlier msabench run's weights for this encoder (its checkpoint).
 
 A checkpoint that cannot be found fails at once with a message that names it and says how to
 point at a local copy (see `msabench.core.pretrained.load_pretrained`).
@@ -21,11 +22,14 @@ import torch
 
 from msabench import CatalogError, Encoder
 
-from .pretrained import load_pretrained, pool
+from .pretrained import load_pretrained, pool, start_from_checkpoint
 
 
 class BertText(Encoder):
-    """BERT (or any transformers encoder) over `text_bert` token ids; its [CLS] vector, fine-tuned by default."""
+    """BERT (or any transformers encoder) over `text_bert` token ids; its [CLS] vector, fine-tuned by default.
+
+    ``train_layers=N`` fine-tunes only the top N Transformer layers (embeddings and pooler stay frozen);
+    ``finetune=False`` freezes it all (kept in eval mode)."""
 
     name = "bert-text"
     consumes = "text_bert"
@@ -44,6 +48,8 @@ class BertText(Encoder):
         heads: int = 2,
         intermediate_size: int = 128,
         dropout: float = 0.1,
+        init_from: str | None = None,
+        train_layers: int | None = None,
     ):
         super().__init__(spec)
         if pooling not in ("cls", "pooler", "mean"):
@@ -69,9 +75,20 @@ class BertText(Encoder):
                 )
         self.pooling = pooling
         self.finetune = finetune
+        self.out_dim = self.bert.config.hidden_size
+        if init_from:  # an earlier run's fine-tuned weights (a multi-stage method's text stage)
+            self.started_from = start_from_checkpoint(self, init_from, "text")
         if not finetune:
             self.bert.requires_grad_(False)
-        self.out_dim = self.bert.config.hidden_size
+        elif train_layers is not None:  # fine-tune only the top layers (ConFEDE trains BERT's last one)
+            total = self.bert.config.num_hidden_layers
+            if isinstance(train_layers, bool) or not isinstance(train_layers, int) or not 0 <= train_layers <= total:
+                raise CatalogError(
+                    f"encoder 'bert-text': train_layers must be a whole number from 0 to {total}; got {train_layers!r}."
+                )
+            top = tuple(f"encoder.layer.{i}." for i in range(total - train_layers, total))
+            for name, parameter in self.bert.named_parameters():
+                parameter.requires_grad_(name.startswith(top))
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -74,7 +74,7 @@ class DualCrossAttention(Fusion):
 
     ``attention``: "both", "deca", "idca" or "none" (the ablations; a removed attention passes its
     query features through). ``weights``: [x, y, z] (the paper's best is 1.2, 0.7, 0.3) or
-    "adaptive", where each sample's weights come from cosine similarities (see `adaptive_weights`).
+    "adaptive", where the batch's weights come from cosine similarities (see `adaptive_weights`).
     f_t2v are the image-side outputs (image queries and values, text keys), f_v2t the text-side ones.
     """
 
@@ -139,18 +139,34 @@ class DualCrossAttention(Fusion):
             t2v_high, v2t_high = self.idca_t2v(v_high, t_high), self.idca_v2t(t_high, v_high)
         else:
             t2v_high, v2t_high = v_high, t_high
-        x, y, z = adaptive_weights(t_low, v_low, t_high, v_high) if self.weights == "adaptive" else self.weights
+        if self.weights == "adaptive":
+            x, y, z = adaptive_weights((t_low, v_low), (t_high, v_high), (v2t_high, t2v_high))
+        else:
+            x, y, z = self.weights
         fused = torch.cat([x * t2v_low, x * v2t_low, y * v_high + z * t2v_high, y * t_high + z * v2t_high], dim=-1)
         return {"prediction": self.classifier(self.refine(self.fuse(fused)))}
 
 
 def adaptive_weights(
-    t_low: torch.Tensor, v_low: torch.Tensor, t_high: torch.Tensor, v_high: torch.Tensor
+    low: tuple[torch.Tensor, torch.Tensor],
+    high: tuple[torch.Tensor, torch.Tensor],
+    attended: tuple[torch.Tensor, torch.Tensor],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-sample (x, y, z) from cosine similarities, our reading of the paper's "self-adaptation" variant:
-    c = (1 + cos) / 2 in [0, 1]; x = 2 c_low (1 when the low features are unrelated), z = c_high, y = 1 - c_high
-    (y + z = 1 as in the paper's fixed settings: the more the modalities agree, the more the cross-modal part
-    counts)."""
-    c_low = (1 + nn.functional.cosine_similarity(t_low, v_low, dim=-1, eps=1e-8)).unsqueeze(-1) / 2
-    c_high = (1 + nn.functional.cosine_similarity(t_high, v_high, dim=-1, eps=1e-8)).unsqueeze(-1) / 2
-    return 2 * c_low, 1 - c_high, c_high
+    """The paper's self-adaptive (x, y, z), one scalar each for the whole batch.
+
+    Each is the cosine similarity of the text-side and the image-side vectors of the same sample in one feature
+    space, averaged over the batch and mapped from [-1, 1] to [0, 1] by (1 + s) / 2; x, y and z are those values
+    (proportional, with factor 1):
+
+    - x, "the low-dimensional similarity": cos(t_low_i, v_low_i), the low (DECA) projections of text and image;
+    - y, "the high-dimensional raw feature similarity": cos(t_high_i, v_high_i), the high (IDCA) projections;
+    - z, "the high-dimensional cross-attention similarity": cos(f_v2t_high_i, f_t2v_high_i), IDCA's outputs on the
+      text side and on the image side.
+
+    The weights are computed from the features, not learned: no gradient flows through them."""
+
+    def similarity(pair: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        text, image = (vector.detach() for vector in pair)
+        return (1 + nn.functional.cosine_similarity(text, image, dim=-1, eps=1e-8).mean()) / 2
+
+    return similarity(low), similarity(high), similarity(attended)

@@ -109,15 +109,38 @@ def test_no_attention_is_the_weighted_concatenation_of_the_projections():
     assert not hasattr(model, "deca_t2v") and not hasattr(model, "idca_t2v")
 
 
-def test_adaptive_weights_follow_cosine_similarity():
-    same = torch.tensor([[1.0, 2.0]])
-    x, y, z = adaptive_weights(same, same, same, same)
-    torch.testing.assert_close(torch.cat([x, y, z], -1), torch.tensor([[2.0, 0.0, 1.0]]))
-    x, y, z = adaptive_weights(same, -same, same, -same)
-    torch.testing.assert_close(torch.cat([x, y, z], -1), torch.tensor([[0.0, 1.0, 0.0]]))
-    assert fusion(weights="adaptive")({"text": torch.randn(4, 6), "image": torch.randn(4, 5)}, {})[
-        "prediction"
-    ].shape == (4, 3)
+def test_adaptive_weights_are_batch_mean_cosines_of_the_text_and_image_sides_mapped_to_0_1():
+    a, b = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[3.0, 0.0], [0.0, -1.0]])  # cos 1 and -1: mean 0
+    same, orthogonal = torch.tensor([[1.0, 2.0]]), (torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 5.0]]))
+    x, y, z = adaptive_weights((same, same), (same, -same), orthogonal)
+    assert [x.item(), y.item(), z.item()] == pytest.approx([1.0, 0.0, 0.5], abs=1e-6)  # alike, opposite, at 90°
+    x, y, z = adaptive_weights((a, b), (a, a), (b, b))
+    assert [x.item(), y.item(), z.item()] == pytest.approx([0.5, 1.0, 1.0], abs=1e-6)
+    assert x.dim() == 0  # one value for the whole batch
+    text = torch.randn(4, 3, requires_grad=True)
+    assert not any(w.requires_grad for w in adaptive_weights((text, text * 2), (text, -text), (text, text)))
+
+
+def test_the_adaptive_fusion_weights_low_raw_and_attended_features_by_their_similarities():
+    model = fusion(weights="adaptive").eval()
+    text, image = torch.randn(4, 6), torch.randn(4, 5)
+    with torch.no_grad():
+        t_low, v_low, t_high, v_high = (
+            model.text_low(text),
+            model.image_low(image),
+            model.text_high(text),
+            model.image_high(image),
+        )
+        t2v_low, v2t_low = model.deca_t2v(v_low, t_low), model.deca_v2t(t_low, v_low)
+        t2v_high, v2t_high = model.idca_t2v(v_high, t_high), model.idca_v2t(t_high, v_high)
+
+        def mapped(first, second):
+            return (1 + torch.nn.functional.cosine_similarity(first, second, dim=-1).mean()) / 2
+
+        x, y, z = mapped(t_low, v_low), mapped(t_high, v_high), mapped(v2t_high, t2v_high)
+        fused = torch.cat([x * t2v_low, x * v2t_low, y * v_high + z * t2v_high, y * t_high + z * v2t_high], dim=-1)
+        expected = model.classifier(model.refine(model.fuse(fused)))
+        torch.testing.assert_close(model({"text": text, "image": image}, {})["prediction"], expected)
     with pytest.raises(ValueError, match="weights must be"):
         fusion(weights=[1.0, 2.0])
 
@@ -131,6 +154,7 @@ def test_methods_follow_the_paper():
         "deca-idca-none",
         "deca-only",
         "idca-only",
+        "deca-idca-none-bert-resnet50",
     }
     best = methods["deca-idca"]
     assert best.hparams["train"] == {
@@ -160,3 +184,21 @@ def test_methods_follow_the_paper():
         methods["deca-idca-equal"].hparams["fusion"]["weights"] == [0.5, 0.5, 0.5]
         and methods["deca-only"].hparams["fusion"]["attention"] == "deca"
     )
+    sources = {
+        (m.name, r.dataset): (r.source, r.metrics["Acc"], r.metrics["F1_weighted"]) for m in METHODS for r in m.reported
+    }
+    assert sources[("deca-idca", "mvsa-single")] == ("Ye et al., Table 3", 78.27, 77.95)
+    assert sources[("deca-idca", "mvsa-multiple")] == ("Ye et al., Table 4", 71.18, 68.92)
+    assert sources[("deca-idca-none", "mvsa-multiple")] == ("Ye et al., Table 5", 63.43, 63.12)
+    assert sources[("deca-idca-equal", "mvsa-single")] == ("Ye et al., Table 6", 76.12, 75.27)
+    assert sources[("deca-idca-adaptive", "mvsa-single")] == ("Ye et al., Table 6", 75.88, 74.98)
+    assert sources[("deca-idca-none-bert-resnet50", "mvsa-single")] == ("Ye et al., Table 7", 62.65, 61.78)
+    bert_resnet = methods["deca-idca-none-bert-resnet50"]
+    assert bert_resnet.encoders == {"text": "hf-text", "image": "resnet50-image"}
+    assert bert_resnet.hparams["fusion"]["attention"] == "none" and bert_resnet.hparams["text"] == {
+        "pretrained": "bert-base-uncased",
+        "pooling": "cls",
+        "freeze": True,
+    }
+    assert bert_resnet.hparams["image"] == {"pretrained": "microsoft/resnet-50", "freeze": True}
+    assert bert_resnet.hparams["train"] == best.hparams["train"]

@@ -1,7 +1,8 @@
-"""DMMSA's multi-task objective with global dynamic weight generation (GDWG), and ConFEDE's objective.
+"""DMMSA's multi-task objective with global dynamic weight generation (GDWG), and the unimodal pre-training loss of
+the stages (ConFEDE's objective is in `confede`).
 
-Both read the outputs of `feature-decomposition`: ``prediction``, ``unimodal`` [B, 2, 3],
-``similar``/``dissimilar`` [B, 3, D] in the order text, audio, vision (DMMSA also ``logits``).
+DMMSA reads the outputs of `feature-decomposition`: ``prediction``, ``logits``, ``unimodal`` [B, 2, 3],
+``similar``/``dissimilar`` [B, 3, D] in the order text, audio, vision.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from msabench import Objective
 #   sims: y <= -0.1 | -0.1 < y <= 0.1 | y > 0.1   (bins (-1.01, -0.1], (-0.1, 0.1], (0.1, 1.01])
 #   mosi: y < -0.5  | -0.5 <= y <= 0.5 | y > 0.5  (round(clip(y, -1, 1)) with halves to even)
 NEUTRAL_BAND = {"sims": (-0.1, 0.1), "mosi": (-0.5, 0.5)}
+ADJUSTED = ("uni", "cl")  # the tasks whose weights GDWG sets
 
 
 def coarse_labels(y: torch.Tensor, family: str) -> torch.Tensor:
@@ -43,14 +45,6 @@ def multi_nt_xent(
     pos = cosine(anchor, positives) / temperature
     everything = torch.cat([pos, cosine(anchor, negatives) / temperature], dim=1)
     return (torch.logsumexp(everything, dim=1) - torch.logsumexp(pos, dim=1)).mean()
-
-
-def nt_xent(anchor: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Standard NT-Xent, one term per positive pair: -log( exp(p/t) / (exp(p/t) + sum_N exp(s/t)) ), mean over pairs
-    and batch."""
-    pos = cosine(anchor, positives) / temperature  # [B, P]
-    neg = torch.logsumexp(cosine(anchor, negatives) / temperature, dim=1, keepdim=True)  # [B, 1]
-    return (torch.logaddexp(pos, neg) - pos).mean()
 
 
 def gdwg_weights(losses: Mapping[str, float], reference: Mapping[str, float], temperature: float) -> dict[str, float]:
@@ -89,19 +83,20 @@ class DMMSA(Objective):
     - CL: Multi-NT-Xent with text as anchor, positives {(Ts,Vs), (Ts,As)}, negatives
       {(Ts,Td), (Ts,Vd), (Ts,Ad)}, cosine similarity, temperature ``temperature``.
     - GDWG over the adjusted tasks (Uni and CL): a *stage* is one training epoch. Epoch 1 trains
-      with equal weights (1/K each, the softmax of equal ratios); the epoch means of the
+      with equal weights (1/2 each, the softmax of equal ratios); the epoch means of the
       unweighted Uni and CL losses in epoch 1 are the references L_k(1); after each epoch t,
       w_k = L_k(t) / L_k(1) and lambda_k = softmax_k(w_k / ``gdwg_temperature``) weight epoch t+1.
       The weights live in this objective and change only in `on_epoch_end`; each epoch's
-      weights are logged as ``lambda`` in the run's history. With one adjusted task (no CL),
-      its weight is 1.
+      weights are logged as ``lambda`` in the run's history.
 
     Chosen where the paper is silent: ``temperature`` 0.5 is ConFEDE's (``const_heat``);
     ``gdwg_temperature`` 2 is the temperature of Dynamic Weight Averaging (Liu et al., CVPR 2019),
     the scheme GDWG modifies; smooth-L1 uses beta 1.
 
-    Ablations: ``msc=False`` drops MSC, ``cl=False`` drops CL, ``gdwg=False`` keeps the
-    weights at their start values (equal, 1/K) for the whole run.
+    Ablations remove one thing and reweight nothing else: ``msc=False`` drops MSC; ``cl=False`` drops
+    CL, and lambda_Uni keeps its start value 1/2 for the whole run (a softmax over one task would be 1,
+    doubling Uni's weight against the full model's start); ``gdwg=False`` keeps both weights at their
+    start values 1/2 for the whole run.
     """
 
     name = "dmmsa"
@@ -120,11 +115,11 @@ class DMMSA(Objective):
         super().__init__(task)
         self.msc, self.cl, self.gdwg = msc, cl, gdwg
         self.temperature, self.gdwg_temperature = temperature, gdwg_temperature
-        self.adjusted = ("uni", "cl") if cl else ("uni",)
+        self.adjusted = ADJUSTED if cl else ("uni",)
         self.reset()
 
     def reset(self) -> None:
-        self.lambdas = {k: 1.0 / len(self.adjusted) for k in self.adjusted}
+        self.lambdas = {k: 1.0 / len(ADJUSTED) for k in self.adjusted}  # 1/2 each, with or without CL
         self.reference: dict[str, float] | None = None
 
     def forward(self, outputs, batch):
@@ -154,7 +149,7 @@ class DMMSA(Objective):
 
     def on_epoch_end(self, run, epoch, logs) -> None:
         logs["lambda"] = dict(self.lambdas)  # the weights this epoch trained with
-        if not self.gdwg:
+        if not self.gdwg or len(self.adjusted) < 2:  # GDWG off, or nothing left to balance
             return
         current = {k: logs["train"][k] for k in self.adjusted}
         if self.reference is None:
@@ -162,45 +157,22 @@ class DMMSA(Objective):
         self.lambdas = gdwg_weights(current, self.reference, self.gdwg_temperature)
 
 
-class ConFEDE(Objective):
-    """ConFEDE's objective (Yang et al., ACL 2023) as DMMSA's paper compares it: fixed weights, no MSC, no GDWG.
+class UnimodalMSE(Objective):
+    """The unimodal pre-training loss of ConFEDE's stages: MSE between the prediction and the modality's own label
+    (``label`` T, A or V: CH-SIMS's y_T/y_A/y_V), or the multimodal label y where the dataset has no unimodal
+    labels (MOSI, MOSEI)."""
 
-    L = L_reg + 0.1 L_CL + 0.01 L_Uni, with the weights and the MSE losses of ConFEDE's released
-    code (XpastaX/ConFEDE, SIMS/model/net/constrastive/TVA_fusion.py):
-
-    - reg: MSE between the prediction and y (``loss="smooth-l1"`` switches to DMMSA's regression loss);
-    - Uni: the same unimodal targets as DMMSA (y for similar, y_T/y_A/y_V for dissimilar features), MSE;
-    - CL: standard NT-Xent, one term per positive pair, over DMMSA's text-anchored pairs
-      (positives (Ts,Vs), (Ts,As); negatives Td, Vd, Ad), cosine similarity, temperature 0.5
-      (ConFEDE's ``const_heat``).
-
-    Departure from ConFEDE's code: its contrastive loss also pairs each sample with neighbours
-    retrieved by label similarity (a data sampler outside the model); this objective keeps the
-    intra-sample pairs only, which is what the DMMSA paper's comparison changes ("only the
-    objective changed"). Logged terms: ``msr`` (the regression loss), ``uni``, ``cl``.
-    """
-
-    name = "confede"
-    needs = ("prediction", "unimodal", "similar", "dissimilar")
+    name = "unimodal-mse"
     tasks = ("regression",)
+    tiny = {"label": "T"}
 
-    def __init__(
-        self, task, temperature: float = 0.5, weight_cl: float = 0.1, weight_uni: float = 0.01, loss: str = "mse"
-    ):
+    def __init__(self, task, label: str = "T"):
         super().__init__(task)
-        losses = {"mse": F.mse_loss, "smooth-l1": F.smooth_l1_loss}
-        if loss not in losses:
-            raise ValueError(f"objective 'confede': loss {loss!r} is not one of {', '.join(losses)}")
-        self.loss = losses[loss]
-        self.temperature, self.weight_cl, self.weight_uni = temperature, weight_cl, weight_uni
+        if label not in ("T", "A", "V"):
+            raise ValueError(f"objective 'unimodal-mse': label must be T, A or V; got {label!r}")
+        self.label = label
 
     def forward(self, outputs, batch):
-        y = batch["label"].reshape(-1)
-        unimodal = outputs["unimodal"]
-        losses = {
-            "msr": self.loss(outputs["prediction"].reshape(-1), y),
-            "uni": self.loss(unimodal, unimodal_targets(batch, unimodal)),
-            "cl": nt_xent(*text_anchored(outputs), self.temperature),
-        }
-        total = losses["msr"] + self.weight_cl * losses["cl"] + self.weight_uni * losses["uni"]
-        return {"total": total, **losses}
+        y = batch.get(f"label_{self.label}", batch["label"]).reshape(-1)
+        mse = F.mse_loss(outputs["prediction"].reshape(-1), y.to(outputs["prediction"].dtype))
+        return {"total": mse, "mse": mse}

@@ -8,11 +8,10 @@ import torch
 from msabench import Batch, Task
 from msabench_dmmsa.objectives import (
     DMMSA,
-    ConFEDE,
+    UnimodalMSE,
     coarse_labels,
     gdwg_weights,
     multi_nt_xent,
-    nt_xent,
     unimodal_targets,
 )
 
@@ -32,14 +31,6 @@ def test_multi_nt_xent_by_hand():
     expected = -math.log((math.e**2 + 1) / (math.e**2 + 1 + math.e**-2 + 1 + 1))
     assert multi_nt_xent(ANCHOR, POSITIVES, NEGATIVES, 0.5).item() == pytest.approx(expected, abs=1e-6)
     assert expected == pytest.approx(0.2267675, abs=1e-6)
-
-
-def test_standard_nt_xent_by_hand_one_term_per_positive():
-    negatives = math.e**-2 + 1 + 1
-    first = -math.log(math.e**2 / (math.e**2 + negatives))
-    second = -math.log(1 / (1 + negatives))
-    assert nt_xent(ANCHOR, POSITIVES, NEGATIVES, 0.5).item() == pytest.approx((first + second) / 2, abs=1e-6)
-    assert (first + second) / 2 == pytest.approx(0.698296, abs=1e-6)
 
 
 def test_contrastive_losses_average_over_the_batch_and_ignore_scale():
@@ -89,7 +80,13 @@ def test_without_gdwg_the_weights_stay_equal():
         logs = {"train": {"uni": uni, "cl": cl}}
         objective.on_epoch_end(None, epoch, logs)
         assert logs["lambda"] == {"uni": 0.5, "cl": 0.5}
-    assert DMMSA(SIMS, cl=False).lambdas == {"uni": 1.0}
+    without_cl = DMMSA(SIMS, cl=False)  # removing CL does not reweight Uni: it keeps the full model's start, 1/2
+    assert without_cl.lambdas == {"uni": 0.5}
+    for epoch, uni in enumerate([2.0, 1.0, 0.5], start=1):
+        logs = {"train": {"uni": uni}}
+        without_cl.on_epoch_end(None, epoch, logs)
+        assert logs["lambda"] == {"uni": 0.5}
+    assert without_cl.lambdas == {"uni": 0.5}
 
 
 def test_coarse_labels_sims_follow_the_acc3_bins():
@@ -149,19 +146,15 @@ def test_dmmsa_total_by_hand():
     assert losses["cl"].item() == pytest.approx(cl, abs=1e-6)
     assert losses["total"].item() == pytest.approx(msr + msc + 0.5 * uni + 0.5 * cl, abs=1e-6)
     ablated = DMMSA(SIMS, msc=False, cl=False)(outputs(0.0, [0.0, 0.0, 0.0]), batch)
-    assert set(ablated) == {"total", "msr", "uni"} and ablated["total"].item() == pytest.approx(msr + uni, abs=1e-6)
+    assert set(ablated) == {"total", "msr", "uni"}
+    assert ablated["total"].item() == pytest.approx(msr + 0.5 * uni, abs=1e-6)
 
 
-def test_confede_total_by_hand():
-    batch = Batch(
-        label=torch.tensor([0.4]),
-        label_T=torch.tensor([0.0]),
-        label_A=torch.tensor([0.0]),
-        label_V=torch.tensor([1.0]),
-        index=torch.tensor([0]),
-    )
-    losses = ConFEDE(MOSI)(outputs(0.0, [0.0, 0.0, 0.0]), batch)
-    uni = (3 * 0.2**2 + 1.0) / 6
-    cl = (-math.log(math.e**2 / (math.e**2 + 2 + math.e**-2)) - math.log(1 / (3 + math.e**-2))) / 2
-    assert set(losses) == {"total", "msr", "uni", "cl"}
-    assert losses["total"].item() == pytest.approx(0.4**2 + 0.1 * cl + 0.01 * uni, abs=1e-6)
+def test_the_stages_loss_is_mse_on_the_modality_label_or_the_multimodal_one():
+    prediction = {"prediction": torch.tensor([[0.5], [0.0]])}
+    sims = Batch(label=torch.tensor([1.0, 1.0]), label_A=torch.tensor([0.0, 0.0]), index=torch.arange(2))
+    assert UnimodalMSE(SIMS, label="A")(prediction, sims)["total"].item() == pytest.approx(0.25 / 2)
+    mosi = Batch(label=torch.tensor([1.0, 1.0]), index=torch.arange(2))  # no unimodal labels: y
+    assert UnimodalMSE(MOSI, label="A")(prediction, mosi)["total"].item() == pytest.approx((0.25 + 1.0) / 2)
+    with pytest.raises(ValueError, match="label must be T, A or V"):
+        UnimodalMSE(MOSI, label="X")

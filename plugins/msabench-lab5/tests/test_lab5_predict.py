@@ -1,6 +1,6 @@
-"""Lab5's two-stage recipe end to end, and `msabench predict` on test_without_label.txt: stage-1 checkpoints found
-through the {results}/{dataset}/{protocol}/{seed} template, predictions in test_without_label.txt's format, checks of
-frozen weights and of the splits a stage-1 encoder was trained on."""
+"""Lab5's two-stage recipe end to end (one command runs both stages, then the fusion stage from their checkpoints),
+and `msabench predict` on test_without_label.txt: predictions in its format, checks of frozen weights and of the
+splits a stage-1 encoder was trained on."""
 
 from __future__ import annotations
 
@@ -18,14 +18,18 @@ from msabench.results import result_path
 from msabench_lab5.data import Lab5, write_lab5
 
 TINY = {"text": {"config": BERT_TINY, "max_length": 32}, "image": {"config": RESNET_TINY, "image_size": 16}}
+STAGE_OF = {"text": "lab5-bert", "image": "lab5-resnet50"}
+# The stages' encoders small and random; the fusion stage builds its encoders as the stages did.
 SETS = [
     arg
     for section, values in TINY.items()
     for key, value in values.items()
-    for arg in ("--set", f"{section}.{key}={json.dumps(value)}")
+    for arg in ("--set", f"{STAGE_OF[section]}:{section}.{key}={json.dumps(value)}")
 ]
-PROTOCOL = Protocol(max_epochs=2)  # both stages: stage 2 looks for stage 1 under its own protocol id
-STAGE1 = f"results/lab5/lab5-bert/{PROTOCOL.id}/seed-1111.pt"
+IMAGE_SETS = [
+    arg for i in range(0, len(SETS), 2) if SETS[i + 1].startswith("lab5-resnet50:") for arg in SETS[i : i + 2]
+]
+PROTOCOL = Protocol(max_epochs=2)
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +45,7 @@ def catalog():
 
 
 def stage_one(catalog, data, name, section):
-    """A stage-1 run saved where the stage-2 methods look for it by default."""
+    """A stage-1 run saved where a plain (unchanged) stage run of the command would be."""
     method = catalog.methods[name]
     hparams = method.hparams_for(data)
     hparams[section].update(TINY[section])
@@ -59,50 +63,51 @@ def stage_one(catalog, data, name, section):
     return path.with_suffix(".pt")
 
 
-def test_lab5_two_stages_then_predict(tmp_path, catalog, monkeypatch):
-    folder = write_lab5(tmp_path / "lab5", n=30, unlabelled=5)
-    data = Lab5(folder).load()
-    runner = CliRunner()
-    stage2 = [
-        "run",
-        "-m",
-        "lab5-concat",
-        "-d",
-        "lab5",
-        "--data-root",
-        str(folder),
-        "--seeds",
-        "1111",
+def command(folder, *extra, method="lab5-concat"):
+    return ["run", "-m", method, "-d", "lab5", "--data-root", str(folder), "--seeds", "1111"] + [
         "--max-epochs",
         str(PROTOCOL.max_epochs),
-        *SETS,
+        *extra,
         "--no-progress",
         "-q",
     ]
-    missing = runner.invoke(cli, stage2)
-    assert (
-        missing.exit_code != 0
-        and f"{STAGE1} does not exist" in missing.output
-        and "run that method first" in missing.output
-    )
 
-    text_checkpoint = stage_one(catalog, data, "lab5-bert", "text")
-    stage_one(catalog, data, "lab5-resnet50", "image")
-    done = runner.invoke(cli, stage2)
+
+def test_lab5_two_stages_in_one_command_then_predict(tmp_path, monkeypatch):
+    folder = write_lab5(tmp_path / "lab5", n=30, unlabelled=5)
+    runner = CliRunner()
+    missing = runner.invoke(
+        cli,
+        command(
+            folder, *IMAGE_SETS, "--set", "text.init_from=nowhere.pt", "--set", f"text.config={json.dumps(BERT_TINY)}"
+        ),
+    )
+    assert missing.exit_code != 0 and "nowhere.pt does not exist" in missing.output  # an explicit init_from wins
+
+    done = runner.invoke(cli, command(folder, *SETS))
     assert done.exit_code == 0, done.output
+    runs = sorted(path.parent.parent.name.split("+")[0] for path in (tmp_path / "results/lab5").rglob("seed-1111.json"))
+    assert runs == ["lab5-bert", "lab5-concat", "lab5-resnet50"]  # both stages ran, then the fusion stage
     (result_file,) = (tmp_path / "results" / "lab5").glob("lab5-concat*/*/seed-1111.json")
     assert result_file.parent.name == PROTOCOL.id
     result = json.loads(result_file.read_text())
+    stage1 = result["hparams"]["text"]["init_from"]
+    assert stage1.startswith("results/lab5/lab5-bert+") and stage1.endswith(f"/{PROTOCOL.id}/seed-1111.pt")
+    assert result["stages"]["text"]["result"] == stage1.replace(".pt", ".json")
+    assert result["hparams"]["text"]["config"] == BERT_TINY and result["hparams"]["text"]["freeze"] is True
     started = result["data"]["encoders"]["text"]["fingerprint"]["init_from"]
     assert (
-        started["path"] == str((tmp_path / STAGE1).resolve())
+        started["path"] == str((tmp_path / stage1).resolve())
         and started["method"] == "lab5-bert"
         and len(started["sha256"]) == 64
     )
     assert started["splits"]["split"] == {"kind": "stratified", "seed": 42, "fractions": [0.8, 0.1, 0.1]} and set(
         started["splits"]["ids_sha256"]
     ) == {"train", "valid", "test"}
-    assert result["hparams"]["image"]["init_from"] == f"results/lab5/lab5-resnet50/{PROTOCOL.id}/seed-1111.pt"
+    assert result["hparams"]["image"]["init_from"].startswith("results/lab5/lab5-resnet50+")
+    text_checkpoint = tmp_path / stage1
+    again = runner.invoke(cli, command(folder, *SETS))
+    assert again.exit_code == 0 and again.output.count("done already") == 3
 
     out = tmp_path / "predictions.txt"
     labelled = runner.invoke(cli, ["predict", "--run", str(result_file), "--data-root", str(folder), "--out", str(out)])
@@ -212,7 +217,7 @@ def test_lab5_two_stages_then_predict(tmp_path, catalog, monkeypatch):
         ],
     )
     assert gone.exit_code != 0 and "--set" not in gone.output
-    assert f"frozen text encoder (hf-text) starts from the checkpoint init_from='{STAGE1}'" in gone.output
+    assert f"frozen text encoder (hf-text) starts from the checkpoint init_from='{stage1}'" in gone.output
     assert (
         "Run `msabench predict` from the folder the run was made in" in gone.output
         and "restore that checkpoint" in gone.output
@@ -224,13 +229,13 @@ def test_stage_two_refuses_a_stage_one_run_on_other_splits(tmp_path, catalog):
     folder = write_lab5(tmp_path / "lab5", n=30, unlabelled=0)
     data = Lab5(folder).load()
     text_checkpoint = stage_one(catalog, data, "lab5-bert", "text")
-    stage_one(catalog, data, "lab5-resnet50", "image")
+    image_checkpoint = stage_one(catalog, data, "lab5-resnet50", "image")
     method = catalog.methods["lab5-concat"]
 
     def stage_two(dataset):
         hparams = method.hparams_for(dataset)
-        for section in ("text", "image"):
-            hparams[section].update(TINY[section])
+        for section, checkpoint in (("text", text_checkpoint), ("image", image_checkpoint)):
+            hparams[section].update(TINY[section], init_from=str(checkpoint))
         return fit(method, dataset, catalog=catalog, seed=1111, protocol=PROTOCOL, hparams=hparams, device="cpu")
 
     reseeded = Lab5(folder, split_seed=7).load()
@@ -271,5 +276,7 @@ def test_lab5_data_options_are_checked_before_loading():
     bad = CliRunner().invoke(cli, ["run", "-m", "lab5-bert", "-d", "lab5", "--data-option", "colour=red"])
     assert (
         bad.exit_code != 0
-        and "lab5 has no option colour; it accepts: split_file, split_seed, skip_unreadable" in bad.output
+        and "lab5 has no option colour; it accepts: split_file, split_seed, skip_unreadable, train_fraction, "
+        "train_fraction_seed"
+        in bad.output
     )
