@@ -218,28 +218,32 @@ def run(
         found.objectives[objective]
     recipe = recipe.with_components(swaps, objective) if swaps or objective else recipe
     dataset_cls = found.datasets[dataset]
-    found.check(recipe, dataset_cls)
+    options = dataset_options(dataset_cls, data_options)
+    instance = dataset_cls(data_root, verify=not no_verify, **options)  # cheap: its options set task, name, ...
+    found.check(recipe, instance)
     overrides: dict[str, Any] = {}
     for key, value in assignments(sets, "--set").items():
         section, dot, name = key.partition(".")
         if not dot:
             raise click.BadParameter(f"{key!r} needs a section, e.g. train.{key}", param_hint="--set")
         merge(overrides, {section: {name: json_or_text(value)}})
-    hparams = merge(recipe.hparams_for(dataset_cls), overrides)
+    hparams = merge(recipe.hparams_for(instance), overrides)
     found.check_hparams(recipe, hparams)
-    options = dataset_options(dataset_cls, data_options)
     changes = [f"{m}={n}" for m, n in sorted(swaps.items())] + ([f"objective={objective}"] if objective else [])
     changes += sorted(
         f"{section}.{key}={shown(value)}" for section, values in overrides.items() for key, value in values.items()
     )
-    changes += sorted(f"data.{key}={shown(value)}" for key, value in options.items())
+    changes += sorted(
+        f"data.{key}={shown(value)}" for key, value in options.items() if key not in dataset_cls.identity_options
+    )
     variant = ", ".join(changes)  # sorted: the same changes in any flag order are one row
     set_threads(threads)
 
-    data = dataset_cls(data_root, verify=not no_verify, **options).load()
+    data = instance.load()
+    found.check(recipe, instance)  # again: a dataset may learn its inputs from its files (mmsa-custom)
     results = []
-    for seed in seed_list:
-        path = result_path(results_dir, dataset, recipe.name, seed, variant, protocol=protocol.id)
+    for seed in seed_list:  # results go under the data's name (mmsa-custom: the file's), not the registered id
+        path = result_path(results_dir, data.name, recipe.name, seed, variant, protocol=protocol.id)
         state = resume_path(path)
         planned = resolve_hparams(hparams, data, seed, protocol, results_dir)
         if overwrite:
@@ -272,10 +276,10 @@ def run(
         results.append(result)
         summary = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
         click.echo(f"seed {seed}: best epoch {result.best_epoch}/{result.epochs}  {summary}  -> {path}", err=True)
-    page = boards.render_dataset(dataset, [r for r in load_results(results_dir) if r.dataset == dataset])
-    write_atomic(Path(boards_dir) / f"{dataset}.md", page)
+    page = boards.render_dataset(data.name, [r for r in load_results(results_dir) if r.dataset == data.name])
+    write_atomic(Path(boards_dir) / f"{data.name}.md", page)
     click.echo(boards.table(results))
-    click.echo(f"\nLeaderboard: {Path(boards_dir) / f'{dataset}.md'}", err=True)
+    click.echo(f"\nLeaderboard: {Path(boards_dir) / f'{data.name}.md'}", err=True)
 
 
 def dataset_options(dataset_cls, values: tuple[str, ...]) -> dict:

@@ -1,5 +1,5 @@
-"""msabench's core plugin: the MMSA datasets, MVSA, the synthetic datasets, the shared pretrained encoders
-and the shared objectives.
+"""msabench's core plugin: the MMSA datasets, any MMSA-layout file (`mmsa-custom`), MVSA, the synthetic
+datasets, the shared pretrained encoders and the shared objectives.
 
 It is registered through the `msabench` entry-point group like any third-party plugin.
 """
@@ -7,6 +7,7 @@ It is registered through the `msabench` entry-point group like any third-party p
 from msabench import hookimpl
 
 from .clip import ClipImage, ClipText
+from .custom import MMSACustom
 from .language import HFText
 from .mmsa import MOSEI, MOSI, SIMS, MOSEIAligned, MOSIAligned, SIMSv2
 from .mvsa import MVSAMultiple, MVSASingle
@@ -23,6 +24,7 @@ def register_datasets(register):
         register(dataset)
     for dataset in (MVSASingle, MVSAMultiple, SyntheticTweets):
         register(dataset)
+    register(MMSACustom)
 
 
 @hookimpl
