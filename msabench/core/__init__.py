@@ -8,6 +8,7 @@ from msabench import hookimpl
 
 from .clip import ClipImage, ClipText
 from .custom import MMSACustom
+from .efficientnet import EfficientNetLite0Image
 from .language import HFText
 from .mmsa import MOSEI, MOSI, SIMS, MOSEIAligned, MOSIAligned, SIMSv2
 from .mvsa import MVSAMultiple, MVSASingle
@@ -29,7 +30,7 @@ def register_datasets(register):
 
 @hookimpl
 def register_encoders(register):
-    for encoder in (BertText, TransformerSequence, ClipImage, ClipText, HFText, ResNet50Image):
+    for encoder in (BertText, TransformerSequence, ClipImage, ClipText, HFText, ResNet50Image, EfficientNetLite0Image):
         register(encoder)
 
 
