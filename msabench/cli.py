@@ -11,7 +11,7 @@ import inspect
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
@@ -19,6 +19,7 @@ from msabench.errors import MsabenchError
 
 if TYPE_CHECKING:
     from msabench.catalog import Catalog
+    from msabench.components import Dataset, Method
 
 KINDS = ("datasets", "encoders", "fusions", "objectives", "methods")
 SEED_LIMIT = 2**32
@@ -170,6 +171,7 @@ def shown(value: Any) -> str:
     help="Save each seed's selected weights beside its result.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Only print the results.")
+@click.option("--tuned", hidden=True, help="The summary.json of the sweep that chose these settings (msabench sweep).")
 def run(
     method,
     dataset,
@@ -189,6 +191,7 @@ def run(
     progress,
     checkpoints,
     quiet,
+    tuned=None,
 ):
     """Train and test a method on a dataset, one result file per seed, then render its leaderboard.
 
@@ -196,7 +199,6 @@ def run(
     was interrupted continues after its last finished epoch.
     """
     from msabench import leaderboard as boards
-    from msabench.components import merge
     from msabench.protocol import PROTOCOL, Protocol
     from msabench.results import RunResult, differences, load_results, result_path, resume_path, write_atomic
     from msabench.train import fit, resolve_hparams, select_device, set_threads
@@ -206,36 +208,14 @@ def run(
     seed_list = parse_seeds(seeds, protocol.seeds)
     chosen_device = select_device(device)
     found = load_catalog()
-    recipe = found.methods[method]
-    swaps = assignments(encoders, "--encoder")
-    for modality, name in swaps.items():
-        found.encoders[name]  # unknown names fail here, with suggestions
-        if modality not in recipe.encoders:
-            raise click.BadParameter(
-                f"{method} has no {modality!r} encoder; it has {', '.join(recipe.encoders)}", param_hint="--encoder"
-            )
-    if objective:
-        found.objectives[objective]
-    recipe = recipe.with_components(swaps, objective) if swaps or objective else recipe
-    dataset_cls = found.datasets[dataset]
-    options = dataset_options(dataset_cls, data_options)
-    instance = dataset_cls(data_root, verify=not no_verify, **options)  # cheap: its options set task, name, ...
-    found.check(recipe, instance)
-    overrides: dict[str, Any] = {}
-    for key, value in assignments(sets, "--set").items():
-        section, dot, name = key.partition(".")
-        if not dot:
-            raise click.BadParameter(f"{key!r} needs a section, e.g. train.{key}", param_hint="--set")
-        merge(overrides, {section: {name: json_or_text(value)}})
-    hparams = merge(recipe.hparams_for(instance), overrides)
-    found.check_hparams(recipe, hparams)
-    changes = [f"{m}={n}" for m, n in sorted(swaps.items())] + ([f"objective={objective}"] if objective else [])
-    changes += sorted(
-        f"{section}.{key}={shown(value)}" for section, values in overrides.items() for key, value in values.items()
+    recipe, instance, hparams, changes = resolve_run(
+        found, method, dataset, encoders, objective, sets, data_options, data_root, no_verify
     )
-    changes += sorted(
-        f"data.{key}={shown(value)}" for key, value in options.items() if key not in dataset_cls.identity_options
-    )
+    if tuned:  # a sweep's chosen configuration (msabench sweep passes its summary): its own row, marked tuned
+        from msabench.sweep import tuned_record
+
+        tuned = tuned_record(tuned, recipe.name, hparams)
+        changes = ["tuned", *changes]
     variant = ", ".join(changes)  # sorted: the same changes in any flag order are one row
     set_threads(threads)
 
@@ -272,6 +252,8 @@ def run(
             state=state,
             progress=progress,
         )
+        if tuned:
+            result.tuned = tuned
         result.save(path)
         results.append(result)
         summary = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
@@ -280,6 +262,51 @@ def run(
     write_atomic(Path(boards_dir) / f"{data.name}.md", page)
     click.echo(boards.table(results))
     click.echo(f"\nLeaderboard: {Path(boards_dir) / f'{data.name}.md'}", err=True)
+
+
+class Resolved(NamedTuple):
+    recipe: Method
+    instance: Dataset
+    hparams: dict[str, Any]
+    changes: list[str]  # the row's variant, one entry per change
+
+
+def resolve_run(found, method, dataset, encoders, objective, sets, data_options, data_root, no_verify) -> Resolved:
+    """What `run` and `sweep` make of their method, component, hyper-parameter and data flags, every one checked
+    before any data loads."""
+    from msabench.components import merge
+
+    recipe = found.methods[method]
+    swaps = assignments(encoders, "--encoder")
+    for modality, name in swaps.items():
+        found.encoders[name]  # unknown names fail here, with suggestions
+        if modality not in recipe.encoders:
+            raise click.BadParameter(
+                f"{method} has no {modality!r} encoder; it has {', '.join(recipe.encoders)}", param_hint="--encoder"
+            )
+    if objective:
+        found.objectives[objective]
+    recipe = recipe.with_components(swaps, objective) if swaps or objective else recipe
+    dataset_cls = found.datasets[dataset]
+    options = dataset_options(dataset_cls, data_options)
+    instance = dataset_cls(data_root, verify=not no_verify, **options)  # cheap: its options set task, name, ...
+    found.check(recipe, instance)
+    overrides: dict[str, Any] = {}
+    for key, value in assignments(sets, "--set").items():
+        section, dot, name = key.partition(".")
+        if not dot:
+            raise click.BadParameter(f"{key!r} needs a section, e.g. train.{key}", param_hint="--set")
+        merge(overrides, {section: {name: json_or_text(value)}})
+    hparams = merge(recipe.hparams_for(instance), overrides)
+    found.check_hparams(recipe, hparams)
+    changes = [f"{m}={n}" for m, n in sorted(swaps.items())] + ([f"objective={objective}"] if objective else [])
+    changes += sorted(
+        f"{section}.{key}={shown(value)}" for section, values in overrides.items() for key, value in values.items()
+    )
+    changes += sorted(
+        f"data.{key}={shown(value)}" for key, value in options.items() if key not in dataset_cls.identity_options
+    )
+    return Resolved(recipe, instance, hparams, changes)
 
 
 def dataset_options(dataset_cls, values: tuple[str, ...]) -> dict:
@@ -510,3 +537,200 @@ def synth(dataset, data_root):
         f"wrote {instance.root / relative}; "
         f"`msabench run --dataset {dataset} --data-root {instance.root} ...` now reads it"
     )
+
+
+@cli.command()
+@click.option(
+    "--grid",
+    "grids",
+    multiple=True,
+    required=True,
+    metavar="SECTION.KEY=V1,V2,...",
+    help="A hyper-parameter and the values to try, e.g. train.lr=1e-3,3e-4 (repeatable: the grid is their product; "
+    "a JSON list, e.g. 'fusion.hidden=[[64,32],[128]]', for values with commas).",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    help="Random search: train N configurations drawn from the grid (seeded, without replacement). [default: all]",
+)
+@click.option("--search-seed", default=0, show_default=True, type=int, help="Seed of the random search's draw.")
+@click.option("--trial-seeds", help="Seeds each configuration trains with. [default: the first of --seeds]")
+@click.option(
+    "--address",
+    help="A Ray cluster: ray://HEAD:10001 (Ray Client), or auto / HEAD:6379 when run on a cluster node. "
+    "[default: a local Ray with this machine's CPUs and GPUs]",
+)
+@click.option(
+    "--cpus-per-trial",
+    type=click.IntRange(min=1),
+    help="CPUs (and torch threads) per trial. [default: --threads, else 1]",
+)
+@click.option(
+    "--gpus-per-trial",
+    type=click.FloatRange(min=0),
+    help="GPUs per trial (0.5: two trials share one). [default: 1 where CUDA is present and --device allows, else 0]",
+)
+@click.option(
+    "--max-concurrent", type=click.IntRange(min=1), help="At most N trials at a time. [default: as resources allow]"
+)
+@click.option(
+    "--sweeps",
+    "sweeps_dir",
+    default="sweeps",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where trials and summaries go.",
+)
+@click.option("--ray-storage", help="Ray Tune's own files (a shared path or URI on a cluster). [default: in the sweep]")
+@click.option("--trials-only", is_flag=True, help="Choose, then stop: do not run the chosen configuration's seeds.")
+@click.pass_context
+def sweep(
+    ctx,
+    grids,
+    samples,
+    search_seed,
+    trial_seeds,
+    address,
+    cpus_per_trial,
+    gpus_per_trial,
+    max_concurrent,
+    sweeps_dir,
+    ray_storage,
+    trials_only,
+    **flags,
+):
+    """Tune hyper-parameters on validation with Ray Tune, then run the chosen ones over the protocol's seeds.
+
+    Each configuration of the grid trains and validates as a Ray Tune trial (never tested); the one with the best
+    validation selection value is chosen and then run like `msabench run` (same skip and resume rules), each seed
+    tested once, as its own leaderboard row marked tuned. Running the same command again resumes: finished trials
+    are kept, not rerun.
+    """
+    from msabench import sweep as sweeps
+    from msabench.protocol import PROTOCOL, Protocol
+    from msabench.results import write_atomic
+    from msabench.train import resolve_hparams, set_threads
+
+    logging.basicConfig(level=logging.WARNING if flags["quiet"] else logging.INFO, format="%(message)s")
+    protocol = Protocol(max_epochs=flags["max_epochs"]) if flags["max_epochs"] else PROTOCOL
+    final_seeds = parse_seeds(flags["seeds"], protocol.seeds)
+    seeds = parse_seeds(trial_seeds, final_seeds[:1])
+    gpus = sweeps.device_for(flags["device"], gpus_per_trial)
+    cpus = cpus_per_trial or flags["threads"] or 1
+    found = load_catalog()
+    recipe, instance, hparams, changes = resolve_run(
+        found,
+        flags["method"],
+        flags["dataset"],
+        flags["encoders"],
+        flags["objective"],
+        flags["sets"],
+        flags["data_options"],
+        flags["data_root"],
+        flags["no_verify"],
+    )
+    axes = sweeps.parse_grid(grids, hparams_sets(flags["sets"]))
+    configs = sweeps.configurations(axes, samples, search_seed)
+    for config in configs:  # every configuration's values checked before any data loads
+        found.check_hparams(recipe, sweeps.with_config(hparams, config))
+    set_threads(flags["threads"])
+    data = instance.load()
+    found.check(recipe, instance)
+
+    folder = Path(sweeps_dir) / data.name / recipe.name / protocol.id
+    fixed = ", ".join(changes)
+    specs = []
+    for config in configs:
+        for seed in seeds:
+            planned = resolve_hparams(sweeps.with_config(hparams, config), data, seed, protocol, flags["results_dir"])
+            trial = sweeps.trial_id(recipe, data, protocol, seed, planned)
+            variant = ", ".join(filter(None, [fixed, *(f"{k}={v}" for k, v in config.items())]))
+            specs.append({"id": trial, "seed": seed, "config": config, "hparams": planned, "variant": variant})
+    kept = {spec["id"]: sweeps.finished(folder, spec["id"]) for spec in specs}
+    remaining = [spec for spec in specs if kept[spec["id"]] is None]
+    grid_size = len(sweeps.configurations(axes))
+    search = (
+        f"random search: {len(configs)} of a grid of {grid_size} (seed {search_seed})"
+        if len(configs) < grid_size
+        else f"grid search: {grid_size} configurations"
+    )
+    identity = {
+        "grid": {a.key: a.texts for a in axes},
+        "configs": configs,
+        "seeds": seeds,
+        "trials": [s["id"] for s in specs],
+    }
+    name = f"sweep-{sweeps.sweep_id(identity)}"
+    click.echo(
+        f"{name}: {search} x {len(seeds)} trial seed(s) = {len(specs)} trials; "
+        f"{len(specs) - len(remaining)} finished already (kept), {len(remaining)} to train -> {folder}",
+        err=True,
+    )
+    if remaining:
+        sweeps.run_on_ray(
+            remaining,
+            catalog=found,
+            method=recipe,
+            data=data,
+            protocol=protocol,
+            folder=folder,
+            name=name,
+            address=address,
+            cpus_per_trial=cpus,
+            gpus_per_trial=gpus,
+            max_concurrent=max_concurrent,
+            storage=ray_storage,
+            quiet=flags["quiet"],
+        )
+    records = [sweeps.finished(folder, spec["id"]) or sweeps.missing(folder, spec) for spec in specs]
+    chosen, rows = sweeps.choose(configs, records)
+    sets = [*flags["sets"], *(f"{key}={text}" for key, text in configs[chosen].items())]
+    command = " ".join(
+        ["msabench run", f"--method {recipe.name}", f"--dataset {flags['dataset']}"]
+        + [f"--encoder {e}" for e in flags["encoders"]]
+        + ([f"--objective {flags['objective']}"] if flags["objective"] else [])
+        + [f"--set {s}" for s in sets]
+        + [f"--data-option {o}" for o in flags["data_options"]]
+        + ([f"--max-epochs {flags['max_epochs']}"] if flags["max_epochs"] else [])
+    )
+    summary = {
+        "schema": sweeps.SCHEMA,
+        "sweep": name,
+        "method": recipe.name,
+        "dataset": data.name,
+        "protocol": protocol.id,
+        "variant": fixed,
+        "search": search,
+        "grid": {axis.key: list(axis.texts) for axis in axes},
+        "seeds": list(seeds),
+        "selection": records[0]["selection"],
+        "configurations": rows,
+        "chosen": rows[chosen],
+        "command": command,
+    }
+    path = folder / name / "summary.json"
+    write_atomic(path, json.dumps(summary, indent=1) + "\n")
+    page = sweeps.summary_markdown(summary)
+    write_atomic(path.with_suffix(".md"), page)
+    click.echo(page)
+    click.echo(f"Sweep summary: {path.with_suffix('.md')}", err=True)
+    if not trials_only:
+        ctx.invoke(run, **{**flags, "sets": tuple(sets), "threads": flags["threads"], "tuned": str(path)})
+
+
+def hparams_sets(sets: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """--set SECTION.KEY=VALUE pairs as sections (only their keys matter here)."""
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in assignments(sets, "--set").items():
+        section, _, name = key.partition(".")
+        sections.setdefault(section, {})[name] = value
+    return sections
+
+
+# `sweep` shares run's flags for the method, the data, the protocol and the final runs.
+SWEEP_SHARED = (
+    "method", "dataset", "seeds", "data_root", "no_verify", "results_dir", "boards_dir", "device", "threads",
+    "max_epochs", "encoders", "objective", "sets", "data_options", "progress", "checkpoints", "quiet",
+)  # fmt: skip
+sweep.params[:0] = [param for param in run.params if param.name in SWEEP_SHARED]

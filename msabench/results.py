@@ -45,6 +45,8 @@ class RunResult:
     # "rss": the process's peak since it started (data loading and earlier seeds included); "cuda": this run's
     peak_memory_mb: dict[str, float] = field(default_factory=dict)
     parameters: dict[str, int] = field(default_factory=dict)  # "trainable" and "total" parameter counts
+    # Set when `msabench sweep` chose these hyper-parameters on validation: the sweep, its grid, the chosen values.
+    tuned: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA
 
     @property

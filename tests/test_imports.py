@@ -17,7 +17,7 @@ LAYERS = [
     {"imagetext"},
     {"synthetic", "catalog"},
     {"train", "leaderboard"},
-    {"inference", "testing"},
+    {"inference", "testing", "sweep"},
     {"cli"},
     {"__main__"},
 ]
