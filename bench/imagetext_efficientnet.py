@@ -11,8 +11,9 @@ Rows, every one with frozen encoders and the features computed once (feature cac
 - deca-idca on MiniLM + EfficientNet-Lite0 (``--encoder text=hf-text --encoder image=efficientnet-lite0``).
 
 The three linear heads share one recipe, lab5-concat's stage 2 (AdamW, lr 2e-5, weight decay 1e-5, batch 32, the
-protocol's cap of 100 epochs and patience 8), so the rows differ only in their inputs. Results, checkpoints and the
-feature cache go to --out (outside the repository); report-efficientnet.json holds every run.
+protocol's cap of 100 epochs and patience 8), so the rows differ only in their inputs; ``--head-lr`` sets another
+rate for all three (``msabench sweep`` chooses one per head on validation: see bench/README.md). Results,
+checkpoints and the feature cache go to --out (outside the repository); report-efficientnet.json holds every run.
 """
 
 from __future__ import annotations

@@ -692,6 +692,8 @@ def sweep(
         + ([f"--objective {flags['objective']}"] if flags["objective"] else [])
         + [f"--set {s}" for s in sets]
         + [f"--data-option {o}" for o in flags["data_options"]]
+        + ([f"--data-root {flags['data_root']}"] if flags["data_root"] else [])
+        + ([f"--seeds {flags['seeds']}"] if flags["seeds"] else [])
         + ([f"--max-epochs {flags['max_epochs']}"] if flags["max_epochs"] else [])
     )
     summary = {
