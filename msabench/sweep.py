@@ -336,10 +336,10 @@ def run_on_ray(
         """Writes each trial's JSON in the driver as soon as the trial completes."""
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            record = trial.last_result.get("record")
-            if record:
-                records[json.loads(record)["trial"]] = json.loads(record)
-                keep(folder, records[json.loads(record)["trial"]])
+            if text := trial.last_result.get("record"):
+                record = json.loads(text)
+                records[record["trial"]] = record
+                keep(folder, record)
 
     by_id = {spec["id"]: dict(spec) for spec in specs}
     trainable = tune.with_parameters(

@@ -9,9 +9,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+import msabench.plugins
 from fakes import TINY, Plugin, TinyData
 from msabench import Callback, CatalogError, Protocol, RunResult, TrainingError, fit
+from msabench.cli import cli
 from msabench.components import Split
 from msabench.leaderboard import render_dataset
 from msabench.sweep import (
@@ -20,6 +23,7 @@ from msabench.sweep import (
     fit_trial,
     keep,
     parse_grid,
+    run_on_ray,
     trial_id,
     trial_path,
     tuned_record,
@@ -200,6 +204,44 @@ def test_the_leaderboard_marks_tuned_rows(data, catalog):
     page = render_dataset(data.name, [result])
     assert "| tiny [tuned, train.lr=0.01]‡ " in page and "‡ hyper-parameters chosen by `msabench sweep`" in page
     assert RunResult.from_dict(json.loads(json.dumps(result.to_dict()))).tuned == result.tuned
+
+
+@pytest.fixture
+def invoke(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    real = msabench.plugins.get_plugin_manager
+
+    def with_fakes(load_entrypoints=True):
+        pm = real(load_entrypoints)
+        pm.register(Plugin(), name="fakes")
+        return pm
+
+    monkeypatch.setattr(msabench.plugins, "get_plugin_manager", with_fakes)
+    return lambda *args: CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ("train.lr=1e-3,-1", "train.lr must be a number > 0; got -1"),
+        ("fusion.width=1,2", "fusion 'fake-concat' cannot take the hyper-parameters of section 'fusion'"),
+        ("train.lr", "--grid train.lr: expected SECTION.KEY=V1,V2"),
+    ],
+)
+def test_bad_grids_are_one_line_errors_before_data_loads_or_ray_starts(invoke, monkeypatch, grid, message):
+    monkeypatch.setattr(TinyData, "load", lambda self: pytest.fail("data loaded"))
+    outcome = invoke("sweep", "-m", "tiny", "-d", "tiny-data", "--grid", grid)
+    assert outcome.exit_code == 1 and message in outcome.output
+    assert outcome.output.count("\n") == 1 and not (Path.cwd() / "sweeps").exists()
+
+
+def test_without_ray_the_sweep_says_how_to_install_it(data, catalog, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    trial = spec(data, {"train.lr": "0.01"})
+    with pytest.raises(
+        CatalogError, match=r"runs its trials on Ray Tune, which is not installed: pip install 'msabench\[sweep\]'"
+    ):
+        run_on_ray([trial], catalog=catalog, method=TINY, data=data, protocol=PROTOCOL, folder=tmp_path, name="s")
 
 
 def sweep_command(cwd, *extra):
