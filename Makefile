@@ -16,7 +16,7 @@ INSTALLED := $(VENV)/.installed-$(shell echo $(PLUGINS) | cksum | cut -d' ' -f1)
 $(INSTALLED): pyproject.toml constraints.txt $(PLUGINS:%=%/pyproject.toml)
 	if ls $(VENV)/.installed* 2>/dev/null | grep -qv '^$(INSTALLED)$$'; then rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]' $(PLUGINS:%=-e %)
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev,sweep,efficientnet]' $(PLUGINS:%=-e %)
 	touch $@
 
 # The demo works in ./demo (results/ and leaderboards/ there), away from the committed leaderboards/.

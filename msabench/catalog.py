@@ -284,6 +284,12 @@ class Catalog:
                 f"method {method.name!r} selects on {key!r}, which {dataset.task.family} datasets do "
                 f"not report (they report {', '.join(FAMILIES[dataset.task.family])})."
             )
+        borrowed = dataset.hparams_from
+        if borrowed is not None and borrowed not in self.datasets and borrowed not in method.overrides:
+            raise CatalogError(
+                f"dataset {dataset.name!r} takes its hyper-parameters from {borrowed!r}, which is neither an installed "
+                f"dataset nor one method {method.name!r} has settings for{_close(borrowed, self.datasets)}"
+            )
         for modality, name in method.encoders.items():
             key = input_key(self.encoders[name], modality)
             if key not in dataset.inputs:

@@ -22,6 +22,7 @@ from msabench.errors import MsabenchError
 
 if TYPE_CHECKING:
     from msabench.catalog import Catalog
+    from msabench.components import Data, Dataset, Method
 
 KINDS = ("datasets", "encoders", "fusions", "objectives", "methods")
 SEED_LIMIT = 2**32
@@ -206,6 +207,7 @@ def shown(value: Any) -> str:
     help="Save each seed's selected weights beside its result (stage runs always keep theirs).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Only print the results.")
+@click.option("--tuned", hidden=True, help="The summary.json of the sweep that chose these settings (msabench sweep).")
 def run(
     method,
     dataset,
@@ -227,6 +229,7 @@ def run(
     progress,
     checkpoints,
     quiet,
+    tuned=None,
 ):
     """Train and test a method on a dataset, one result file per seed, then render its leaderboard.
 
@@ -238,7 +241,6 @@ def run(
     """
     from msabench import leaderboard as boards
     from msabench.components import merge
-    from msabench.data import subsample_train
     from msabench.protocol import PROTOCOL
     from msabench.results import RunResult, differences, load_results, result_path, resume_path, write_atomic
     from msabench.train import check_precision, fit, init_distributed, resolve_hparams, select_device, set_threads
@@ -254,49 +256,22 @@ def run(
     chosen_device = select_device(device)
     check_precision(precision, chosen_device)
     found = load_catalog()
-    recipe = found.methods[method]
-    swaps = assignments(encoders, "--encoder")
-    for modality, name in swaps.items():
-        found.encoders[name]  # unknown names fail here, with suggestions
-        if modality not in recipe.encoders:
-            raise click.BadParameter(
-                f"{method} has no {modality!r} encoder; it has {', '.join(recipe.encoders)}", param_hint="--encoder"
-            )
-    if objective:
-        found.objectives[objective]
-    recipe = recipe.with_components(swaps, objective) if swaps or objective else recipe
-    dataset_cls = found.datasets[dataset]
-    found.check(recipe, dataset_cls)
-    overrides, staged = parse_sets(sets, recipe)
-    hparams = merge(recipe.hparams_for(dataset_cls), overrides)
-    found.check_hparams(recipe, hparams)
-    options = dataset_options(dataset_cls, data_options, host=HOST_OPTIONS)
-    fraction = host_fraction(options)
-    data_changes = sorted(f"data.{key}={shown(value)}" for key, value in options.items())
-    plans, hparams = plan_stages(found, recipe, dataset_cls, hparams, overrides, staged, data_changes)
-    changes = [f"{m}={n}" for m, n in sorted(swaps.items())] + ([f"objective={objective}"] if objective else [])
-    changes += sorted(
-        f"{section}.{key}={shown(value)}" for section, values in overrides.items() for key, value in values.items()
-    )
-    changes += sorted(
-        f"{stage}:{section}.{key}={shown(value)}"
-        for stage, sections in staged.items()
-        for section, values in sections.items()
-        for key, value in values.items()
-    )
-    changes += data_changes
+    plan = resolve_run(found, method, dataset, encoders, objective, sets, data_options, data_root, no_verify)
+    recipe, hparams, plans, changes = plan.recipe, plan.hparams, plan.stages, plan.changes
+    if tuned:  # a sweep's chosen configuration (msabench sweep passes its summary): its own row, marked tuned
+        from msabench.sweep import tuned_record
+
+        tuned = tuned_record(tuned, recipe.name, hparams)
+        changes = ["tuned", *changes]
     variant = ", ".join(changes)  # sorted: the same changes in any flag order are one row
     set_threads(threads)
 
-    dataset_kwargs = {key: value for key, value in options.items() if key not in HOST_OPTIONS}
-    data = dataset_cls(data_root, verify=not no_verify, **dataset_kwargs).load()
-    if fraction is not None:
-        data = subsample_train(data, *fraction)
+    data = plan.load()
 
     def one_run(recipe, hparams, variant, seed, *, keep, stages=None, label=""):
         """Run one (method, seed) under the protocol, or reuse its result by the skip rule; (result, path)."""
         where = f"seed {seed}" + (f", stage {label}" if label else "")
-        path = result_path(results_dir, dataset, recipe.name, seed, variant, protocol=protocol.id)
+        path = result_path(results_dir, data.name, recipe.name, seed, variant, protocol=protocol.id)
         state = resume_path(path)
         planned = resolve_hparams(hparams, data, seed, protocol, results_dir)
         if overwrite:
@@ -345,6 +320,8 @@ def run(
             ) from error
         if stages:
             result.stages = stages
+        if tuned and not label:
+            result.tuned = tuned
         if writes:
             result.save(path)
             summary = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
@@ -370,10 +347,76 @@ def run(
         results.append(result)
     if not writes:
         return
-    page = boards.render_dataset(dataset, [r for r in load_results(results_dir) if r.dataset == dataset])
-    write_atomic(Path(boards_dir) / f"{dataset}.md", page)
+    # Results and leaderboards go under the data's name (mmsa-custom: the file's), not the registered id.
+    page = boards.render_dataset(data.name, [r for r in load_results(results_dir) if r.dataset == data.name])
+    write_atomic(Path(boards_dir) / f"{data.name}.md", page)
     click.echo(boards.table(results))
-    click.echo(f"\nLeaderboard: {Path(boards_dir) / f'{dataset}.md'}", err=True)
+    click.echo(f"\nLeaderboard: {Path(boards_dir) / f'{data.name}.md'}", err=True)
+
+
+@dataclass
+class Resolved:
+    """What `run` and `sweep` make of their method, component, hyper-parameter and data flags."""
+
+    recipe: Method
+    instance: Dataset
+    hparams: dict[str, Any]
+    stages: list[StagePlan]
+    changes: list[str]  # the row's variant, one entry per change
+    fraction: tuple[float, int] | None
+    catalog: Catalog
+
+    def load(self) -> Data:
+        """The data, checked again against the method (a dataset may learn its inputs from its files), with the
+        host's train_fraction applied."""
+        from msabench.data import subsample_train
+
+        data = self.instance.load()
+        self.catalog.check(self.recipe, self.instance)
+        return subsample_train(data, *self.fraction) if self.fraction is not None else data
+
+
+def resolve_run(found, method, dataset, encoders, objective, sets, data_options, data_root, no_verify) -> Resolved:
+    """The method (components swapped), the dataset instance, the hyper-parameters (with --set), the stages and
+    the row's variant, every flag checked before any data loads."""
+    from msabench.components import merge
+
+    recipe = found.methods[method]
+    swaps = assignments(encoders, "--encoder")
+    for modality, name in swaps.items():
+        found.encoders[name]  # unknown names fail here, with suggestions
+        if modality not in recipe.encoders:
+            raise click.BadParameter(
+                f"{method} has no {modality!r} encoder; it has {', '.join(recipe.encoders)}", param_hint="--encoder"
+            )
+    if objective:
+        found.objectives[objective]
+    recipe = recipe.with_components(swaps, objective) if swaps or objective else recipe
+    dataset_cls = found.datasets[dataset]
+    options = dataset_options(dataset_cls, data_options, host=HOST_OPTIONS)
+    fraction = host_fraction(options)
+    kwargs = {key: value for key, value in options.items() if key not in HOST_OPTIONS}
+    instance = dataset_cls(data_root, verify=not no_verify, **kwargs)  # cheap: its options may set task, name...
+    found.check(recipe, instance)
+    overrides, staged = parse_sets(sets, recipe)
+    hparams = merge(recipe.hparams_for(instance), overrides)
+    found.check_hparams(recipe, hparams)
+    data_changes = sorted(
+        f"data.{key}={shown(value)}" for key, value in options.items() if key not in dataset_cls.identity_options
+    )
+    plans, hparams = plan_stages(found, recipe, instance, hparams, overrides, staged, data_changes)
+    changes = [f"{m}={n}" for m, n in sorted(swaps.items())] + ([f"objective={objective}"] if objective else [])
+    changes += sorted(
+        f"{section}.{key}={shown(value)}" for section, values in overrides.items() for key, value in values.items()
+    )
+    changes += sorted(
+        f"{stage}:{section}.{key}={shown(value)}"
+        for stage, sections in staged.items()
+        for section, values in sections.items()
+        for key, value in values.items()
+    )
+    changes += data_changes
+    return Resolved(recipe, instance, hparams, plans, changes, fraction, found)
 
 
 # Data options the host applies to every dataset (after it loads), not passed to the Dataset class.
@@ -843,3 +886,211 @@ def robustness(run_path, reference, data_root, data_options, device, plot):
     click.echo(
         f"wrote {path}" + (" and its .png" if plot else "") + f" ({time.perf_counter() - started:.0f} s)", err=True
     )
+
+
+@cli.command()
+@click.option(
+    "--grid",
+    "grids",
+    multiple=True,
+    required=True,
+    metavar="SECTION.KEY=V1,V2,...",
+    help="A hyper-parameter and the values to try, e.g. train.lr=1e-3,3e-4 (repeatable: the grid is their product; "
+    "a JSON list, e.g. 'fusion.hidden=[[64,32],[128]]', for values with commas).",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    help="Random search: train N configurations drawn from the grid (seeded, without replacement). [default: all]",
+)
+@click.option("--search-seed", default=0, show_default=True, type=int, help="Seed of the random search's draw.")
+@click.option("--trial-seeds", help="Seeds each configuration trains with. [default: the first of --seeds]")
+@click.option(
+    "--address",
+    help="A Ray cluster: ray://HEAD:10001 (Ray Client), or auto / HEAD:6379 when run on a cluster node. "
+    "[default: a local Ray with this machine's CPUs and GPUs]",
+)
+@click.option(
+    "--cpus-per-trial",
+    type=click.IntRange(min=1),
+    help="CPUs (and torch threads) per trial. [default: --threads, else 1]",
+)
+@click.option(
+    "--gpus-per-trial",
+    type=click.FloatRange(min=0),
+    help="GPUs per trial (0.5: two trials share one). [default: 1 where CUDA is present and --device allows, else 0]",
+)
+@click.option(
+    "--max-concurrent", type=click.IntRange(min=1), help="At most N trials at a time. [default: as resources allow]"
+)
+@click.option(
+    "--sweeps",
+    "sweeps_dir",
+    default="sweeps",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where trials and summaries go.",
+)
+@click.option("--ray-storage", help="Ray Tune's own files (a shared path or URI on a cluster). [default: in the sweep]")
+@click.option("--trials-only", is_flag=True, help="Choose, then stop: do not run the chosen configuration's seeds.")
+@click.pass_context
+def sweep(
+    ctx,
+    grids,
+    samples,
+    search_seed,
+    trial_seeds,
+    address,
+    cpus_per_trial,
+    gpus_per_trial,
+    max_concurrent,
+    sweeps_dir,
+    ray_storage,
+    trials_only,
+    **flags,
+):
+    """Tune hyper-parameters on validation with Ray Tune, then run the chosen ones over the protocol's seeds.
+
+    Each configuration of the grid trains and validates as a Ray Tune trial (never tested); the one with the best
+    validation selection value is chosen and then run like `msabench run` (same skip and resume rules), each seed
+    tested once, as its own leaderboard row marked tuned. Running the same command again resumes: finished trials
+    are kept, not rerun.
+    """
+    from msabench import sweep as sweeps
+    from msabench.protocol import PROTOCOL
+    from msabench.results import write_atomic
+    from msabench.train import resolve_hparams, set_threads
+
+    logging.basicConfig(level=logging.WARNING if flags["quiet"] else logging.INFO, format="%(message)s")
+    departures = {key: flags[key] for key in ("max_epochs", "patience") if flags[key]}
+    protocol = replace(PROTOCOL, precision=flags["precision"], **departures)
+    final_seeds = parse_seeds(flags["seeds"], protocol.seeds)
+    seeds = parse_seeds(trial_seeds, final_seeds[:1])
+    gpus = sweeps.device_for(flags["device"], gpus_per_trial)
+    cpus = cpus_per_trial or flags["threads"] or 1
+    found = load_catalog()
+    plan = resolve_run(
+        found,
+        flags["method"],
+        flags["dataset"],
+        flags["encoders"],
+        flags["objective"],
+        flags["sets"],
+        flags["data_options"],
+        flags["data_root"],
+        flags["no_verify"],
+    )
+    recipe, hparams, changes = plan.recipe, plan.hparams, plan.changes
+    if plan.stages:
+        raise click.ClickException(
+            f"{recipe.name} trains in stages ({', '.join(s.recipe.name for s in plan.stages)}): sweep each stage's "
+            "method on its own, then run this one with the chosen settings (--set STAGE:SECTION.KEY=VALUE)."
+        )
+    axes = sweeps.parse_grid(grids, hparams_sets(flags["sets"]))
+    configs = sweeps.configurations(axes, samples, search_seed)
+    for config in configs:  # every configuration's values checked before any data loads
+        found.check_hparams(recipe, sweeps.with_config(hparams, config))
+    set_threads(flags["threads"])
+    data = plan.load()
+
+    folder = Path(sweeps_dir) / data.name / recipe.name / protocol.id
+    fixed = ", ".join(changes)
+    specs = []
+    for config in configs:
+        for seed in seeds:
+            planned = resolve_hparams(sweeps.with_config(hparams, config), data, seed, protocol, flags["results_dir"])
+            trial = sweeps.trial_id(recipe, data, protocol, seed, planned)
+            variant = ", ".join(filter(None, [fixed, *(f"{k}={v}" for k, v in config.items())]))
+            specs.append({"id": trial, "seed": seed, "config": config, "hparams": planned, "variant": variant})
+    kept = {spec["id"]: sweeps.finished(folder, spec["id"]) for spec in specs}
+    remaining = [spec for spec in specs if kept[spec["id"]] is None]
+    grid_size = len(sweeps.configurations(axes))
+    search = (
+        f"random search: {len(configs)} of a grid of {grid_size} (seed {search_seed})"
+        if len(configs) < grid_size
+        else f"grid search: {grid_size} configurations"
+    )
+    identity = {
+        "grid": {a.key: a.texts for a in axes},
+        "configs": configs,
+        "seeds": seeds,
+        "trials": [s["id"] for s in specs],
+    }
+    name = f"sweep-{sweeps.sweep_id(identity)}"
+    click.echo(
+        f"{name}: {search} x {len(seeds)} trial seed(s) = {len(specs)} trials; "
+        f"{len(specs) - len(remaining)} finished already (kept), {len(remaining)} to train -> {folder}",
+        err=True,
+    )
+    if remaining:
+        sweeps.run_on_ray(
+            remaining,
+            catalog=found,
+            method=recipe,
+            data=data,
+            protocol=protocol,
+            folder=folder,
+            name=name,
+            address=address,
+            cpus_per_trial=cpus,
+            gpus_per_trial=gpus,
+            max_concurrent=max_concurrent,
+            storage=ray_storage,
+            quiet=flags["quiet"],
+        )
+    records = [sweeps.finished(folder, spec["id"]) or sweeps.missing(folder, spec) for spec in specs]
+    chosen, rows = sweeps.choose(configs, records)
+    sets = [*flags["sets"], *(f"{key}={text}" for key, text in configs[chosen].items())]
+    command = " ".join(
+        ["msabench run", f"--method {recipe.name}", f"--dataset {flags['dataset']}"]
+        + [f"--encoder {e}" for e in flags["encoders"]]
+        + ([f"--objective {flags['objective']}"] if flags["objective"] else [])
+        + [f"--set {s}" for s in sets]
+        + [f"--data-option {o}" for o in flags["data_options"]]
+        + ([f"--data-root {flags['data_root']}"] if flags["data_root"] else [])
+        + ([f"--seeds {flags['seeds']}"] if flags["seeds"] else [])
+        + ([f"--max-epochs {flags['max_epochs']}"] if flags["max_epochs"] else [])
+        + ([f"--patience {flags['patience']}"] if flags["patience"] else [])
+        + ([f"--precision {flags['precision']}"] if flags["precision"] != "fp32" else [])
+    )
+    summary = {
+        "schema": sweeps.SCHEMA,
+        "sweep": name,
+        "method": recipe.name,
+        "dataset": data.name,
+        "protocol": protocol.id,
+        "variant": fixed,
+        "search": search,
+        "grid": {axis.key: list(axis.texts) for axis in axes},
+        "seeds": list(seeds),
+        "selection": records[0]["selection"],
+        "configurations": rows,
+        "chosen": rows[chosen],
+        "command": command,
+    }
+    path = folder / name / "summary.json"
+    write_atomic(path, json.dumps(summary, indent=1) + "\n")
+    page = sweeps.summary_markdown(summary)
+    write_atomic(path.with_suffix(".md"), page)
+    click.echo(page)
+    click.echo(f"Sweep summary: {path.with_suffix('.md')}", err=True)
+    if not trials_only:
+        ctx.invoke(run, **{**flags, "sets": tuple(sets), "threads": flags["threads"], "tuned": str(path)})
+
+
+def hparams_sets(sets: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """--set SECTION.KEY=VALUE pairs as sections (only their keys matter here)."""
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in assignments(sets, "--set").items():
+        section, _, name = key.partition(".")
+        sections.setdefault(section, {})[name] = value
+    return sections
+
+
+# `sweep` shares run's flags for the method, the data, the protocol and the final runs.
+SWEEP_SHARED = (
+    "method", "dataset", "seeds", "data_root", "no_verify", "results_dir", "boards_dir", "device", "threads",
+    "precision", "max_epochs", "patience", "encoders", "objective", "sets", "data_options", "progress",
+    "checkpoints", "quiet",
+)  # fmt: skip
+sweep.params[:0] = [param for param in run.params if param.name in SWEEP_SHARED]

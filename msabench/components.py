@@ -162,6 +162,9 @@ class Dataset(ABC):
     source: ClassVar[str] = ""  # where the files come from
     synthetic: ClassVar[bool] = False
     hparams_from: ClassVar[str | None] = None  # use methods' per-dataset hyper-parameters of this dataset
+    # Options that say which data this is (a file and its name) rather than how it is read: they are recorded with the
+    # data and kept out of a row's variant.
+    identity_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, root: str | Path | None = None, *, verify: bool = True):
         self.root = data_root(root)

@@ -185,6 +185,8 @@ MMSA_LABELS = {
     "regression_labels_A": "label_A",
     "regression_labels_V": "label_V",
 }
+# Classification tasks read class ids (0..K-1) from this key instead.
+MMSA_CLASS_LABELS = {"classification_labels": "label"}
 
 
 def mmsa_data(
@@ -242,11 +244,12 @@ class _SplitReader:
     repairs: dict[str, int] = field(default_factory=dict)
 
     def read(self, split: str, part: Any) -> Split:
+        label_keys = MMSA_CLASS_LABELS if self.task.kind == "classification" else MMSA_LABELS
         wanted = [
             "id",
             *(["text_bert"] if "text_bert" in self.inputs else []),
             *[k for k in MMSA_FEATURES if k in self.inputs],
-            *[k for k, v in MMSA_LABELS.items() if v in self.labels],
+            *[k for k, v in label_keys.items() if v in self.labels],
         ]
         if not isinstance(part, dict) or (missing := [key for key in wanted if key not in part]):
             has = sorted(part) if isinstance(part, dict) else type(part).__name__
@@ -287,8 +290,10 @@ class _SplitReader:
                     f"{self.where}: {split} has no {length_key!r}, and its {key} ({steps} steps) is not aligned to "
                     f"the text tokens. Add {length_key} (the number of real frames per sample) to the file."
                 )
-        for key, ours in MMSA_LABELS.items():
-            if ours in self.labels:
+        for key, ours in label_keys.items():
+            if ours in self.labels and key in MMSA_CLASS_LABELS:
+                tensors[ours] = self.class_ids(key)
+            elif ours in self.labels:
                 values = self.array(key, 1, np.float32)
                 if not np.all(np.isfinite(values)):
                     raise DataError(f"{self.where}: {split}/{key} holds NaN or infinite labels.")
@@ -296,6 +301,20 @@ class _SplitReader:
                     values = self.checked(values, key, *self.task.label_range, f"{self.name}'s label range")
                 tensors[ours] = torch.from_numpy(values.copy())
         return Split(split, ids, tensors)
+
+    def class_ids(self, key: str) -> torch.Tensor:
+        """Whole class ids in 0..K-1 (K = the task's classes) as int64."""
+        values = self.array(key, 1, np.float64)
+        bad = ~np.isfinite(values) | (values != np.round(values))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{self.where}: {self.split}/{key} of row {row} (id {self.ids[row]}) is {values[row]:g}; class ids are "
+                f"whole numbers 0..{len(self.task.classes) - 1}."
+            )
+        count = len(self.task.classes)
+        values = self.checked(values, key, 0, count - 1, f"{self.name}'s {count} classes")
+        return torch.from_numpy(values.astype(np.int64))
 
     def features(self, key: str) -> torch.Tensor:
         """A [N, L, D] float32 feature array, its dim checked, non-finite values zeroed in place and counted."""

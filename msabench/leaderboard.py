@@ -108,6 +108,12 @@ def render_dataset(
                 "",
                 "† at least one run used a data file that does not match the published SHA-256 (`verified: false`).",
             ]
+        if any(r.tuned for r in group):
+            lines += [
+                "",
+                "‡ hyper-parameters chosen by `msabench sweep` on the validation split (the result's `tuned` record "
+                "names the sweep and its grid); each seed's test split was evaluated once.",
+            ]
         reported = _reported(dataset, group, columns)
         if reported:
             lines += [
@@ -217,7 +223,8 @@ def _table(results: list[RunResult], columns: tuple[str, ...], ddof: int) -> str
     for row in summary.order:
         group = summary.runs[row]
         unverified = "†" if any(not r.data.get("verified", False) for r in group) else ""
-        cells = [f"{row}{unverified}"]
+        tuned = "‡" if any(r.tuned for r in group) else ""
+        cells = [f"{row}{unverified}{tuned}"]
         for column in columns:
             mean, std = summary.stats[row][column]
             text = _format(column, mean, std)

@@ -48,6 +48,8 @@ class RunResult:
     # A multi-stage method: per modality, the stage run its encoder started from ("method", "result" file, the
     # result's "sha256", "checkpoint").
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Set when `msabench sweep` chose these hyper-parameters on validation: the sweep, its grid, the chosen values.
+    tuned: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA
 
     @property

@@ -125,8 +125,9 @@ def check_dataset_schema(plugin: ModuleType) -> None:
     for dataset in _own(plugin)["datasets"]:
         assert dataset.__doc__, f"dataset {dataset.name!r} needs a docstring (shown by `msabench list`)"
         assert dataset.task.kind in ("regression", "classification"), dataset.task
-        assert dataset.synthetic or (dataset.files and dataset.source), (
-            f"dataset {dataset.name!r} must declare `files` and `source`"
+        named = "path" in dataset.identity_options  # it reads the file the user names (mmsa-custom)
+        assert dataset.synthetic or ((dataset.files or named) and dataset.source), (
+            f"dataset {dataset.name!r} must declare `files` (or take a path option) and `source`"
         )
         if dataset.task.kind == "classification":
             assert dataset.task.classes, f"dataset {dataset.name!r}: a classification task needs class names"

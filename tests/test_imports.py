@@ -17,7 +17,7 @@ LAYERS = [
     {"imagetext"},
     {"synthetic", "catalog"},
     {"train", "leaderboard"},
-    {"inference", "testing", "plot"},
+    {"inference", "testing", "plot", "sweep"},
     {"robustness"},
     {"cli"},
     {"__main__"},

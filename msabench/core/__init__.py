@@ -1,5 +1,5 @@
-"""msabench's core plugin: the MMSA datasets, MVSA, the synthetic datasets, the shared pretrained encoders
-and the shared objectives.
+"""msabench's core plugin: the MMSA datasets, any MMSA-layout file (`mmsa-custom`), MVSA, the synthetic
+datasets, the shared pretrained encoders and the shared objectives.
 
 It is registered through the `msabench` entry-point group like any third-party plugin.
 """
@@ -7,6 +7,8 @@ It is registered through the `msabench` entry-point group like any third-party p
 from msabench import hookimpl
 
 from .clip import ClipImage, ClipText
+from .custom import MMSACustom
+from .efficientnet import EfficientNetLite0Image
 from .language import HFText
 from .mmsa import MOSEI, MOSI, SIMS, MOSEIAligned, MOSIAligned, SIMSv2
 from .mvsa import MVSAMultiple, MVSASingle
@@ -23,11 +25,12 @@ def register_datasets(register):
         register(dataset)
     for dataset in (MVSASingle, MVSAMultiple, SyntheticTweets):
         register(dataset)
+    register(MMSACustom)
 
 
 @hookimpl
 def register_encoders(register):
-    for encoder in (BertText, TransformerSequence, ClipImage, ClipText, HFText, ResNet50Image):
+    for encoder in (BertText, TransformerSequence, ClipImage, ClipText, HFText, ResNet50Image, EfficientNetLite0Image):
         register(encoder)
 
 
