@@ -29,6 +29,7 @@ import torch
 
 from msabench.catalog import KINDS, Catalog, input_key
 from msabench.components import Batch, Data, Dataset, Encoder, InputSpec, Method, Task, merge
+from msabench.data import MulTDataset, write_pickle
 from msabench.errors import CatalogError, PluginError
 from msabench.metrics import FAMILIES
 from msabench.plugins import ENTRY_POINT_GROUP, get_plugin_manager
@@ -88,6 +89,23 @@ class TinyImageText(SyntheticImageText):
 
 
 TINY_DATASETS: list[type[Dataset]] = [TinyMSA, TinyImageText, TinyIEMOCAP, TinyMSAAligned]
+
+
+def write_tiny_file(dataset: type[Dataset], root: str | Path, *, aligned: bool = False) -> Path:
+    """Write a few dozen generated samples where `dataset` (a registered MMSA- or MulT-layout dataset such as
+    ``mosi`` or ``iemocap``) expects its file below `root`, with its dims, task and labels: what a test needs to run
+    ``msabench run --dataset <name> --data-root <root> --no-verify`` on a file in the real layout. `aligned`
+    writes MMSA's aligned layout (audio and vision on the text's steps, no lengths keys)."""
+    mult = issubclass(dataset, MulTDataset)
+    base = TinyIEMOCAP if mult else (TinyMSAAligned if aligned else TinyMSA)
+    attributes = {"name": f"tiny-{dataset.name}", "dims": dict(dataset.dims), "task": dataset.task}
+    if not mult:
+        attributes |= {"labels": dataset.labels, "language": dataset.language}
+    generator = type(f"Tiny{type(dataset).__name__}", (base,), attributes)
+    ((relative, _),) = dataset.files.items()
+    path = Path(root) / relative
+    write_pickle(path, generator(root).generate())
+    return path
 
 
 @functools.cache
@@ -423,4 +441,5 @@ __all__ = [
     "run_checks",
     "tiny_data",
     "tiny_hparams",
+    "write_tiny_file",
 ]
