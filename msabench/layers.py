@@ -162,6 +162,7 @@ def attend(
     heads: int,
     dropout: float = 0.0,
     mask: torch.Tensor | None = None,
+    drop: str = "weights",
 ) -> torch.Tensor:
     """Multi-head scaled dot-product attention of packed query frames ``[Nq, D]`` over packed key/value frames
     ``[Nk, D]``, each sequence attending only to its own real frames; returns ``[Nq, D]``.
@@ -170,35 +171,59 @@ def attend(
     padding costs nothing and no padding mask is built; when every sequence is full, one batched call does it.
     `mask` (``[Lq, Lk]`` booleans, True = may attend) applies to full-length batches (MulT's causal mask).
 
-    `dropout` drops attention weights. PyTorch's fused CPU kernels have no dropout (with it, SDPA falls back
-    to materialising and keeping every attention map), so on the CPU `dropped_attention` does it instead:
-    the same attention, its weights dropped elementwise, nothing but the inputs kept for backward."""
+    `dropout` drops attention weights, each on its own (``drop="weights"``, as MulT and MMSA do). PyTorch's fused
+    CPU kernels have no dropout (with it, SDPA falls back to materialising and keeping every attention map), so on
+    the CPU `dropped_attention` does it instead: the same attention, its weights dropped elementwise, nothing but
+    the inputs kept for backward; it is still 2-3 times slower than the fused kernel. ``drop="keys"`` drops each
+    key of each head for all the queries at once (the values scaled by a keep mask per key), which the fused
+    kernel runs: each query's attention sees the same drop probability per weight as with ``"weights"``, but
+    the queries of a head share their draws."""
     dim = q.shape[-1]
     per_head = dim // heads
-    manual = dropout > 0 and q.device.type == "cpu"
-    if queries.full and keys.full:
-        batch = queries.batch
+    if drop not in ("weights", "keys"):
+        raise ValueError(f"attention dropout {drop!r} is not one of weights, keys")
+    manual = dropout > 0 and drop == "weights" and q.device.type == "cpu"
+
+    def run(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if manual:
+            return dropped_attention(q, k, v, dropout, mask)
+        if dropout > 0 and drop == "keys":
+            keep = torch.rand(v.shape[:-1], device=v.device) >= dropout
+            return _fused(q, k, v * (keep.unsqueeze(-1).to(v.dtype) / (1 - dropout)), mask, 0.0)
+        return _fused(q, k, v, mask, dropout)
+
+    if queries.full and keys.full and not manual:
+        batch = queries.batch  # one batched call of the fused kernel
 
         def split(x: torch.Tensor, steps: int) -> torch.Tensor:
             return x.reshape(batch, steps, heads, per_head).transpose(1, 2)
 
-        q, k, v = split(q, queries.steps), split(k, keys.steps), split(v, keys.steps)
-        if manual:
-            out = dropped_attention(q, k, v, dropout, mask)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        out = run(split(q, queries.steps), split(k, keys.steps), split(v, keys.steps), mask)
         return out.transpose(1, 2).reshape(-1, dim)
-    if mask is not None:
+    if mask is not None and not (queries.full and keys.full):
         raise ValueError("a query/key mask applies to full-length sequences only")
-    outs = []
+    outs = []  # one sequence at a time: its real frames only, and attention maps that stay in the cache
     for q_one, k_one, v_one in zip(q.split(queries.sizes), k.split(keys.sizes), v.split(keys.sizes), strict=True):
         q_one, k_one, v_one = (x.reshape(1, -1, heads, per_head).transpose(1, 2) for x in (q_one, k_one, v_one))
-        if manual:
-            out = dropped_attention(q_one, k_one, v_one, dropout)
-        else:
-            out = F.scaled_dot_product_attention(q_one, k_one, v_one, dropout_p=dropout)
-        outs.append(out.transpose(1, 2).reshape(-1, dim))
+        outs.append(run(q_one, k_one, v_one, mask).transpose(1, 2).reshape(-1, dim))
     return torch.cat(outs)
+
+
+WIDE = 16  # CPU attention kernels are several times faster with head widths padded to 16 than at MulT's 5
+
+
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """`x` with its last (head) dimension zero-padded to `WIDE` on the CPU (zero columns change no dot product)."""
+    width = x.shape[-1]
+    return F.pad(x, (0, WIDE - width)) if x.device.type == "cpu" and width < WIDE else x
+
+
+def _fused(q, k, v, mask, dropout):
+    width = q.shape[-1]
+    out = F.scaled_dot_product_attention(
+        _wide(q), _wide(k), _wide(v), attn_mask=mask, dropout_p=dropout, scale=width**-0.5
+    )
+    return out[..., :width]
 
 
 def dropped_attention(
@@ -208,22 +233,23 @@ def dropped_attention(
     1 / (1 - dropout)), times v: ``[..., Lq, E]``, ``[..., Lk, E]`` -> ``[..., Lq, E]``; `mask` (True = may
     attend) as in SDPA.
 
-    What PyTorch's math kernel computes, but the attention maps are not kept for backward: it keeps q, k, v
-    and a seed, and recomputes the weights and regenerates the same dropout mask there (as flash attention
-    does), so memory does not grow with Lq x Lk. The mask draws one 16-bit uniform number per weight, so the
-    drop probability is `dropout` rounded to a multiple of 1/65536. The seed comes from torch's global random
-    stream: a seeded run draws the same masks every time."""
+    What PyTorch's math kernel computes, but the attention maps are not kept for backward: only q, k, v and a
+    seed are; backward recomputes the weights and regenerates the same dropout mask, as flash attention does.
+    The mask draws one 16-bit uniform number per weight (four per 64-bit draw of torch's generator), so the drop
+    probability is `dropout` rounded to a multiple of 1/65536; the seed comes from torch's global random stream,
+    so a seeded run draws the same masks every time."""
     seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
     return _DroppedAttention.apply(q, k, v, dropout, seed, mask)
 
 
 def _keep(shape: torch.Size, dropout: float, seed: int, device: torch.device) -> torch.Tensor:
-    """Keep-mask of `shape` from `seed`: True with probability 1 - round(dropout * 65536) / 65536."""
+    """The keep-mask of `shape` from `seed` as floats: 1 / (1 - dropout) with probability
+    1 - round(dropout * 65536) / 65536, else 0."""
     count = math.prod(shape)
     generator = torch.Generator(device=device).manual_seed(seed)
-    words = torch.empty(-(-count // 3), dtype=torch.int64, device=device).random_(0, 2**48, generator=generator)
-    draws = words.view(torch.int16).reshape(-1, 4)[:, :3].reshape(-1)[:count]  # three 16-bit uniforms per word
-    return draws.reshape(shape) >= round(dropout * 65536) - 32768
+    words = torch.empty(-(-count // 4), dtype=torch.int64, device=device).random_(-(2**63), None, generator=generator)
+    draws = words.view(torch.int16)[:count].reshape(shape)  # four uniform 16-bit numbers per word
+    return draws.to(torch.float32).ge_(round(dropout * 65536) - 32768).mul_(1 / (1 - dropout))
 
 
 class _DroppedAttention(torch.autograd.Function):
@@ -231,21 +257,22 @@ class _DroppedAttention(torch.autograd.Function):
     def forward(ctx, q, k, v, dropout, seed, mask):
         scale = q.shape[-1] ** -0.5
         weights = _weights(q, k, scale, mask)
-        kept = weights.mul_(_keep(weights.shape, dropout, seed, q.device)).mul_(1 / (1 - dropout))
+        kept = weights.mul_(_keep(weights.shape, dropout, seed, q.device).to(weights.dtype))
         ctx.save_for_backward(q, k, v)
         ctx.dropout, ctx.seed, ctx.mask, ctx.scale = dropout, seed, mask, scale
-        return torch.matmul(kept, v)
+        return torch.matmul(kept, _wide(v))[..., : v.shape[-1]]
 
     @staticmethod
     def backward(ctx, grad):
         q, k, v = ctx.saved_tensors
+        width = q.shape[-1]
         weights = _weights(q, k, ctx.scale, ctx.mask)
-        keep = _keep(weights.shape, ctx.dropout, ctx.seed, q.device).to(weights.dtype).mul_(1 / (1 - ctx.dropout))
-        grad_v = torch.matmul((weights * keep).transpose(-1, -2), grad)
+        keep = _keep(weights.shape, ctx.dropout, ctx.seed, q.device).to(weights.dtype)
+        grad_v = torch.matmul((weights * keep).transpose(-1, -2), _wide(grad))[..., :width]
         grad_weights = torch.matmul(grad, v.transpose(-1, -2)).mul_(keep)
         grad_scores = grad_weights.sub_((grad_weights * weights).sum(-1, keepdim=True)).mul_(weights)
-        grad_q = torch.matmul(grad_scores, k).mul_(ctx.scale)
-        grad_k = torch.matmul(grad_scores.transpose(-1, -2), q).mul_(ctx.scale)
+        grad_q = torch.matmul(grad_scores, _wide(k))[..., :width].mul_(ctx.scale)
+        grad_k = torch.matmul(grad_scores.transpose(-1, -2), _wide(q))[..., :width].mul_(ctx.scale)
         return grad_q, grad_k, grad_v, None, None, None
 
 
@@ -275,8 +302,13 @@ class CrossmodalLayer(nn.Module):
     frames (itself when there is no source; the same LayerNorm normalises both), then a ReLU feed-forward
     network 4x wide; dropout on the attention weights, after the ReLU and on each residual branch."""
 
-    def __init__(self, dim: int, heads: int, attn_dropout: float, relu_dropout: float, res_dropout: float):
+    def __init__(
+        self, dim: int, heads: int, attn_dropout: float, relu_dropout: float, res_dropout: float, drop: str = "weights"
+    ):
         super().__init__()
+        if drop not in ("weights", "keys"):
+            raise ValueError(f"attention dropout {drop!r} is not one of weights, keys")
+        self.drop = drop
         if dim % heads:
             raise ValueError(f"the width {dim} is not divisible by {heads} heads")
         self.heads = heads
@@ -311,7 +343,7 @@ class CrossmodalLayer(nn.Module):
                 k = F.linear(self.norms[0](keys), self.in_proj[dim : 2 * dim], self.in_bias[dim : 2 * dim])
                 v = F.linear(self.norms[0](values), self.in_proj[2 * dim :], self.in_bias[2 * dim :])
         dropout = self.attn_dropout if self.training else 0.0
-        h = attend(q, k, v, frames, source_frames, self.heads, dropout, mask)
+        h = attend(q, k, v, frames, source_frames, self.heads, dropout, mask, self.drop)
         x = x + F.dropout(self.out_proj(h), self.res_dropout, self.training)
         h = F.dropout(F.relu(self.fc1(self.norms[1](x))), self.relu_dropout, self.training)
         return x + F.dropout(self.fc2(h), self.res_dropout, self.training)
@@ -342,13 +374,14 @@ class CrossmodalTransformer(nn.Module):
         embed_dropout: float = 0.0,
         positions: str = "sinusoidal",
         causal: bool = False,
+        drop: str = "weights",
     ):
         super().__init__()
         if positions not in ("sinusoidal", "mult", "none"):
             raise ValueError(f"positions {positions!r} is not one of sinusoidal, mult, none")
         self.dim, self.positions, self.causal, self.embed_dropout = dim, positions, causal, embed_dropout
         self.layers = nn.ModuleList(
-            CrossmodalLayer(dim, heads, attn_dropout, relu_dropout, res_dropout) for _ in range(layers)
+            CrossmodalLayer(dim, heads, attn_dropout, relu_dropout, res_dropout, drop) for _ in range(layers)
         )
         self.norm = nn.LayerNorm(dim)
         self.register_buffer("table", sinusoidal_positions(64, dim), persistent=False)  # grows on demand

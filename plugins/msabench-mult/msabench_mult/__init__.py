@@ -91,11 +91,11 @@ REPORTED = (
 )
 
 
-def method(name, mask):
+def method(name, mask, paper=PAPER):
     hparams = {**MOSI, "fusion": {**MOSI["fusion"], "mask": mask}}
     return Method(
         name=name,
-        paper=PAPER,
+        paper=paper,
         url=URL,
         encoders=ENCODERS,
         fusion="mult",
@@ -107,7 +107,7 @@ def method(name, mask):
     )
 
 
-METHODS = [method("mult", "padding"), method("mult-causal", "causal")]
+METHODS = [method("mult", "padding"), method("mult-causal", "causal", f"{PAPER} (MMSA's causal mask over the padding)")]
 
 
 @hookimpl
