@@ -168,7 +168,8 @@ def attend(
     ``[Nk, D]``, each sequence attending only to its own real frames; returns ``[Nq, D]``.
 
     Each sequence runs through ``torch.nn.functional.scaled_dot_product_attention`` on its real frames only, so
-    padding costs nothing and no padding mask is built; when every sequence is full, one batched call does it.
+    padding costs nothing and no padding mask is built; when every sequence is full, one batched call does it,
+    and so it does for short sequences (up to `SMALL` query x key frames), with a per-key padding mask.
     `mask` (``[Lq, Lk]`` booleans, True = may attend) applies to full-length batches (MulT's causal mask).
 
     `dropout` drops attention weights, each on its own (``drop="weights"``, as MulT and MMSA do). PyTorch's fused
@@ -192,21 +193,30 @@ def attend(
             return _fused(q, k, v * (keep.unsqueeze(-1).to(v.dtype) / (1 - dropout)), mask, 0.0)
         return _fused(q, k, v, mask, dropout)
 
-    if queries.full and keys.full and not manual:
-        batch = queries.batch  # one batched call of the fused kernel
-
-        def split(x: torch.Tensor, steps: int) -> torch.Tensor:
-            return x.reshape(batch, steps, heads, per_head).transpose(1, 2)
-
-        out = run(split(q, queries.steps), split(k, keys.steps), split(v, keys.steps), mask)
-        return out.transpose(1, 2).reshape(-1, dim)
-    if mask is not None and not (queries.full and keys.full):
+    full = queries.full and keys.full
+    if mask is not None and not full:
         raise ValueError("a query/key mask applies to full-length sequences only")
+    if (full and not manual) or queries.steps * keys.steps <= SMALL:
+        # One batched call: for full-length batches (the fused kernel tiles them itself), and for short sequences,
+        # where one call per sequence would cost more than the padding (masked by a per-key mask).
+        batch = queries.batch
+
+        def split(x: torch.Tensor, frames: Frames) -> torch.Tensor:
+            padded = frames.unpack(x)
+            return padded.reshape(batch, frames.steps, heads, per_head).transpose(1, 2)
+
+        if not keys.full:
+            mask = keys.mask[:, None, None, :]
+        out = run(split(q, queries), split(k, keys), split(v, keys), mask)
+        return queries.pack(out.transpose(1, 2).reshape(batch, queries.steps, dim))
     outs = []  # one sequence at a time: its real frames only, and attention maps that stay in the cache
     for q_one, k_one, v_one in zip(q.split(queries.sizes), k.split(keys.sizes), v.split(keys.sizes), strict=True):
         q_one, k_one, v_one = (x.reshape(1, -1, heads, per_head).transpose(1, 2) for x in (q_one, k_one, v_one))
         outs.append(run(q_one, k_one, v_one, mask).transpose(1, 2).reshape(-1, dim))
     return torch.cat(outs)
+
+
+SMALL = 64 * 64  # query x key frames up to which a padded batch is attended in one call
 
 
 WIDE = 16  # CPU attention kernels are several times faster with head widths padded to 16 than at MulT's 5

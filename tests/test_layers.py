@@ -15,6 +15,7 @@ from msabench import (
     attend,
     dropped_attention,
     last_step,
+    layers,
     length_mask,
     masked_mean,
     mult_causal_mask,
@@ -23,6 +24,14 @@ from msabench import (
     sinusoidal_positions,
 )
 from msabench.layers import _keep
+
+
+@pytest.fixture(params=["one call per batch", "one call per sequence"])
+def calls(request, monkeypatch):
+    """Short sequences are attended in one padded call; longer ones one sequence at a time: test both."""
+    if request.param == "one call per sequence":
+        monkeypatch.setattr(layers, "SMALL", 0)
+    return request.param
 
 
 def padded(batch=3, steps=6, dim=4, lengths=(6, 3, 1), fill=1e3, seed=0):
@@ -97,7 +106,7 @@ def reference_attention(q, k, v, key_lengths):
     return scores.softmax(-1) @ v
 
 
-def test_attend_equals_attention_by_hand_with_a_key_padding_mask():
+def test_attend_equals_attention_by_hand_with_a_key_padding_mask(calls):
     torch.manual_seed(1)
     batch, heads, dim, lq, lk = 3, 2, 8, 5, 7
     q, k, v = torch.randn(batch, lq, dim), torch.randn(batch, lk, dim), torch.randn(batch, lk, dim)
@@ -197,7 +206,7 @@ def reference_mult(transformer, x, source, mask=None):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_crossmodal_transformer_equals_mults_equations(causal):
+def test_crossmodal_transformer_equals_mults_equations(causal, calls):
     torch.manual_seed(4)
     transformer = CrossmodalTransformer(8, 2, layers=2, causal=causal).eval()
     x, source = torch.randn(2, 5, 8), torch.randn(2, 7, 8)
@@ -207,7 +216,7 @@ def test_crossmodal_transformer_equals_mults_equations(causal):
     assert torch.allclose(transformer(x), reference_mult(transformer, x, None, self_mask), atol=1e-5)
 
 
-def test_crossmodal_transformer_on_padded_batches_equals_each_sequence_alone():
+def test_crossmodal_transformer_on_padded_batches_equals_each_sequence_alone(calls):
     torch.manual_seed(5)
     transformer = CrossmodalTransformer(8, 2, layers=2).eval()
     x, x_len = padded(3, 6, 8, (6, 4, 2))

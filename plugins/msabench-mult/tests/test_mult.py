@@ -6,7 +6,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from msabench import Task
+from msabench import Task, layers
 from msabench.cli import cli
 from msabench.core.iemocap import IEMOCAP
 from msabench.core.mmsa import MOSI
@@ -72,7 +72,9 @@ def batch(fill=0.0):
     return features, lengths
 
 
-def test_mult_ignores_padding_and_equals_each_sample_alone():
+@pytest.mark.parametrize("small", [4096, 0], ids=["one call per batch", "one call per sequence"])
+def test_mult_ignores_padding_and_equals_each_sample_alone(small, monkeypatch):
+    monkeypatch.setattr(layers, "SMALL", small)
     model = fusion("padding")
     features, lengths = batch()
     out = model(features, lengths)["prediction"]
