@@ -22,7 +22,7 @@ _EXPORTS = {
     **dict.fromkeys(
         ["CatalogError", "DataError", "MsabenchError", "PluginError", "TrainingError", "UnknownName"], "errors"
     ),
-    "evaluate": "metrics",
+    **dict.fromkeys(["EMOTIONS", "evaluate"], "metrics"),
     **dict.fromkeys(["PROTOCOL", "Protocol"], "protocol"),
     **dict.fromkeys(["RunResult", "write_atomic"], "results"),
     "data_root": "paths",
@@ -34,13 +34,27 @@ _EXPORTS = {
         "components",
     ),
     **dict.fromkeys(
-        ["MMSADataset", "check_file", "flag", "mmsa_data", "read_pickle", "sha256", "whole", "write_pickle"], "data"
+        [
+            "MMSADataset", "MulTDataset", "check_file", "flag", "mmsa_data", "mult_data", "read_pickle", "sha256",
+            "whole", "write_pickle",
+        ],
+        "data",
     ),
     **dict.fromkeys(["decode_text", "open_image"], "decode"),
     **dict.fromkeys(["read_split_file", "stratified_split"], "splits"),
     **dict.fromkeys(["ImageTextDataset", "Sample", "read_samples", "split_tensors"], "imagetext"),
-    **dict.fromkeys(["SyntheticImageText", "SyntheticMMSA"], "synthetic"),
+    **dict.fromkeys(["SyntheticImageText", "SyntheticMMSA", "SyntheticMulT"], "synthetic"),
+    **dict.fromkeys(
+        [
+            "CrossmodalLayer", "CrossmodalTransformer", "Frames", "PackedLSTM", "align_to_text", "attend",
+            "dropped_attention",
+            "full_length", "last_step", "length_mask", "masked_mean", "mult_causal_mask", "pool_to", "pooled_lengths",
+            "sinusoidal_positions",
+        ],
+        "layers",
+    ),
     "Catalog": "catalog",
+    "load_pretrained": "core.pretrained",  # the core plugin's loader of transformers weights, for plugins' own models
     "get_plugin_manager": "plugins",
     **dict.fromkeys(["Run", "fit"], "train"),
 }  # fmt: skip
@@ -51,10 +65,14 @@ __all__ = [
     "Callback",
     "Catalog",
     "CatalogError",
+    "CrossmodalLayer",
+    "CrossmodalTransformer",
     "Data",
     "DataError",
     "Dataset",
+    "EMOTIONS",
     "Encoder",
+    "Frames",
     "Fusion",
     "ImageTextDataset",
     "InputSpec",
@@ -62,8 +80,10 @@ __all__ = [
     "Method",
     "Model",
     "MsabenchError",
+    "MulTDataset",
     "Objective",
     "PROTOCOL",
+    "PackedLSTM",
     "PluginError",
     "Protocol",
     "Reported",
@@ -74,23 +94,37 @@ __all__ = [
     "Stage",
     "SyntheticImageText",
     "SyntheticMMSA",
+    "SyntheticMulT",
     "Task",
     "TrainingError",
     "UnknownName",
+    "align_to_text",
+    "attend",
     "check_file",
     "data_root",
     "decode_text",
+    "dropped_attention",
     "evaluate",
     "fit",
     "flag",
+    "full_length",
     "get_plugin_manager",
     "hookimpl",
+    "last_step",
+    "load_pretrained",
+    "length_mask",
+    "masked_mean",
     "mmsa_data",
+    "mult_causal_mask",
+    "mult_data",
     "open_image",
+    "pool_to",
+    "pooled_lengths",
     "read_pickle",
     "read_samples",
     "read_split_file",
     "sha256",
+    "sinusoidal_positions",
     "split_tensors",
     "stratified_split",
     "whole",
@@ -129,16 +163,45 @@ if TYPE_CHECKING:
         Stage,
         Task,
     )
-    from msabench.data import MMSADataset, check_file, flag, mmsa_data, read_pickle, sha256, whole, write_pickle
+    from msabench.core.pretrained import load_pretrained
+    from msabench.data import (
+        MMSADataset,
+        MulTDataset,
+        check_file,
+        flag,
+        mmsa_data,
+        mult_data,
+        read_pickle,
+        sha256,
+        whole,
+        write_pickle,
+    )
     from msabench.decode import decode_text, open_image
     from msabench.errors import CatalogError, DataError, MsabenchError, PluginError, TrainingError, UnknownName
     from msabench.hookspecs import hookimpl
     from msabench.imagetext import ImageTextDataset, Sample, read_samples, split_tensors
-    from msabench.metrics import evaluate
+    from msabench.layers import (
+        CrossmodalLayer,
+        CrossmodalTransformer,
+        Frames,
+        PackedLSTM,
+        align_to_text,
+        attend,
+        dropped_attention,
+        full_length,
+        last_step,
+        length_mask,
+        masked_mean,
+        mult_causal_mask,
+        pool_to,
+        pooled_lengths,
+        sinusoidal_positions,
+    )
+    from msabench.metrics import EMOTIONS, evaluate
     from msabench.paths import data_root
     from msabench.plugins import get_plugin_manager
     from msabench.protocol import PROTOCOL, Protocol
     from msabench.results import RunResult, write_atomic
     from msabench.splits import read_split_file, stratified_split
-    from msabench.synthetic import SyntheticImageText, SyntheticMMSA
+    from msabench.synthetic import SyntheticImageText, SyntheticMMSA, SyntheticMulT
     from msabench.train import Run, fit

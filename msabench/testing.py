@@ -30,12 +30,13 @@ import torch
 
 from msabench.catalog import KINDS, Catalog, input_key
 from msabench.components import Batch, Callback, Data, Dataset, Encoder, InputSpec, Method, Task, merge
+from msabench.data import MulTDataset, write_pickle
 from msabench.errors import CatalogError, PluginError
 from msabench.metrics import FAMILIES
 from msabench.plugins import ENTRY_POINT_GROUP, get_plugin_manager
 from msabench.protocol import Protocol
 from msabench.results import RunResult
-from msabench.synthetic import SyntheticImageText, SyntheticMMSA
+from msabench.synthetic import SyntheticImageText, SyntheticMMSA, SyntheticMulT
 from msabench.train import assemble, fit, resolve_hparams, seed_everything
 
 
@@ -55,6 +56,29 @@ class TinyMSA(SyntheticMMSA):
         return self.from_mmsa(self.generate(), provenance, where="generated tiny-msa")
 
 
+class TinyMSAAligned(TinyMSA):
+    """TinyMSA with audio and vision aligned to the text tokens (MMSA's aligned layout: no *_lengths keys)."""
+
+    name = "tiny-msa-aligned"
+    lengths = {"text": 10, "audio": 10, "vision": 10}
+    aligned = True
+    files = {"tiny-msa-aligned/Processed/aligned.pkl": None}
+
+
+class TinyIEMOCAP(SyntheticMulT):
+    """A few dozen samples in MulT's IEMOCAP layout (four binary emotions, front-padded, no ids); loads in ms."""
+
+    name = "tiny-iemocap"
+    dims = {"text": 8, "audio": 4, "vision": 6}
+    sizes = {"train": 32, "valid": 16, "test": 16}
+    lengths = {"text": 10, "audio": 8, "vision": 6}
+    files = {"tiny-iemocap/iemocap_data_noalign.pkl": None}
+
+    def load(self) -> Data:
+        provenance = {"source": "generated", "files": {}, "verified": True}
+        return self.from_mult(self.generate(), provenance, where="generated tiny-iemocap")
+
+
 class TinyImageText(SyntheticImageText):
     """A few dozen synthetic tweets with 16 px images, three classes, plus unlabelled samples; loads in milliseconds."""
 
@@ -65,7 +89,24 @@ class TinyImageText(SyntheticImageText):
     n_unlabelled = 6
 
 
-TINY_DATASETS: list[type[Dataset]] = [TinyMSA, TinyImageText]
+TINY_DATASETS: list[type[Dataset]] = [TinyMSA, TinyImageText, TinyIEMOCAP, TinyMSAAligned]
+
+
+def write_tiny_file(dataset: type[Dataset], root: str | Path, *, aligned: bool = False) -> Path:
+    """Write a few dozen generated samples where `dataset` (a registered MMSA- or MulT-layout dataset such as
+    ``mosi`` or ``iemocap``) expects its file below `root`, with its dims, task and labels: what a test needs to run
+    ``msabench run --dataset <name> --data-root <root> --no-verify`` on a file in the real layout. `aligned`
+    writes MMSA's aligned layout (audio and vision on the text's steps, no lengths keys)."""
+    mult = issubclass(dataset, MulTDataset)
+    base = TinyIEMOCAP if mult else (TinyMSAAligned if aligned else TinyMSA)
+    attributes = {"name": f"tiny-{dataset.name}", "dims": dict(dataset.dims), "task": dataset.task}
+    if not mult:
+        attributes |= {"labels": dataset.labels, "language": dataset.language}
+    generator = type(f"Tiny{type(dataset).__name__}", (base,), attributes)
+    ((relative, _),) = dataset.files.items()
+    path = Path(root) / relative
+    write_pickle(path, generator(root).generate())
+    return path
 
 
 @functools.cache
@@ -124,13 +165,13 @@ def check_dataset_schema(plugin: ModuleType) -> None:
     """Datasets declare task, inputs, labels and where their files come from (nothing is downloaded)."""
     for dataset in _own(plugin)["datasets"]:
         assert dataset.__doc__, f"dataset {dataset.name!r} needs a docstring (shown by `msabench list`)"
-        assert dataset.task.kind in ("regression", "classification"), dataset.task
+        assert dataset.task.kind in ("regression", "classification", "multilabel"), dataset.task
         named = "path" in dataset.identity_options  # it reads the file the user names (mmsa-custom)
         assert dataset.synthetic or ((dataset.files or named) and dataset.source), (
             f"dataset {dataset.name!r} must declare `files` (or take a path option) and `source`"
         )
-        if dataset.task.kind == "classification":
-            assert dataset.task.classes, f"dataset {dataset.name!r}: a classification task needs class names"
+        if dataset.task.kind in ("classification", "multilabel"):
+            assert dataset.task.classes, f"dataset {dataset.name!r}: a {dataset.task.kind} task needs class names"
 
 
 def check_encoder_output_shape(plugin: ModuleType) -> None:
@@ -429,8 +470,10 @@ def _comparable(value: Any) -> Any:
 
 __all__ = [
     "TINY_DATASETS",
+    "TinyIEMOCAP",
     "TinyImageText",
     "TinyMSA",
+    "TinyMSAAligned",
     "InputSpec",
     "check_installed",
     "checks",
@@ -438,4 +481,5 @@ __all__ = [
     "run_checks",
     "tiny_data",
     "tiny_hparams",
+    "write_tiny_file",
 ]

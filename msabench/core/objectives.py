@@ -1,4 +1,4 @@
-"""Objectives most methods share: L1 (MMSA's regression loss), MSE, cross-entropy."""
+"""Objectives most methods share: L1 (MMSA's regression loss), MSE, cross-entropy, and L1 or cross-entropy by task."""
 
 from torch import nn
 
@@ -39,3 +39,20 @@ class CrossEntropy(Objective):
         if self.task.kind == "multilabel":
             logits, labels = logits.reshape(-1, 2), labels.reshape(-1)
         return {"total": nn.functional.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)}
+
+
+class L1OrCrossEntropy(Objective):
+    """L1 for regression tasks, cross-entropy for classification and multilabel tasks (per entry, as
+    `cross-entropy`): the criterion MMSA and MulT use for every method that runs on both kinds of data."""
+
+    name = "l1-ce"
+    tasks = ("regression", "classification", "multilabel")
+
+    def __init__(self, task):
+        super().__init__(task)
+        self.cross_entropy = CrossEntropy(task) if task.kind != "regression" else None
+
+    def forward(self, outputs, batch):
+        if self.cross_entropy is None:
+            return {"total": nn.functional.l1_loss(outputs["prediction"].reshape(-1), batch["label"])}
+        return self.cross_entropy(outputs, batch)

@@ -1,11 +1,12 @@
-"""A Transformer encoder over a feature sequence (audio frames, vision frames, or MMSA's 768-d text features)."""
+"""Encoders over a feature sequence (audio frames, vision frames, or MMSA's 768-d text features): a Transformer, an
+LSTM, and the sequence itself."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from msabench import CatalogError, Encoder
+from msabench import CatalogError, Encoder, PackedLSTM
 
 from .pretrained import start_from_checkpoint
 
@@ -78,3 +79,55 @@ class TransformerSequence(Encoder):
             return h[:, 0]
         weights = valid.unsqueeze(-1).to(h.dtype)
         return (h * weights).sum(1) / weights.sum(1)
+
+
+class Identity(Encoder):
+    """A modality's feature sequence as it is, ``[B, L, D]``: for fusions that model the sequences themselves
+    (MulT, EF-LSTM, MFN, MAG-BERT's audio and vision)."""
+
+    name = "identity"
+    consumes = "features"
+    returns = "sequence"
+
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.out_dim = spec.dim
+
+    def forward(self, x, lengths):
+        return x
+
+
+class LSTMSequence(Encoder):
+    """An LSTM over each sequence's real frames (packed only when some are shorter than the batch); its last
+    layer's final hidden state through dropout and, with ``out``, a linear layer.
+
+    Self-MM's audio and vision subnetworks (MMSA's AuViSubNet: one layer, dropout, linear) and the per-modality
+    LSTMs of LF-LSTM. ``bidirectional=True`` concatenates both directions' final states.
+    """
+
+    name = "lstm-seq"
+    consumes = "features"
+    returns = "vector"
+    tiny = {"hidden": 8, "out": 4}
+
+    def __init__(
+        self,
+        spec,
+        hidden: int = 64,
+        layers: int = 1,
+        out: int | None = None,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ):
+        super().__init__(spec)
+        self.lstm = PackedLSTM(spec.dim, hidden, layers, bidirectional, dropout)
+        self.directions = 2 if bidirectional else 1
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(self.lstm.out_dim, out) if out else None
+        self.out_dim = out or self.lstm.out_dim
+
+    def forward(self, x, lengths):
+        _, final = self.lstm(x, lengths)
+        state = torch.cat(list(final[-self.directions :]), dim=-1)  # the last layer, each direction
+        state = self.dropout(state)
+        return self.linear(state) if self.linear is not None else state

@@ -2,7 +2,7 @@
 each with a planted cross-modal signal (see `msabench.synthetic`). They test the harness and are never
 comparable with real data."""
 
-from msabench import SyntheticImageText, SyntheticMMSA, Task
+from msabench import SyntheticImageText, SyntheticMMSA, SyntheticMulT, Task
 
 
 class SyntheticMOSI(SyntheticMMSA):
@@ -13,6 +13,16 @@ class SyntheticMOSI(SyntheticMMSA):
     dims = {"text": 768, "audio": 5, "vision": 20}
     files = {"synthetic-mosi/Processed/unaligned.pkl": None}
     hparams_from = "mosi"
+
+
+class SyntheticMOSIAligned(SyntheticMOSI):
+    """Synthetic data with CMU-MOSI's aligned layout (audio and vision aligned to the 24 text tokens, no lengths
+    keys), labels in [-3, 3]; for the methods that need aligned sequences. Not comparable to real data."""
+
+    name = "synthetic-mosi-aligned"
+    lengths = {"text": 24, "audio": 24, "vision": 24}
+    aligned = True
+    files = {"synthetic-mosi-aligned/Processed/aligned.pkl": None}
 
 
 class SyntheticSIMS(SyntheticMMSA):
@@ -27,6 +37,14 @@ class SyntheticSIMS(SyntheticMMSA):
     language = "zh"
     files = {"synthetic-sims/Processed/unaligned.pkl": None}
     hparams_from = "ch-sims"
+
+
+class SyntheticIEMOCAP(SyntheticMulT):
+    """Synthetic data in MulT's IEMOCAP layout and dims (300/74/35), four binary emotions; not comparable to real."""
+
+    name = "synthetic-iemocap"
+    files = {"synthetic-iemocap/iemocap_data_noalign.pkl": None}
+    hparams_from = "iemocap"
 
 
 class SyntheticTweets(SyntheticImageText):

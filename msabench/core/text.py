@@ -127,3 +127,50 @@ def random_bert(spec, hidden_size: int, layers: int, heads: int, intermediate_si
         max_position_embeddings=max(512, spec.shape[-1]),
     )
     return BertModel(config)
+
+
+class BertEmbeddings(BertText):
+    """The output of BERT's embedding module over `text_bert` ids: word + position + segment embeddings after
+    LayerNorm and dropout, ``[B, L, hidden]``; only that module is kept.
+
+    For methods that change the embeddings before BERT's layers run (MAG-BERT); the weights load as
+    `bert-text`'s do (``pretrained``, else the dataset's tokenizer; random on synthetic vocabularies)."""
+
+    name = "bert-embeddings"
+    returns = "sequence"
+
+    def __init__(
+        self,
+        spec,
+        pretrained: str | None = None,
+        finetune: bool = True,
+        random_init: bool = False,
+        hidden_size: int = 64,
+        layers: int = 2,
+        heads: int = 2,
+        intermediate_size: int = 128,
+        dropout: float = 0.1,
+    ):
+        super().__init__(
+            spec,
+            pretrained=pretrained,
+            finetune=finetune,
+            random_init=random_init,
+            hidden_size=hidden_size,
+            layers=layers,
+            heads=heads,
+            intermediate_size=intermediate_size,
+            dropout=dropout,
+        )
+        self.embeddings = self.bert.embeddings
+        del self.bert
+
+    def train(self, mode: bool = True):
+        Encoder.train(self, mode)
+        if not self.finetune:
+            self.embeddings.eval()
+        return self
+
+    def forward(self, x, lengths):
+        with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
+            return self.embeddings(input_ids=x[:, 0].long(), token_type_ids=x[:, 2].long())

@@ -1,5 +1,12 @@
 """LF-DNN, TFN and LMF as MMSA runs them: pre-extracted 768-d BERT text features through an LSTM,
-time-averaged audio and vision through MLPs, a fusion, L1 loss.
+time-averaged audio and vision through MLPs, a fusion, L1 loss. And the LSTM baselines (`lstm.py`): EF-LSTM
+(MMSA's early fusion, on aligned data) and LF-LSTM (one LSTM per modality, late fusion).
+
+LF-LSTM is not in MMSA; it is the late-fusion baseline of MulT's tables and the model the adaptive-weight-fusion
+paper extends. Our choices (no recipe is published with it): one packed one-layer LSTM per modality
+(`lstm-seq`; widths 64/16/32 for text/audio/vision, dropout 0.2 on the final states), each sequence's last
+real state, concatenated into LF-DNN's head (`late-concat`: dropout 0.2, two ReLU layers of 64, linear
+output), L1 (cross-entropy per emotion on IEMOCAP), Adam at 1e-3, batch 32. No reported numbers.
 
 Hyper-parameters are MMSA's (src/MMSA/config/config_regression.json); reported numbers are
 MMSA's benchmark (results/result-stat.md, unaligned data, mean of 5 seeds). Each component's
@@ -10,6 +17,8 @@ from msabench import Method, Reported, hookimpl
 
 from .encoders import LSTMText, MeanMLP
 from .fusions import LateConcat, LowRankFusion, TensorFusion
+from .lstm import METHODS as LSTM_METHODS
+from .lstm import EarlyFusionLSTM
 
 ENCODERS = {"text": "lstm-text", "audio": "mean-mlp", "vision": "mean-mlp"}
 MMSA = "MMSA results/result-stat.md"
@@ -131,9 +140,10 @@ def register_fusions(register):
     register(LateConcat)
     register(TensorFusion)
     register(LowRankFusion)
+    register(EarlyFusionLSTM)
 
 
 @hookimpl
 def register_methods(register):
-    for method in METHODS:
+    for method in [*METHODS, *LSTM_METHODS]:
         register(method)

@@ -1,0 +1,107 @@
+"""Self-MM (Yu et al., "Learning Modality-Specific Representations with Self-Supervised Multi-Task Learning for
+Multimodal Sentiment Analysis", AAAI 2021) as MMSA runs it: fine-tuned BERT's [CLS] vector (`bert-text`),
+one-layer packed LSTMs for audio and vision (`lstm-seq`: final state, dropout, linear), multimodal and unimodal
+heads (`self-mm` fusion) and the loss with the unimodal label generation module (`self-mm` objective).
+
+Hyper-parameters are MMSA's (config_regression.json, "self_mm"): batch 16/32/32 (MOSI/MOSEI/CH-SIMS), Adam with
+per-part learning rates and weight decays (BERT 5e-5/1e-3; audio 5e-3 with decay 1e-3/0/0.01; video 5e-3/1e-4/
+5e-3 with decay 1e-3/0/0.01; the rest 1e-3 with decay 1e-3/0.01/1e-3), gradients accumulated over 4 batches
+(MMSA's ``update_epochs``), LSTM widths 16 (audio) and 32/32/64 (video) with outputs 16/32, head widths
+128/32/16/32 (CH-SIMS text 64), their dropouts, and the label clamp H = 3/3/1.
+
+Departures from MMSA: BERT's biases and LayerNorm weights get its weight decay too (MMSA exempts them; the
+host's ``lr_groups`` match parameter-name prefixes); on aligned data each modality is packed with its own
+lengths (the loader gives aligned files the text's). Self-MM needs BERT token ids and regression labels: IEMOCAP
+is refused before training. On synthetic data (no tokenizer) BERT is a small random one (2 layers, width 32)
+trained at 5e-4. Reported numbers are MMSA's (results/result-stat.md, unaligned; MAE and Corr x100).
+"""
+
+from msabench import Method, Reported, hookimpl
+
+from .model import SelfMMHeads, UnimodalLabels
+
+MMSA = "MMSA results/result-stat.md"
+
+
+def mosi(values):
+    names = ("Acc-2_has0", "F1_has0", "Acc-2_non0", "F1_non0", "Acc-5", "Acc-7", "MAE", "Corr")
+    return dict(zip(names, [*values[:6], values[6] / 100, values[7] / 100], strict=True))
+
+
+def sims(values):
+    names = ("Acc-2", "Acc-3", "Acc-5", "F1", "MAE", "Corr")
+    return dict(zip(names, [*values[:4], values[4] / 100, values[5] / 100], strict=True))
+
+
+def recipe(batch, rates, decays, vision_hidden, text_dim, dropouts, H):  # noqa: N803
+    """MMSA's config for one dataset: rates and decays are (bert, audio, video, other); dropouts (fusion, T, A, V)."""
+    return {
+        "audio": {"hidden": 16, "out": 16, "dropout": 0.0},
+        "vision": {"hidden": vision_hidden, "out": 32, "dropout": 0.0},
+        "fusion": {
+            "fusion_dim": 128,
+            "text_dim": text_dim,
+            "audio_dim": 16,
+            "vision_dim": 32,
+            "fusion_dropout": dropouts[0],
+            "text_dropout": dropouts[1],
+            "audio_dropout": dropouts[2],
+            "vision_dropout": dropouts[3],
+        },
+        "objective": {"H": H},
+        "train": {
+            "batch_size": batch,
+            "lr": rates[3],
+            "weight_decay": decays[3],
+            "accumulate": 4,
+            "lr_groups": {
+                f"encoders.{part}": {"lr": rate, "weight_decay": decay}
+                for part, rate, decay in zip(("text", "audio", "vision"), rates[:3], decays[:3], strict=True)
+            },
+        },
+    }
+
+
+SYNTHETIC = {
+    "text": {"hidden_size": 32, "layers": 2, "heads": 2, "intermediate_size": 64},
+    "train": {"lr_groups": {"encoders.text": {"lr": 5e-4, "weight_decay": 1e-3}}},
+}
+
+METHOD = Method(
+    name="self-mm",
+    paper="Yu et al., AAAI 2021",
+    url="https://github.com/thuiar/Self-MM",
+    encoders={"text": "bert-text", "audio": "lstm-seq", "vision": "lstm-seq"},
+    fusion="self-mm",
+    objective="self-mm",
+    hparams={
+        "text": {"pooling": "cls"},
+        **recipe(16, (5e-5, 5e-3, 5e-3, 1e-3), (1e-3, 1e-3, 1e-3, 1e-3), 32, 32, (0.0, 0.1, 0.1, 0.0), 3.0),
+    },
+    overrides={
+        "mosei": recipe(32, (5e-5, 5e-3, 1e-4, 1e-3), (1e-3, 0.0, 0.0, 0.01), 32, 32, (0.1, 0.0, 0.0, 0.0), 3.0),
+        "ch-sims": recipe(32, (5e-5, 5e-3, 5e-3, 1e-3), (1e-3, 0.01, 0.01, 1e-3), 64, 64, (0.0, 0.1, 0.1, 0.0), 1.0),
+        "synthetic-mosi": SYNTHETIC,
+        "synthetic-sims": SYNTHETIC,
+    },
+    reported=(
+        Reported("mosi", MMSA, mosi([83.0, 83.05, 84.82, 84.81, 52.66, 46.07, 72.44, 78.92])),
+        Reported("mosei", MMSA, mosi([81.94, 81.62, 84.88, 85.02, 56.06, 54.4, 53.46, 75.87])),
+        Reported("ch-sims", MMSA, sims([80.04, 65.47, 41.53, 80.44, 42.50, 59.52])),
+    ),
+)
+
+
+@hookimpl
+def register_fusions(register):
+    register(SelfMMHeads)
+
+
+@hookimpl
+def register_objectives(register):
+    register(UnimodalLabels)
+
+
+@hookimpl
+def register_methods(register):
+    register(METHOD)
