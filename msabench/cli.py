@@ -138,6 +138,12 @@ def shown(value: Any) -> str:
     help="Cap epochs at N instead of the protocol's 100 (another protocol id: rows are ranked apart).",
 )
 @click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    help="Stop after N epochs without improvement instead of the protocol's 8, e.g. a paper's own early stopping "
+    "(another protocol id: rows are ranked apart).",
+)
+@click.option(
     "--encoder",
     "encoders",
     multiple=True,
@@ -181,6 +187,7 @@ def run(
     device,
     threads,
     max_epochs,
+    patience,
     encoders,
     objective,
     sets,
@@ -202,11 +209,12 @@ def run(
     from msabench.train import fit, resolve_hparams, select_device, set_threads
 
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
-    protocol = Protocol(max_epochs=max_epochs) if max_epochs else PROTOCOL
+    changed = {key: value for key, value in (("max_epochs", max_epochs), ("patience", patience)) if value}
+    protocol = Protocol(**changed) if changed else PROTOCOL
     seed_list = parse_seeds(seeds, protocol.seeds)
     chosen_device = select_device(device)
     found = load_catalog()
-    recipe = found.methods[method]
+    recipe = found.methods[method].for_dataset(found.datasets[dataset])  # its encoders for this dataset, if any
     swaps = assignments(encoders, "--encoder")
     for modality, name in swaps.items():
         found.encoders[name]  # unknown names fail here, with suggestions

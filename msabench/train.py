@@ -129,6 +129,7 @@ def fit(
     `checkpoint` receives the selected weights; `state` is the resume file, written after every epoch, read
     when it exists (the run continues after its last finished epoch) and deleted when the run is done."""
     started = time.perf_counter()
+    method = method.for_dataset(data)  # the encoders it names for this dataset, if any
     hparams = resolve_hparams(hparams if hparams is not None else method.hparams_for(data), data, seed, protocol)
     run = assemble(method, data, catalog=catalog, seed=seed, protocol=protocol, hparams=hparams, device=device)
     run.callbacks += list(callbacks)
