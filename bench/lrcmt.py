@@ -119,11 +119,23 @@ def step_times(adapter: str, steps: int, device: str) -> dict:
         "step_s": [round(t, 2) for t in times],
         "cpu_s": [round(t, 2) for t in cpu],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rss_after_step_mib": rss_mib(),  # what stays between steps: weights, gradients' buffers, optimizer state
+        "optimizer_state_mib": round(
+            sum(
+                t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)
+            )
+            / 2**20
+        ),
         "load": os.getloadavg()[0],
     }
     if device.startswith("cuda"):
         result["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
     return result
+
+
+def rss_mib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS:"))
 
 
 def main() -> None:

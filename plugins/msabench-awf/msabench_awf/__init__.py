@@ -31,7 +31,7 @@ from .balance import Balancer
 from .fusion import AdaptiveWeightFusion, BalancedFusion, ModalAttention
 
 PAPER = "Luo et al., Journal of Software 2024"
-URL = "https://www.jos.org.cn/jos/article/abstract/7011"
+URL = "https://www.jos.org.cn/"  # the journal (Journal of Software, 2024, 35(10): 4781-4793)
 ENCODERS = {"text": "bert-text", "audio": "lstm-seq", "vision": "lstm-seq"}
 IEMOCAP_ENCODERS = {"iemocap": {"text": "lstm-seq"}}  # word vectors, no BERT token ids
 PAPER_PATIENCE = {"mosi": 20, "mosei": 1, "ch-sims": 8, "iemocap": 8}  # Table 2's early stop, as a protocol variant

@@ -24,7 +24,7 @@ from .encoder import LoraBert
 from .fusion import LowRankCrossmodal
 
 PAPER = "Sun et al., Computer Engineering & Science 2024"
-URL = "http://www.joces.org.cn/CN/abstract/abstract2024.shtml"  # the journal; only the abstract is public
+URL = ""  # Computer Engineering & Science 2024, 46(10): 1888-1900; only the abstract is public
 ENCODERS = {"text": "lora-bert", "audio": "identity", "vision": "identity"}
 TRAIN = {"batch_size": 32, "lr": 5e-4, "optimizer": "adamw", "weight_decay": 0.01}
 SYNTHETIC = {"train": {"lr": 1e-3}}  # no tokenizer there: a small random BERT
