@@ -98,13 +98,17 @@ def step_times(adapter: str, steps: int, device: str) -> dict:
     data = Batch(inputs).to(device)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    times, cpu = [], []
+    saved = saved_for_backward_mib(model, objective, data)
+    times, cpu, gradients = [], [], 0
     for step in range(steps + 1):
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         start, start_cpu = time.perf_counter(), time.process_time()
         loss = objective(model(data), data)["total"]
         loss.backward()
+        gradients = round(
+            sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None) / 2**20
+        )
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if device.startswith("cuda"):
@@ -120,6 +124,9 @@ def step_times(adapter: str, steps: int, device: str) -> dict:
         "cpu_s": [round(t, 2) for t in cpu],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "rss_after_step_mib": rss_mib(),  # what stays between steps: weights, gradients' buffers, optimizer state
+        "weights_mib": round(sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20),
+        "gradients_mib": gradients,
+        "saved_for_backward_mib": saved,  # the activations the backward needs (each storage counted once)
         "optimizer_state_mib": round(
             sum(
                 t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)
@@ -131,6 +138,23 @@ def step_times(adapter: str, steps: int, device: str) -> dict:
     if device.startswith("cuda"):
         result["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
     return result
+
+
+def saved_for_backward_mib(model, objective, batch) -> int:
+    """The bytes of the tensors autograd keeps for the backward of one training forward (each storage once): the
+    activation memory a step needs, which the process's RSS cannot show (the allocator keeps freed memory)."""
+    storages: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = objective(model(batch), batch)["total"]
+    del loss
+    return round(sum(size for ptr, size in storages.items() if ptr not in parameters) / 2**20)
 
 
 def rss_mib() -> int:
