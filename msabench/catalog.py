@@ -213,6 +213,7 @@ class Catalog:
 
     def check_method(self, method: Method, where: str) -> None:
         refs = [("encoders", encoder) for encoder in method.encoders.values()]
+        refs += [("encoders", encoder) for swaps in method.dataset_encoders.values() for encoder in swaps.values()]
         refs += [("fusions", method.fusion), ("objectives", method.objective)]
         for kind, ref in refs:
             registry = self.registries[kind]
@@ -227,9 +228,11 @@ class Catalog:
                     )
                 raise CatalogError(f"{where} names {kind[:-1]} {ref!r}, which no plugin registers.{hint}")
         self.check_components(method, where)
-        for values in [method.hparams, *method.overrides.values()]:
+        for dataset in method.dataset_encoders:
+            self.check_components(method.for_dataset(dataset), f"{where} on {dataset}")
+        for dataset, values in [(None, method.hparams), *method.overrides.items()]:
             try:
-                self.check_hparams(method, dict(values))
+                self.check_hparams(method if dataset is None else method.for_dataset(dataset), dict(values))
             except CatalogError as error:
                 raise CatalogError(f"{where}: {error}") from None
         for reported in method.reported:

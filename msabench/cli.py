@@ -381,7 +381,7 @@ def resolve_run(found, method, dataset, encoders, objective, sets, data_options,
     the row's variant, every flag checked before any data loads."""
     from msabench.components import merge
 
-    recipe = found.methods[method]
+    recipe = found.methods[method].for_dataset(found.datasets[dataset])  # its encoders for this dataset, if any
     swaps = assignments(encoders, "--encoder")
     for modality, name in swaps.items():
         found.encoders[name]  # unknown names fail here, with suggestions

@@ -407,6 +407,9 @@ class Method:
     url: str = ""
     stages: tuple[Stage, ...] = ()  # earlier runs whose checkpoints start some encoders (see `Stage`)
     key_metrics: Mapping[str, str] = field(default_factory=dict)  # dataset -> key metric, where the paper differs
+    # Per dataset (its name or its `hparams_from`): encoders that replace the defaults there, for data that lacks an
+    # input the defaults read (IEMOCAP has word vectors, no BERT token ids). See `for_dataset`.
+    dataset_encoders: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def key_metric_for(self, dataset: type[Dataset] | Dataset | Data) -> str | None:
         """The validation metric this method selects on for a dataset (None: the validation loss)."""
@@ -421,6 +424,20 @@ class Method:
         for key in (dataset.hparams_from, dataset.name):
             merge(resolved, self.overrides.get(key, {}))
         return resolved
+
+    def for_dataset(self, dataset: type[Dataset] | Dataset | Data | str) -> Method:
+        """This recipe as it runs on `dataset` (a dataset or its name): the encoders `dataset_encoders` names for it
+        (by its `hparams_from`, then its own name) replace the defaults. A replaced encoder starts from its own
+        defaults and the dataset's `overrides` section for its modality; the result has no `dataset_encoders`."""
+        names = [dataset] if isinstance(dataset, str) else [dataset.hparams_from, dataset.name]
+        swaps: dict[str, str] = {}
+        for name in names:
+            swaps.update(self.dataset_encoders.get(name, {}) if name else {})
+        swaps = {modality: encoder for modality, encoder in swaps.items() if self.encoders.get(modality) != encoder}
+        if not swaps:
+            return self
+        swapped = self.with_components(swaps)
+        return replace(swapped, overrides=copy.deepcopy(dict(self.overrides)), dataset_encoders={})
 
     def with_components(self, encoders: Mapping[str, str] | None = None, objective: str | None = None) -> Method:
         """This recipe with some components swapped; swapped components start from their own defaults

@@ -170,6 +170,7 @@ def fit(
     when it exists (the run continues after its last finished epoch) and deleted when the run is done. With
     `distributed` (see `init_distributed`), this process trains its share of each batch and only rank 0 writes."""
     started = time.perf_counter()
+    method = method.for_dataset(data)  # the encoders it names for this dataset, if any
     hparams = resolve_hparams(hparams if hparams is not None else method.hparams_for(data), data, seed, protocol)
     run = assemble(
         method,
