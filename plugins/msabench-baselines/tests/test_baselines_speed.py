@@ -1,0 +1,46 @@
+"""The shortcuts that make LF-DNN, TFN and LMF fast on a CPU keep their semantics."""
+
+import pytest
+import torch
+
+from msabench_baselines.dropout import BulkDropout
+
+
+def test_bulk_dropout_keeps_one_minus_p_and_scales_kept_values():
+    torch.manual_seed(0)
+    x = torch.randn(64, 5000)
+    dropout = BulkDropout(0.3).train()
+    y = dropout(x)
+    kept = y != 0
+    n = x.numel()
+    assert abs(kept.float().mean().item() - 0.7) < 4 * (0.7 * 0.3 / n) ** 0.5
+    assert torch.equal(y[kept], x[kept] * torch.tensor(1 / 0.7, dtype=torch.float32))
+    assert y.shape == x.shape and y.dtype == x.dtype
+
+
+def test_bulk_dropout_masks_repeat_with_the_torch_seed_and_differ_between_calls():
+    x = torch.ones(32, 1001)
+    dropout = BulkDropout(0.5).train()
+    torch.manual_seed(7)
+    first, second = dropout(x), dropout(x)
+    torch.manual_seed(7)
+    assert torch.equal(dropout(x), first) and torch.equal(dropout(x), second)
+    assert not torch.equal(first, second)
+
+
+def test_bulk_dropout_gradient_is_the_mask():
+    x = torch.ones(8, 999, requires_grad=True)
+    torch.manual_seed(1)
+    y = BulkDropout(0.4).train()(x)
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())
+    assert torch.unique(x.grad).tolist() == [0.0, torch.tensor(1 / 0.6, dtype=torch.float32).item()]
+
+
+def test_bulk_dropout_identity_in_eval_and_at_p0_zero_at_p1():
+    x = torch.randn(4, 10)
+    assert BulkDropout(0.5).eval()(x) is x
+    assert BulkDropout(0.0).train()(x) is x
+    assert torch.equal(BulkDropout(1.0).train()(x), torch.zeros_like(x))
+    with pytest.raises(ValueError, match=r"dropout probability must be in \[0, 1\], got 1.5"):
+        BulkDropout(1.5)
