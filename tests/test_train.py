@@ -168,6 +168,28 @@ def test_frozen_parameters_are_not_optimised(catalog, data):
     assert not any(id(p) in optimised for p in model.encoders["text"].parameters())
 
 
+def test_adam_and_adamw_use_fused_kernels_and_take_the_loops_steps(catalog, data):
+    batch = next(data.splits["train"].batches(8))
+    steps = {}
+    for kind in ("adam", "adamw", "sgd"):
+        for fused in (True, False):
+            torch.manual_seed(0)
+            model, objective = catalog.build(TINY, data, {})
+            optimizer = build_optimizer(model, objective, {"optimizer": kind, "weight_decay": 0.01})
+            assert bool(optimizer.defaults.get("fused")) == (kind != "sgd")
+            if not fused:  # the same groups through torch's default per-tensor loop
+                optimizer = type(optimizer)([{**g, "fused": None} for g in optimizer.param_groups])
+                assert not optimizer.param_groups[0]["fused"]
+            for _ in range(3):
+                optimizer.zero_grad()
+                objective(model(batch), batch)["total"].backward()
+                optimizer.step()
+            steps[kind, fused] = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    for kind in ("adam", "adamw"):
+        assert torch.allclose(steps[kind, True], steps[kind, False], rtol=0, atol=1e-6)
+    assert torch.equal(steps["sgd", True], steps["sgd", False])
+
+
 def test_the_result_records_what_it_ran_on(catalog, data):
     result = fit(TINY, data, catalog=catalog, seed=1, protocol=Protocol(max_epochs=1))
     assert result.protocol["id"] == "mmsa-1+max_epochs=1"
