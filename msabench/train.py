@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import logging
@@ -109,6 +110,7 @@ def fit(
 ) -> RunResult:
     """Train `method` on `data` with one seed; select on validation; test once on the selected epoch."""
     started = time.perf_counter()
+    keep_freed_memory()
     device = select_device(device)
     # Strings may name {seed} and {dataset}, e.g. a per-seed checkpoint to start an encoder from.
     hparams = json.loads(
@@ -338,6 +340,24 @@ def build_optimizer(model: Model, objective: Objective, train_hp: dict[str, Any]
         except RuntimeError:  # a torch without fused kernels for these tensors (CPU: torch < 2.4)
             pass
     return OPTIMIZERS[kind](list(groups.values()), **defaults)
+
+
+def keep_freed_memory(limit: int = 1 << 30) -> None:
+    """Keep memory that training frees mapped for reuse, up to `limit` bytes (glibc's malloc; elsewhere a no-op).
+
+    Each training step frees and reallocates the same large buffers (gradients, activations,
+    optimizer and dropout temporaries). glibc maps every block above 32 MB afresh and hands freed
+    memory at the top of its heap back to the kernel, which then page-faults and zeroes each 4 KiB
+    page on the next touch: ~2.3 us a page on this machine, 20 ms a step for TFN's 36 MB weight
+    gradient alone. With mmap off and a 1 GiB trim threshold, the next step reuses pages already
+    mapped (process-wide, from the first `fit` on). Results are unchanged.
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-4, 0)  # M_MMAP_MAX: no block gets its own mapping
+    mallopt(-1, limit)  # M_TRIM_THRESHOLD: keep up to `limit` free bytes at the top of the heap
 
 
 def seed_everything(seed: int) -> None:

@@ -1,6 +1,8 @@
 """fit(): seeding, validation-only selection, patience, the single test evaluation, callbacks, checkpoints."""
 
 import math
+import resource
+import sys
 from dataclasses import replace
 
 import pytest
@@ -8,7 +10,7 @@ import torch
 
 from fakes import TINY, Plugin, TinyData
 from msabench import Callback, Protocol, TrainingError, fit
-from msabench.train import build_optimizer
+from msabench.train import build_optimizer, keep_freed_memory
 from test_catalog import catalog_with
 
 SHORT = Protocol(max_epochs=6, patience=3)
@@ -188,6 +190,15 @@ def test_adam_and_adamw_use_fused_kernels_and_take_the_loops_steps(catalog, data
     for kind in ("adam", "adamw"):
         assert torch.allclose(steps[kind, True], steps[kind, False], rtol=0, atol=1e-6)
     assert torch.equal(steps["sgd", True], steps["sgd", False])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_freed_training_buffers_are_reused_without_page_faults():
+    keep_freed_memory()
+    torch.empty(2**24).fill_(1.0)  # 64 MiB, freed at once
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.empty(2**24).fill_(1.0)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults < 1000  # not the 16,384 of fresh pages
 
 
 def test_the_result_records_what_it_ran_on(catalog, data):
