@@ -19,6 +19,8 @@ class BulkDropout(nn.Module):
     `nn.functional.dropout`.
     """
 
+    CHUNK = 1 << 20  # mask values drawn at a time (the 32-bit draws of a chunk are its only temporary)
+
     def __init__(self, p: float = 0.5):
         super().__init__()
         if not 0.0 <= p <= 1.0:
@@ -30,11 +32,14 @@ class BulkDropout(nn.Module):
             return x
         if self.p == 1.0 or x.device.type != "cpu":
             return nn.functional.dropout(x, self.p, training=True)
-        seed = int(torch.randint(2**63 - 1, (), dtype=torch.int64))
-        count = x.numel()
-        bits = np.random.PCG64(seed).random_raw(count // 2 + 1).view(np.uint32)[:count]
+        generator = np.random.PCG64(int(torch.randint(2**63 - 1, (), dtype=torch.int64)))
         keep = np.uint32(min(round((1.0 - self.p) * 2**32), 2**32 - 1))
-        noise = np.multiply(bits < keep, np.float32(1.0 / (1.0 - self.p)), dtype=np.float32)
+        scale = np.float32(1.0 / (1.0 - self.p))
+        noise = np.empty(x.numel(), dtype=np.float32)
+        for start in range(0, noise.size, self.CHUNK):  # an even chunk keeps PCG64's stream as one draw
+            part = noise[start : start + self.CHUNK]
+            bits = generator.random_raw((part.size + 1) // 2).view(np.uint32)[: part.size]
+            np.multiply(bits < keep, scale, out=part)
         return x * torch.from_numpy(noise).view(x.shape).to(x.dtype)
 
     def extra_repr(self) -> str:

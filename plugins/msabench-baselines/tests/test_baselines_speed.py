@@ -28,6 +28,16 @@ def test_bulk_dropout_masks_repeat_with_the_torch_seed_and_differ_between_calls(
     assert not torch.equal(first, second)
 
 
+def test_bulk_dropout_masks_do_not_depend_on_the_chunk_size(monkeypatch):
+    x = torch.ones(3, 100_001)
+    masks = []
+    for chunk in (1 << 20, 4096, 2):
+        monkeypatch.setattr(BulkDropout, "CHUNK", chunk)
+        torch.manual_seed(3)
+        masks.append(BulkDropout(0.2).train()(x))
+    assert torch.equal(masks[0], masks[1]) and torch.equal(masks[0], masks[2])
+
+
 def test_bulk_dropout_gradient_is_the_mask():
     x = torch.ones(8, 999, requires_grad=True)
     torch.manual_seed(1)
