@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from msabench_baselines.dropout import BulkDropout
 
@@ -54,3 +55,35 @@ def test_bulk_dropout_identity_in_eval_and_at_p0_zero_at_p1():
     assert torch.equal(BulkDropout(1.0).train()(x), torch.zeros_like(x))
     with pytest.raises(ValueError, match=r"dropout probability must be in \[0, 1\], got 1.5"):
         BulkDropout(1.5)
+
+
+def lstm_text(hidden=16):
+    from msabench import InputSpec
+    from msabench_baselines.encoders import LSTMText
+
+    torch.manual_seed(0)
+    return LSTMText(InputSpec("text", (12, 24)), hidden=hidden, out=8).eval()
+
+
+def test_lstm_text_stops_at_each_samples_last_real_step():
+    encoder = lstm_text()
+    x = torch.randn(5, 12, 24)
+    for lengths in (torch.tensor([12, 3, 7, 12, 1]), torch.full((5,), 12)):
+        out = encoder(x, lengths)
+        alone = torch.cat([encoder(x[i : i + 1, :n], None) for i, n in enumerate(lengths.tolist())])
+        assert torch.allclose(out, alone, atol=1e-6)
+
+
+def test_lstm_text_packs_only_varying_lengths_and_keeps_their_results():
+    encoder = lstm_text()
+    x = torch.randn(6, 12, 24)
+    lengths = torch.tensor([12, 5, 12, 9, 2, 12])
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    reference = encoder.linear(encoder.lstm(packed)[1][0][-1])  # the packed path as it always ran
+    assert torch.equal(encoder(x, lengths), reference)
+    torch.backends.mkldnn.enabled = False
+    full = encoder.linear(encoder.lstm(x)[1][0][-1])  # torch's native kernels, unpacked
+    torch.backends.mkldnn.enabled = True
+    assert torch.equal(encoder(x, torch.full((6,), 12)), full)
+    assert torch.equal(encoder(x, torch.full((6,), 40)), full)  # lengths beyond the padding count as full
+    assert torch.backends.mkldnn.enabled
