@@ -20,10 +20,12 @@ compute floor: forward + loss + backward + optimizer step on ONE preallocated ba
 nothing else, scaled to the train split's sample count (floor step x samples / batch size).
 
 The printed table: MMSA seconds / msabench seconds per pass (higher = msabench faster) and
-msabench's pass / its floor. `--before DIR` adds a third harness in the rotation (MMSA, msabench
-from DIR, msabench): the source tree of another commit, put first on PYTHONPATH so that its
-`msabench` and `msabench_baselines` replace the installed ones in that process. Raw figures go to
---out as JSON. More models: add a Pair to PAIRS.
+msabench's pass / its floor, in wall seconds and, in brackets, CPU seconds of the process (all
+threads; on a machine shared with other jobs the CPU seconds vary less than the wall seconds).
+`--before DIR` adds a third harness in the rotation (MMSA, msabench from DIR, msabench): the
+source tree of another commit, put first on PYTHONPATH so that its `msabench` and
+`msabench_baselines` replace the installed ones in that process. Raw figures go to --out as
+JSON. More models: add a Pair to PAIRS.
 """
 
 from __future__ import annotations
@@ -119,17 +121,20 @@ def msabench_child(pair: Pair, threads: int, epochs: int, data_root: str, floor_
     batch_size = hparams["train"]["batch_size"]
 
     passes: list[list[float]] = []  # per training pass: the clock before the first batch and after each step
+    cpu: list[list[float]] = []  # the same marks in CPU seconds of the process (all threads)
     original = Split.batches
 
     def timed(self, size, *, shuffle=False, generator=None):
         if not shuffle:  # validation and test: not timed
             yield from original(self, size, shuffle=shuffle, generator=generator)
             return
-        marks = [time.perf_counter()]
+        marks, cpu_marks = [time.perf_counter()], [time.process_time()]
         passes.append(marks)
+        cpu.append(cpu_marks)
         for batch in original(self, size, shuffle=shuffle, generator=generator):
             yield batch
             marks.append(time.perf_counter())
+            cpu_marks.append(time.process_time())
             if pair.max_batches and len(marks) > pair.max_batches:
                 raise StopBench
 
@@ -154,10 +159,12 @@ def msabench_child(pair: Pair, threads: int, epochs: int, data_root: str, floor_
     Split.batches = original
     n_train = len(data.splits["train"])
     if pair.max_batches:
-        steps = [b - a for a, b in zip(passes[0], passes[0][1:], strict=False)][2:]
-        pass_s = [statistics.median(steps) * n_train / batch_size]
+        pass_s, pass_cpu_s = (
+            [statistics.median([b - a for a, b in zip(m[0], m[0][1:], strict=False)][2:]) * n_train / batch_size]
+            for m in (passes, cpu)
+        )
     else:
-        pass_s = [marks[-1] - marks[0] for marks in passes]
+        pass_s, pass_cpu_s = ([marks[-1] - marks[0] for marks in m] for m in (passes, cpu))
 
     # The floor: forward + loss + backward + step on one preallocated batch, nothing else.
     seed_everything(1111)
@@ -167,14 +174,15 @@ def msabench_child(pair: Pair, threads: int, epochs: int, data_root: str, floor_
     batch = next(original(floor_data.splits["train"], batch_size, shuffle=True, generator=torch.Generator()))
     model.train()
     objective.train()
-    step_s = []
+    step_s, step_cpu_s = [], []
     for _ in range(floor_rounds * math.ceil(n_train / batch_size) + 2):
-        tick = time.perf_counter()
+        tick, tock = time.perf_counter(), time.process_time()
         losses = objective(model(batch), batch)
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()
         step_s.append(time.perf_counter() - tick)
+        step_cpu_s.append(time.process_time() - tock)
     import resource
 
     return {
@@ -183,8 +191,10 @@ def msabench_child(pair: Pair, threads: int, epochs: int, data_root: str, floor_
         "threads": torch.get_num_threads(),
         "load_s": round(load_s, 2),
         "pass_s": [round(s, 4) for s in pass_s],
+        "pass_cpu_s": [round(s, 4) for s in pass_cpu_s],
         "floor_step_s": round(statistics.median(step_s[2:]), 5),
         "floor_pass_s": round(statistics.median(step_s[2:]) * n_train / batch_size, 4),
+        "floor_pass_cpu_s": round(statistics.median(step_cpu_s[2:]) * n_train / batch_size, 4),
         "batch_size": batch_size,
         "train_samples": n_train,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -235,14 +245,17 @@ def run_mmsa(pair: Pair, threads: int, args: argparse.Namespace, out: Path) -> d
     if run["status"] == "capped_batches":
         steps = run["capped_batch_s"][2:]
         pass_s = [statistics.median(steps) * run["n_train_samples"] / run["batch_size"]]
+        pass_cpu_s = []  # the anchor keeps no CPU time per batch
     else:
         pass_s = [epoch["train_s"] for epoch in run["epochs"]]
+        pass_cpu_s = [epoch["train_cpu_s"] for epoch in run["epochs"]]
     return {
         "harness": "mmsa",
         "model": pair.mmsa,
         "threads": run["threads"],
         "load_s": round(run["data_load_s"], 2),
         "pass_s": [round(s, 4) for s in pass_s],
+        "pass_cpu_s": [round(s, 4) for s in pass_cpu_s],
         "parameters": run["params"],
         "cpu_pressure_pct": round(run["psi_cpu_some_pct"], 1) if run.get("psi_cpu_some_pct") is not None else None,
         "peak_rss_mb": round(run["maxrss_self_mb"]),
@@ -253,28 +266,39 @@ def run_mmsa(pair: Pair, threads: int, args: argparse.Namespace, out: Path) -> d
 # ---- the table -------------------------------------------------------------------------------------
 
 
-def steady(runs: list[dict]) -> list[float]:
+def steady(runs: list[dict], key: str = "pass_s") -> list[float]:
     """Every pass but each run's first (when a run has more than one)."""
-    return [s for run in runs for s in (run["pass_s"][1:] if len(run["pass_s"]) > 1 else run["pass_s"])]
+    return [s for run in runs for s in (run[key][1:] if len(run[key]) > 1 else run[key])]
 
 
 def table(rows: list[dict]) -> str:
+    """Wall seconds per pass (median), then CPU seconds in brackets; ratios likewise."""
     from tabulate import tabulate
+
+    def median(values):
+        return statistics.median(values) if values else None
+
+    def cell(wall, cpu):
+        return "-" if wall is None else f"{wall:.2f}" + (f" ({cpu:.2f})" if cpu else "")
 
     lines = []
     for row in rows:
-        mmsa = statistics.median(steady(row["mmsa"])) if row["mmsa"] else None
-        line = {"model": row["method"], "threads": row["threads"], "MMSA s": f"{mmsa:.2f}" if mmsa else "-"}
+        mmsa = median(steady(row["mmsa"])), median(steady(row["mmsa"], "pass_cpu_s"))
+        line = {"model": row["method"], "threads": row["threads"], "MMSA s": cell(*mmsa)}
         for harness in ("before", "msabench"):
             if not row.get(harness):
                 continue
-            ours = statistics.median(steady(row[harness]))
-            floor = statistics.median(run["floor_pass_s"] for run in row[harness])
-            line[f"{harness} s"] = f"{ours:.2f}"
-            line[f"MMSA / {harness}"] = f"{mmsa / ours:.2f}" if mmsa else "-"
-            line[f"{harness} floor s"] = f"{floor:.2f}"
-            line[f"{harness} pass / floor"] = f"{ours / floor:.2f}"
-        line["passes each"] = "/".join(str(len(steady(row[h]))) for h in ("mmsa", "before", "msabench") if row.get(h))
+            ours = median(steady(row[harness])), median(steady(row[harness], "pass_cpu_s"))
+            floor = (
+                median([run["floor_pass_s"] for run in row[harness]]),
+                median([run["floor_pass_cpu_s"] for run in row[harness] if "floor_pass_cpu_s" in run]),
+            )
+            line[f"{harness} s"] = cell(*ours)
+            if mmsa[0]:
+                line[f"MMSA / {harness}"] = cell(mmsa[0] / ours[0], mmsa[1] / ours[1] if mmsa[1] and ours[1] else None)
+            line[f"{harness} floor s"] = cell(*floor)
+            line[f"{harness} / floor"] = cell(ours[0] / floor[0], ours[1] / floor[1] if ours[1] and floor[1] else None)
+        line["passes"] = "/".join(str(len(steady(row[h]))) for h in ("mmsa", "before", "msabench") if row.get(h))
         lines.append(line)
     return tabulate(lines, headers="keys", tablefmt="github")
 
@@ -292,7 +316,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["msabench"], help="skip MMSA")
     parser.add_argument("--before", help="also time the msabench source tree in this folder (another commit)")
     parser.add_argument("--quiet-psi", type=float, default=10.0, help="wait for CPU pressure avg10 below this %%")
-    parser.add_argument("--quiet-max-wait", type=float, default=120.0)
+    parser.add_argument("--quiet-max-wait", type=int, default=120, help="seconds (mmsa_anchor.sh takes whole seconds)")
     parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "msabench-side-by-side"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
