@@ -369,9 +369,16 @@ class Resolved:
     def load(self) -> Data:
         """The data, checked again against the method (a dataset may learn its inputs from its files), with the
         host's train_fraction applied."""
+        from msabench.catalog import input_key
         from msabench.data import subsample_train
 
-        data = self.instance.load()
+        load = self.instance.load
+        if "inputs" in inspect.signature(load).parameters:  # it can leave the inputs no encoder reads in the file
+            recipes = [self.recipe, *(stage.recipe for stage in self.stages)]
+            read = {input_key(self.catalog.encoders[e], m) for r in recipes for m, e in r.encoders.items()}
+            data = load(inputs=[key for key in self.instance.inputs if key in read])
+        else:
+            data = load()
         self.catalog.check(self.recipe, self.instance)
         return subsample_train(data, *self.fraction) if self.fraction is not None else data
 

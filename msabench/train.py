@@ -17,6 +17,7 @@ numbers to a run that was never interrupted.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import logging
@@ -170,6 +171,7 @@ def fit(
     when it exists (the run continues after its last finished epoch) and deleted when the run is done. With
     `distributed` (see `init_distributed`), this process trains its share of each batch and only rank 0 writes."""
     started = time.perf_counter()
+    keep_freed_memory()
     method = method.for_dataset(data)  # the encoders it names for this dataset, if any
     hparams = resolve_hparams(hparams if hparams is not None else method.hparams_for(data), data, seed, protocol)
     run = assemble(
@@ -507,6 +509,11 @@ def build_optimizer(model: Model, objective: Objective, settings: dict[str, Any]
 
     ``lr_groups`` maps a parameter-name prefix (``encoders.text``, ``fusion.factors``) to a
     learning rate, or to ``{"lr": ..., "weight_decay": ...}``; the longest matching prefix wins.
+    Adam and AdamW use torch's fused kernels (``fused=True``): one vectorised pass per tensor
+    instead of the default CPU loop's eight, with its temporaries (TFN's 9.5 M parameters: 8 ms
+    instead of 75 ms per step on one CPU thread). The update is the same algorithm, rounded
+    differently in the last bit (about 0.05 % of a step's updates), so results are not
+    bit-identical to those of the unfused loop; they repeat exactly from run to run.
     """
     settings = resolved(settings)
     manual = {id(p) for module in (*model.modules(), *objective.modules()) for p in _manual(module)}
@@ -523,8 +530,35 @@ def build_optimizer(model: Model, objective: Objective, settings: dict[str, Any]
         group["params"].append(parameter)
     if not groups:
         raise CatalogError("nothing to train: every parameter of the model and objective is frozen.")
-    extra = {"momentum": settings["momentum"]} if settings["optimizer"] == "sgd" else {}
-    return OPTIMIZERS[settings["optimizer"]](list(groups.values()), **defaults, **extra)
+    kind = settings["optimizer"]
+    extra = {"momentum": settings["momentum"]} if kind == "sgd" else {}
+    params = [p for group in groups.values() for p in group["params"]]
+    if kind in ("adam", "adamw") and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params):
+        try:
+            return OPTIMIZERS[kind](list(groups.values()), **defaults, fused=True)
+        except RuntimeError:  # a torch without fused kernels for these tensors (CPU: torch < 2.4)
+            pass
+    return OPTIMIZERS[kind](list(groups.values()), **defaults, **extra)
+
+
+def keep_freed_memory(limit: int = 1 << 30) -> None:
+    """Keep memory that training frees mapped for reuse, up to `limit` bytes (glibc's malloc; elsewhere a no-op).
+
+    Each training step frees and reallocates the same buffers (gradients, activations, optimizer
+    and dropout temporaries). By default glibc maps every block above 128 KiB-32 MiB afresh and
+    hands freed memory at the top of its heap back to the kernel, which then page-faults and zeroes
+    each 4 KiB page on the next touch: ~2.3 us a page on this machine, ~8 ms a step for one 18 MB
+    activation of TFN. Blocks up to 32 MiB (glibc's largest mmap threshold) now come from the heap
+    and stay there; larger ones are still mapped and unmapped, so that a step's peak memory does
+    not grow by heap fragmentation around huge blocks (mmap off entirely: +450 MB for TFN on
+    MOSEI). Process-wide, from the first `fit` on. Results are unchanged.
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: blocks up to 32 MiB come from the heap
+    mallopt(-1, limit)  # M_TRIM_THRESHOLD: keep up to `limit` free bytes at the top of the heap
 
 
 def _manual(module: torch.nn.Module) -> list[torch.nn.Parameter]:

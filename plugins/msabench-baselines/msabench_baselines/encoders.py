@@ -1,5 +1,8 @@
 """The unimodal subnetworks LF-DNN, TFN and LMF share (MMSA's TextSubNet and SubNet)."""
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -11,6 +14,13 @@ class LSTMText(Encoder):
 
     Departure from MMSA, following the papers' intent: the LSTM stops at each sample's last
     real step (packed sequence); MMSA runs it over the padding and takes the state after it.
+    A batch whose sequences all fill the padded length is not packed (nothing to skip).
+
+    On a CPU the LSTM always runs torch's native kernels, not oneDNN's RNN primitive (which torch
+    picks for unpacked and for equal-length packed input): 15-30 % faster forward + backward here
+    (one thread, batch 32-128, 768-d input, 128 hidden), and the same kernels whatever the
+    lengths. Results on data whose text fills the padded length (MOSI-shaped benchmark pickles)
+    differ from oneDNN's in rounding; on varying lengths they are what they were.
     """
 
     name = "lstm-text"
@@ -24,12 +34,25 @@ class LSTMText(Encoder):
         self.out_dim = out
 
     def forward(self, x, lengths):
+        kernels = native_cpu_kernels() if x.device.type == "cpu" else contextlib.nullcontext()
         if lengths is not None:
-            x = nn.utils.rnn.pack_padded_sequence(
-                x, lengths.cpu().clamp(1, x.shape[1]), batch_first=True, enforce_sorted=False
-            )
-        _, (state, _) = self.lstm(x)
+            lengths = lengths.cpu().clamp(1, x.shape[1])
+            if bool((lengths < x.shape[1]).any()):
+                x = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        with kernels:
+            _, (state, _) = self.lstm(x)
         return self.linear(self.dropout(state[-1]))
+
+
+@contextlib.contextmanager
+def native_cpu_kernels() -> Iterator[None]:
+    """torch's own CPU kernels instead of oneDNN's for the operations inside (the setting is restored after)."""
+    enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = enabled
 
 
 class MeanMLP(Encoder):
