@@ -5,9 +5,9 @@ on synthetic data with CMU-MOSI's real shapes (1284/229/686 samples; text 50x768
     python bench/baselines.py                 # all three, 3 timed epochs each after 1 warm-up
     python bench/baselines.py tfn --epochs 5
 
-Each method runs in its own process so peak RSS is its own. The step loop is fit()'s:
-the same batches (index batching of in-memory tensors), forward, backward, optimizer step;
-"input" is the time spent producing a batch and moving it to the device.
+Each method runs in its own process so peak RSS is its own. The epochs are fit()'s own
+(`msabench.train.assemble` and `train_epoch`); "input" is the time the same shuffled batching
+and device transfer take without the model, as a share of an epoch.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import time
 
 import torch
 
-from msabench import Catalog, Task, get_plugin_manager
+from msabench import PROTOCOL, Catalog, Task, get_plugin_manager
 from msabench.core.synthetic import SyntheticMMSA
-from msabench.train import build_optimizer, seed_everything, select_device
+from msabench.train import assemble, resolve_hparams, train_epoch
 
 
 class MOSIShaped(SyntheticMMSA):
@@ -44,51 +44,33 @@ def measure(method_name: str, epochs: int, device: str) -> dict:
     data = MOSIShaped("/nonexistent").load()
     load_s = time.perf_counter() - started
     method = catalog.methods[method_name]
-    hparams = method.hparams_for(data)
-    device = select_device(device)
-    seed_everything(1111)
-    model, objective = catalog.build(method, data, hparams)
-    model.to(device)
-    objective.to(device)
-    optimizer = build_optimizer(model, objective, hparams["train"])
-    batch_size = hparams["train"]["batch_size"]
-    generator = torch.Generator().manual_seed(1111)
-    split = data.splits["train"]
+    hparams = resolve_hparams(method.hparams_for(data), data, 1111, PROTOCOL)
+    run = assemble(method, data, catalog=catalog, seed=1111, hparams=hparams, device=device)
     timings = []
     for epoch in range(epochs + 1):  # epoch 0 warms up
-        model.train()
-        input_s = compute_s = 0.0
         epoch_started = time.perf_counter()
-        batches = split.batches(batch_size, shuffle=True, generator=generator)
-        while True:
-            tick = time.perf_counter()
-            batch = next(batches, None)
-            if batch is None:
-                break
-            batch = batch.to(device)
-            tock = time.perf_counter()
-            losses = objective(model(batch), batch)
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            optimizer.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            input_s += tock - tick
-            compute_s += time.perf_counter() - tock
+        train_epoch(run)
+        if run.device.type == "cuda":
+            torch.cuda.synchronize()
         if epoch:
-            timings.append({"epoch_s": time.perf_counter() - epoch_started, "input_s": input_s, "compute_s": compute_s})
-    epoch_s = sum(t["epoch_s"] for t in timings) / len(timings)
-    input_s = sum(t["input_s"] for t in timings) / len(timings)
+            timings.append(time.perf_counter() - epoch_started)
+    # The input pipeline alone: the same shuffled batching and device transfer, without the model.
+    split, batch_size = data.splits["train"], run.settings["batch_size"]
+    input_started = time.perf_counter()
+    for batch in split.batches(batch_size, shuffle=True, generator=torch.Generator().manual_seed(0)):
+        batch.to(run.device)
+    input_s = time.perf_counter() - input_started
+    epoch_s = sum(timings) / len(timings)
     return {
         "method": method_name,
         "batch_size": batch_size,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": sum(p.numel() for p in run.model.parameters()),
         "data_load_s": round(load_s, 2),
         "epoch_s": round(epoch_s, 3),
         "samples_per_s": round(len(split) / epoch_s, 1),
         "input_share": round(input_s / epoch_s, 4),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "device": str(device),
+        "device": str(run.device),
         "threads": torch.get_num_threads(),
     }
 

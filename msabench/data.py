@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import pickle
 import re
 from collections.abc import Iterable, Mapping

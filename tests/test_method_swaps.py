@@ -88,7 +88,7 @@ def test_catalog_checks_the_encoders_and_sections_a_method_names_per_dataset():
         "on-words",
         "test",
         {"text": "bert-text", "audio": "mean-linear", "vision": "mean-linear"},
-        "concat-linear",
+        "fake-concat",
         "l1",
         hparams={"text": {"finetune": False}},
         overrides={"iemocap": {"text": {"hidden": 8}}},  # lstm-seq's argument, fine for iemocap only
