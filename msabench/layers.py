@@ -113,6 +113,21 @@ class PackedLSTM(nn.Module):
         outputs, _ = nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True, total_length=steps)
         return outputs, final
 
+    def last(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """The last layer's state at each sequence's last real frame, ``[B, H * directions]``.
+
+        One-directional, this is the plain LSTM over the padded batch read at each sequence's last real frame:
+        the frames after it never reach it, so the values are those of the packed run (to float rounding), and on
+        a CPU the backward costs a sixteenth of the packed one's (24 x 400 x 74, hidden 256: 0.22 s against 3.5 s;
+        bench/README.md). Both directions need packing (the backward direction starts at the last real frame)."""
+        steps = x.shape[1]
+        if self.lstm.bidirectional or full_length(lengths, steps):
+            _, final = self(x, lengths)
+            return torch.cat(list(final[-(2 if self.lstm.bidirectional else 1) :]), dim=-1)
+        lengths = lengths.clamp(1, steps).to(x.device)
+        outputs, _ = self.lstm(x[:, : int(lengths.max())])
+        return outputs[torch.arange(len(x), device=x.device), lengths - 1]
+
 
 # -- attention over real frames ------------------------------------------------------------------
 

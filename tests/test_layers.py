@@ -91,6 +91,24 @@ def test_packed_lstm_ignores_padding(bidirectional):
     assert outputs.shape == (3, 6, 5 * directions) and lstm.out_dim == 5 * directions
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_packed_lstm_last_is_the_final_state_with_the_same_gradients(bidirectional):
+    x, lengths = padded()
+    x.requires_grad_(True)
+    lstm = PackedLSTM(4, 5, layers=2, bidirectional=bidirectional)
+    _, final = lstm(x, lengths)
+    packed = torch.cat(list(final[-(2 if bidirectional else 1) :]), dim=-1)
+    last = lstm.last(x, lengths)  # one direction: the plain LSTM read at the last real frames, no packing
+    assert last.shape == (3, 5 * (2 if bidirectional else 1))
+    assert torch.allclose(last, packed, atol=1e-6)
+    weights = torch.randn_like(last)
+    expected = torch.autograd.grad((packed * weights).sum(), [x, *lstm.parameters()])
+    found = torch.autograd.grad((last * weights).sum(), [x, *lstm.parameters()])
+    for a, b in zip(expected, found, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert torch.all(found[0][2, lengths[2] :] == 0)  # padding gets no gradient
+
+
 def test_packed_lstm_does_not_pack_full_batches():
     x = torch.randn(2, 4, 3)
     lstm = PackedLSTM(3, 2)

@@ -121,13 +121,10 @@ class LSTMSequence(Encoder):
     ):
         super().__init__(spec)
         self.lstm = PackedLSTM(spec.dim, hidden, layers, bidirectional, dropout)
-        self.directions = 2 if bidirectional else 1
         self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(self.lstm.out_dim, out) if out else None
         self.out_dim = out or self.lstm.out_dim
 
     def forward(self, x, lengths):
-        _, final = self.lstm(x, lengths)
-        state = torch.cat(list(final[-self.directions :]), dim=-1)  # the last layer, each direction
-        state = self.dropout(state)
+        state = self.dropout(self.lstm.last(x, lengths))  # the last layer, each direction
         return self.linear(state) if self.linear is not None else state

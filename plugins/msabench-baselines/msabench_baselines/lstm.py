@@ -64,8 +64,7 @@ class EarlyFusionLSTM(Fusion):
 
     def forward(self, features, lengths):
         x = torch.cat(list(align_to_text(features, "ef-lstm").values()), dim=-1)
-        _, final = self.lstm(self.norm(x), lengths["text"])
-        h = self.dropout(F.relu(self.linear(self.dropout(final[-1]))))
+        h = self.dropout(F.relu(self.linear(self.dropout(self.lstm.last(self.norm(x), lengths["text"])))))
         return {"prediction": self.out(h)}
 
 
