@@ -204,3 +204,32 @@ def test_mmsa_datasets_read_only_the_inputs_asked_for_straight_into_float32(tmp_
     assert sorted(everything.splits["train"].tensors) == sorted(
         ["audio", "audio_lengths", "label", "text", "text_bert", "text_lengths", "vision", "vision_lengths"]
     )
+
+
+def test_msabench_run_reads_only_the_inputs_its_encoders_take(tmp_path, monkeypatch):
+    import msabench.core
+    from fakes import Plugin
+    from msabench import Catalog, Method, get_plugin_manager, hookimpl
+    from msabench.cli import resolve_run
+
+    class TextAndVision:
+        @hookimpl
+        def register_methods(self, register):
+            encoders = {"text": "mean-linear", "vision": "mean-linear"}
+            register(Method("text-vision", "test", encoders, "fake-concat", "l1"))
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    for plugin, name in ((msabench.core, "core"), (Plugin(), "fakes"), (TextAndVision(), "extra")):
+        pm.register(plugin, name=name)
+    catalog = Catalog.from_plugins(pm)
+    path = tmp_path / "MOSI" / "Processed" / "unaligned_50.pkl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pickle.dumps(mosi_shaped(), protocol=4))
+    reads = []
+    original = DiskArray.read
+    monkeypatch.setattr(DiskArray, "read", lambda self, dtype=None: reads.append(self.shape) or original(self, dtype))
+    plan = resolve_run(catalog, "text-vision", "mosi", (), None, (), (), str(tmp_path), True)
+    data = plan.load()
+    assert {"text", "vision"} <= set(data.splits["train"].tensors)
+    assert "audio" not in data.splits["train"].tensors
+    assert (40, 375, 5) not in reads and (40, 500, 20) in reads  # audio left in the file, vision read
