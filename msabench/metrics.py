@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 EMOTIONS = ("Neutral", "Happy", "Sad", "Angry")  # IEMOCAP as MulT's files order them
 
@@ -165,6 +164,8 @@ def _accuracy(truth: np.ndarray, pred: np.ndarray) -> float:
 def _f1(truth: np.ndarray, pred: np.ndarray, average: str) -> float:
     if not len(truth):
         return float("nan")
+    from sklearn.metrics import f1_score  # imported here: scikit-learn (and pandas) slow a run's start-up
+
     return float(f1_score(truth, pred, average=average, zero_division=0))
 
 
