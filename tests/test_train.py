@@ -217,7 +217,7 @@ if sys.argv[1] == "keep":
 step()
 step()  # the heap settles
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
+for _ in range(10):
     step()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
 """
@@ -230,8 +230,9 @@ def test_freed_training_buffers_are_reused_without_page_faults():
         return int(done.stdout)
 
     default, kept = faults("default"), faults("keep")
-    # glibc's defaults trim the buffers and fault them in afresh: ~56,000 page faults in three steps
-    assert default > 20_000 and kept < default / 10, (default, kept)
+    # glibc's defaults trim the buffers and fault them in afresh: ~160,000 page faults in ten steps; kept, at most
+    # about one buffer's 8,000 pages (once, on a busy machine)
+    assert default > 60_000 and kept < default / 5, (default, kept)
 
 
 def test_the_result_records_what_it_ran_on(catalog, data):
