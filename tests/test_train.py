@@ -1,6 +1,7 @@
 """fit(): seeding, validation-only selection, patience, the single test evaluation, callbacks, checkpoints."""
 
 import math
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -226,7 +227,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_freed_training_buffers_are_reused_without_page_faults():
     def faults(mode):  # a fresh process each: the test process's heap has a history
-        done = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True)
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as fit() runs (with more, torch's pool changes the picture)
+        done = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True, env=env)
         return int(done.stdout)
 
     default, kept = faults("default"), faults("keep")
