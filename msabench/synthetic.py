@@ -20,6 +20,7 @@ import hashlib
 import io
 import pickle
 import zlib
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -96,19 +97,7 @@ class SyntheticMMSA(MMSADataset):
         cls.vocab_size = len(SPECIALS) + sum(len(group) for group in cls.words.values())
 
     def load(self) -> Data:
-        ((relative, _),) = self.files.items()
-        if (self.root / relative).is_file():
-            expected = hashlib.sha256(self.pickled()).hexdigest()
-            found = check_file(self.root, relative, expected, verify=self.verify, dataset=self.name, source=self.source)
-            provenance = {"source": "file", "files": {relative: found["sha256"]}, "verified": found["verified"]}
-            return self.from_mmsa(read_pickle(self.root / relative), provenance, where=str(self.root / relative))
-        provenance = {
-            "source": "generated",
-            "files": {},
-            "verified": True,
-            "generator": f"{type(self).__name__} v{self.version}",
-        }
-        return self.from_mmsa(self.generate(), provenance, where=f"generated {self.name}")
+        return load_generated(self, self.from_mmsa)
 
     def pickled(self) -> bytes:
         """The generated data as the pickle `msabench data synth` writes."""
@@ -243,19 +232,7 @@ class SyntheticMulT(MulTDataset):
     version: ClassVar[int] = 1
 
     def load(self) -> Data:
-        ((relative, _),) = self.files.items()
-        if (self.root / relative).is_file():
-            expected = hashlib.sha256(self.pickled()).hexdigest()
-            found = check_file(self.root, relative, expected, verify=self.verify, dataset=self.name, source=self.source)
-            provenance = {"source": "file", "files": {relative: found["sha256"]}, "verified": found["verified"]}
-            return self.from_mult(read_pickle(self.root / relative), provenance, where=str(self.root / relative))
-        provenance = {
-            "source": "generated",
-            "files": {},
-            "verified": True,
-            "generator": f"{type(self).__name__} v{self.version}",
-        }
-        return self.from_mult(self.generate(), provenance, where=f"generated {self.name}")
+        return load_generated(self, self.from_mult)
 
     def pickled(self) -> bytes:
         """The generated data as the pickle `msabench data synth` writes."""
@@ -375,3 +352,20 @@ class SyntheticImageText(Dataset):
             Image.fromarray(pixels.clip(0, 255).astype(np.uint8), "RGB").save(buffer, format="PNG" if i % 2 else "JPEG")
             samples.append(Sample(f"{prefix}{i:05d}", " ".join(words), buffer.getvalue(), int(labels[i])))
         return samples
+
+
+def load_generated(dataset: Any, convert: Callable[..., Data]) -> Data:
+    """A generated dataset's data: its file below the data root when one is there (checked against what the
+    generator makes), else generated in memory; `convert` is its layout's reader (`from_mmsa`, `from_mult`)."""
+    ((relative, _),) = dataset.files.items()
+    path = dataset.root / relative
+    if path.is_file():
+        expected = hashlib.sha256(dataset.pickled()).hexdigest()
+        found = check_file(
+            dataset.root, relative, expected, verify=dataset.verify, dataset=dataset.name, source=dataset.source
+        )
+        provenance = {"source": "file", "files": {relative: found["sha256"]}, "verified": found["verified"]}
+        return convert(read_pickle(path), provenance, where=str(path))
+    generator = f"{type(dataset).__name__} v{dataset.version}"
+    provenance = {"source": "generated", "files": {}, "verified": True, "generator": generator}
+    return convert(dataset.generate(), provenance, where=f"generated {dataset.name}")
