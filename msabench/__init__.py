@@ -22,7 +22,7 @@ _EXPORTS = {
     **dict.fromkeys(
         ["CatalogError", "DataError", "MsabenchError", "PluginError", "TrainingError", "UnknownName"], "errors"
     ),
-    **dict.fromkeys(["EMOTIONS", "evaluate"], "metrics"),
+    **dict.fromkeys(["EMOTIONS", "evaluate", "mmsa_reported"], "metrics"),
     **dict.fromkeys(["PROTOCOL", "Protocol"], "protocol"),
     **dict.fromkeys(["RunResult", "write_atomic"], "results"),
     "data_root": "paths",
@@ -115,6 +115,7 @@ __all__ = [
     "length_mask",
     "masked_mean",
     "mmsa_data",
+    "mmsa_reported",
     "mult_causal_mask",
     "mult_data",
     "open_image",
@@ -197,7 +198,7 @@ if TYPE_CHECKING:
         pooled_lengths,
         sinusoidal_positions,
     )
-    from msabench.metrics import EMOTIONS, evaluate
+    from msabench.metrics import EMOTIONS, evaluate, mmsa_reported
     from msabench.paths import data_root
     from msabench.plugins import get_plugin_manager
     from msabench.protocol import PROTOCOL, Protocol

@@ -175,3 +175,17 @@ def _pearson(p: np.ndarray, y: np.ndarray) -> float:
     p, y = p - p.mean(), y - y.mean()
     denominator = np.sqrt(np.sum(p * p) * np.sum(y * y))
     return float(np.sum(p * y) / denominator) if denominator > 0 else float("nan")
+
+
+# The columns of a row of MMSA's results/result-stat.md, in its order (MOSI and MOSEI share one layout).
+MMSA_RESULT_COLUMNS = {
+    "mosi": ("Acc-2_has0", "F1_has0", "Acc-2_non0", "F1_non0", "Acc-5", "Acc-7", "MAE", "Corr"),
+    "sims": ("Acc-2", "Acc-3", "Acc-5", "F1", "MAE", "Corr"),
+}
+
+
+def mmsa_reported(layout: str, values) -> dict[str, float]:
+    """A row of MMSA's results/result-stat.md as msabench's metrics: its columns in `MMSA_RESULT_COLUMNS[layout]`
+    order, MAE and Corr there being x100."""
+    names = MMSA_RESULT_COLUMNS[layout]
+    return {name: v / 100 if name in ("MAE", "Corr") else v for name, v in zip(names, values, strict=True)}

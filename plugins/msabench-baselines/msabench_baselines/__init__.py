@@ -13,7 +13,9 @@ MMSA's benchmark (results/result-stat.md, unaligned data, mean of 5 seeds). Each
 docstring lists where it departs from MMSA's code to follow its paper.
 """
 
-from msabench import Method, Reported, hookimpl
+import functools
+
+from msabench import Method, Reported, hookimpl, mmsa_reported
 
 from .encoders import LSTMText, MeanMLP
 from .fusions import LateConcat, LowRankFusion, TensorFusion
@@ -35,14 +37,8 @@ def sections(text_hidden, text_out, audio, vision, dropouts, fusion, train):
     }
 
 
-def mosi(values):
-    names = ("Acc-2_has0", "F1_has0", "Acc-2_non0", "F1_non0", "Acc-5", "Acc-7", "MAE", "Corr")
-    return dict(zip(names, [*values[:6], values[6] / 100, values[7] / 100], strict=True))
-
-
-def sims(values):
-    names = ("Acc-2", "Acc-3", "Acc-5", "F1", "MAE", "Corr")
-    return dict(zip(names, [*values[:4], values[4] / 100, values[5] / 100], strict=True))
+mosi = functools.partial(mmsa_reported, "mosi")  # a row of MMSA's result-stat.md (MOSI, MOSEI)
+sims = functools.partial(mmsa_reported, "sims")
 
 
 def lf_dnn(t, a, v, text_out, post, drop, batch, lr, wd):

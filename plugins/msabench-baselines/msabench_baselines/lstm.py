@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msabench import Fusion, Method, PackedLSTM, Reported, align_to_text
+from msabench import Fusion, Method, PackedLSTM, Reported, align_to_text, mmsa_reported
 
 
 class StepNorm(nn.Module):
@@ -70,15 +72,8 @@ class EarlyFusionLSTM(Fusion):
 
 MMSA = "MMSA results/result-stat.md"
 
-
-def mosi(values):
-    names = ("Acc-2_has0", "F1_has0", "Acc-2_non0", "F1_non0", "Acc-5", "Acc-7", "MAE", "Corr")
-    return dict(zip(names, [*values[:6], values[6] / 100, values[7] / 100], strict=True))
-
-
-def sims(values):
-    names = ("Acc-2", "Acc-3", "Acc-5", "F1", "MAE", "Corr")
-    return dict(zip(names, [*values[:4], values[4] / 100, values[5] / 100], strict=True))
+mosi = functools.partial(mmsa_reported, "mosi")  # a row of MMSA's result-stat.md (MOSI, MOSEI)
+sims = functools.partial(mmsa_reported, "sims")
 
 
 def ef_lstm(hidden, layers, dropout, batch, lr, wd):

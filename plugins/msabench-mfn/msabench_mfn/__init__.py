@@ -9,21 +9,16 @@ batch 128/64/32; Adam at 2e-3/5e-4/1e-3 with weight decay 0/1e-4/0. Reported num
 IEMOCAP has no MMSA recipe: the defaults (MOSI's) apply. Departures from MMSA are in `MemoryFusion`'s docstring.
 """
 
-from msabench import Method, Reported, hookimpl
+import functools
+
+from msabench import Method, Reported, hookimpl, mmsa_reported
 
 from .fusion import MemoryFusion
 
 MMSA = "MMSA results/result-stat.md"
 
-
-def mosi(values):
-    names = ("Acc-2_has0", "F1_has0", "Acc-2_non0", "F1_non0", "Acc-5", "Acc-7", "MAE", "Corr")
-    return dict(zip(names, [*values[:6], values[6] / 100, values[7] / 100], strict=True))
-
-
-def sims(values):
-    names = ("Acc-2", "Acc-3", "Acc-5", "F1", "MAE", "Corr")
-    return dict(zip(names, [*values[:4], values[4] / 100, values[5] / 100], strict=True))
+mosi = functools.partial(mmsa_reported, "mosi")  # a row of MMSA's result-stat.md (MOSI, MOSEI)
+sims = functools.partial(mmsa_reported, "sims")
 
 
 def recipe(hidden, memory, attention, summary, retain, update, output, batch, lr, wd):

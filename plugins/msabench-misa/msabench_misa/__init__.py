@@ -17,16 +17,15 @@ trained at 1e-3. Reported numbers are MMSA's (results/result-stat.md, unaligned;
 reports no CH-SIMS regression row for MISA.
 """
 
-from msabench import Method, Reported, hookimpl
+import functools
+
+from msabench import Method, Reported, hookimpl, mmsa_reported
 
 from .model import MISALoss, SharedPrivate, StackedBiLSTM
 
 MMSA = "MMSA results/result-stat.md"
 
-
-def mosi(values):
-    names = ("Acc-2_has0", "F1_has0", "Acc-2_non0", "F1_non0", "Acc-5", "Acc-7", "MAE", "Corr")
-    return dict(zip(names, [*values[:6], values[6] / 100, values[7] / 100], strict=True))
+mosi = functools.partial(mmsa_reported, "mosi")  # a row of MMSA's result-stat.md (MOSI, MOSEI)
 
 
 def recipe(batch, dropout, weights, clip):

@@ -28,7 +28,9 @@ IEMOCAP has no MMSA recipe: there the defaults apply (MMSA's MOSI values). Repor
 (results/result-stat.md, unaligned data; MAE and Corr there are x100), shown beside both methods.
 """
 
-from msabench import Method, Reported, hookimpl
+import functools
+
+from msabench import Method, Reported, hookimpl, mmsa_reported
 
 from .fusion import MultimodalTransformer
 
@@ -69,14 +71,8 @@ def recipe(dim, heads, batch, lr, layers, kernels, dropouts, output, text, patie
     }
 
 
-def mosi(values):
-    names = ("Acc-2_has0", "F1_has0", "Acc-2_non0", "F1_non0", "Acc-5", "Acc-7", "MAE", "Corr")
-    return dict(zip(names, [*values[:6], values[6] / 100, values[7] / 100], strict=True))
-
-
-def sims(values):
-    names = ("Acc-2", "Acc-3", "Acc-5", "F1", "MAE", "Corr")
-    return dict(zip(names, [*values[:4], values[4] / 100, values[5] / 100], strict=True))
+mosi = functools.partial(mmsa_reported, "mosi")  # a row of MMSA's result-stat.md (MOSI, MOSEI)
+sims = functools.partial(mmsa_reported, "sims")
 
 
 MOSI = recipe(50, 10, 16, 2e-3, 4, (5, 5, 5), (0.3, 0.2, 0.0, 0.0, 0.2, 0.0), 0.5, 0.5, 5)

@@ -16,21 +16,16 @@ is refused before training. On synthetic data (no tokenizer) BERT is a small ran
 trained at 5e-4. Reported numbers are MMSA's (results/result-stat.md, unaligned; MAE and Corr x100).
 """
 
-from msabench import Method, Reported, hookimpl
+import functools
+
+from msabench import Method, Reported, hookimpl, mmsa_reported
 
 from .model import SelfMMHeads, UnimodalLabels
 
 MMSA = "MMSA results/result-stat.md"
 
-
-def mosi(values):
-    names = ("Acc-2_has0", "F1_has0", "Acc-2_non0", "F1_non0", "Acc-5", "Acc-7", "MAE", "Corr")
-    return dict(zip(names, [*values[:6], values[6] / 100, values[7] / 100], strict=True))
-
-
-def sims(values):
-    names = ("Acc-2", "Acc-3", "Acc-5", "F1", "MAE", "Corr")
-    return dict(zip(names, [*values[:4], values[4] / 100, values[5] / 100], strict=True))
+mosi = functools.partial(mmsa_reported, "mosi")  # a row of MMSA's result-stat.md (MOSI, MOSEI)
+sims = functools.partial(mmsa_reported, "sims")
 
 
 def recipe(batch, rates, decays, vision_hidden, text_dim, dropouts, H):  # noqa: N803
