@@ -502,6 +502,7 @@ class _SplitReader:
         ids = [str(i) for i in np.asarray(part["id"]).reshape(-1)]
         self.split, self.part, self.ids = split, part, ids
         tensors: dict[str, torch.Tensor] = {}
+        token_steps = None  # the text_bert length, which aligned files share with audio and vision
         if "text_bert" in part:  # its mask gives the text lengths, whichever text input is used
             tokens = self.array("text_bert", 3, np.float64)
             if tokens.shape[1] != 3 or not np.all(np.isfinite(tokens)) or not np.all(tokens == np.round(tokens)):
@@ -510,6 +511,7 @@ class _SplitReader:
                     f"got shape {tokens.shape}."
                 )
             tokens = tokens.astype(np.int64)
+            token_steps = tokens.shape[2]
             lengths = self.checked(tokens[:, 1].sum(1), "text_bert", 1, tokens.shape[2], "its mask marks no token")
             tensors["text_lengths"] = torch.from_numpy(np.ascontiguousarray(lengths))
             if "text_bert" in self.inputs:
@@ -525,7 +527,7 @@ class _SplitReader:
                 lengths = self.array(length_key, 1, np.int64)
                 lengths = self.checked(lengths, length_key, 1, steps, f"its {key} has {steps} steps")
                 tensors[length_key] = torch.from_numpy(np.ascontiguousarray(lengths))
-            elif "text_lengths" in tensors and "text_bert" in part and steps == np.asarray(part["text_bert"]).shape[2]:
+            elif "text_lengths" in tensors and steps == token_steps:
                 tensors[length_key] = tensors["text_lengths"].clone()  # aligned files: aligned to the text tokens
             else:
                 raise DataError(
