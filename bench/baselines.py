@@ -22,8 +22,8 @@ import time
 import torch
 
 from msabench import PROTOCOL, Catalog, Task, get_plugin_manager
-from msabench.core.synthetic import SyntheticMMSA
 from msabench.train import assemble, resolve_hparams, train_epoch
+from msabench_core.synthetic import SyntheticMMSA
 
 
 class MOSIShaped(SyntheticMMSA):

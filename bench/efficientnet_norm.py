@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from msabench.core.efficientnet import EfficientNetLite0Image
-from msabench.core.pretrained import IMAGENET_MEAN, IMAGENET_STD
+from msabench.pretrained import IMAGENET_MEAN, IMAGENET_STD
+from msabench_core.efficientnet import EfficientNetLite0Image
 
 CANDIDATES = {
     "inception style, (x - 127) / 128 (what msabench uses)": ((127 / 255,) * 3, (128 / 255,) * 3),

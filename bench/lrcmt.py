@@ -23,7 +23,8 @@ import time
 import torch
 
 from msabench import InputSpec, Model, Task
-from msabench.train import build_optimizer, count_parameters
+from msabench.optim import build_optimizer
+from msabench.train import count_parameters
 from msabench_lrcmt import LoraBert, LowRankCrossmodal
 from msabench_lrcmt.encoder import TARGETS
 
@@ -33,7 +34,7 @@ SHAPES = {"text": 50, "audio": 375, "vision": 500}  # MOSI's unaligned lengths
 
 
 def build(adapter: str, dataset: str = "mosi", rank: int = 8, targets=TARGETS) -> tuple[Model, torch.nn.Module]:
-    from msabench.core.objectives import L1
+    from msabench_core.objectives import L1
 
     vocab = 21128 if dataset == "ch-sims" else 30522
     spec = InputSpec("text_bert", (3, SHAPES["text"]), vocab_size=vocab)
@@ -41,7 +42,7 @@ def build(adapter: str, dataset: str = "mosi", rank: int = 8, targets=TARGETS) -
     audio, vision = DIMS[dataset]
     task = Task("regression", "mosi", (-3.0, 3.0))
     fusion = LowRankCrossmodal({"text": 768, "audio": audio, "vision": vision}, task)
-    from msabench.core.sequence import Identity
+    from msabench_core.sequence import Identity
 
     encoders = {
         "text": text,

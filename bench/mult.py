@@ -32,9 +32,10 @@ import sys
 import time
 
 from msabench import Catalog, get_plugin_manager
-from msabench.core.mmsa import MOSI, MOSIAligned
 from msabench.protocol import PROTOCOL
-from msabench.train import assemble, optimizer_step, resolve_hparams, set_threads
+from msabench.runtime import set_threads
+from msabench.train import assemble, optimizer_step, resolve_hparams
+from msabench_core.mmsa import MOSI, MOSIAligned
 
 MMSA = {  # MMSA 2.2.1 on this machine kind, 2 threads, quiet (../shared/mmsa-reference/README.md)
     "unaligned": {"samples_per_s": 0.584, "peak_rss_mb": 8308},

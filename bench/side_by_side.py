@@ -110,7 +110,8 @@ def msabench_child(pair: Pair, threads: int, epochs: int, data_root: str, floor_
     from msabench import Catalog, Protocol, Split, fit, get_plugin_manager
     from msabench.components import merge
     from msabench.features import prepare
-    from msabench.train import build_optimizer, seed_everything
+    from msabench.optim import build_optimizer
+    from msabench.runtime import seed_everything
 
     catalog = Catalog.from_plugins(get_plugin_manager())
     started = time.perf_counter()

@@ -28,8 +28,7 @@ import json, os, sys, time
 marks = {"interpreter": time.time()}
 import msabench.cli as cli
 marks["import msabench.cli"] = time.time()
-from msabench import catalog, components, data, train
-from msabench.core import synthetic
+from msabench import catalog, components, mmsa, synthetic, train
 
 def wrap(owner, name, before, after):
     original = getattr(owner, name)
@@ -43,7 +42,7 @@ def wrap(owner, name, before, after):
     setattr(owner, name, wrapped)
 
 wrap(catalog.Catalog, "from_plugins", "catalog start", "catalog built")
-for owner in (data.MMSADataset, synthetic.SyntheticMMSA):
+for owner in (mmsa.MMSADataset, synthetic.SyntheticMMSA):
     wrap(owner, "load", "load start", "data loaded")
 wrap(train, "fit", "fit entered", None)
 batches = components.Split.batches

@@ -27,9 +27,10 @@ import time
 
 from msabench import Catalog, get_plugin_manager
 from msabench.components import merge
-from msabench.core.mmsa import MOSI, MOSIAligned
 from msabench.protocol import PROTOCOL
-from msabench.train import assemble, optimizer_step, resolve_hparams, set_threads
+from msabench.runtime import set_threads
+from msabench.train import assemble, optimizer_step, resolve_hparams
+from msabench_core.mmsa import MOSI, MOSIAligned
 
 BERT_BASE = {"random_init": True, "hidden_size": 768, "layers": 12, "heads": 12, "intermediate_size": 3072}
 METHODS = {  # method -> (dataset, hyper-parameter changes)

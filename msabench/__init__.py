@@ -1,8 +1,16 @@
 """msabench: a benchmark harness for multimodal sentiment analysis, extended by pluggy plugins.
 
-The public API is every name in `__all__`; plugins import only from here (``from msabench import
-Method, hookimpl``). Names are imported on first use (PEP 562), so ``msabench --help`` does not pay
-for torch.
+The public API comes in tiers:
+
+- this package's root (every name in `__all__`): what every plugin needs (``from msabench import Method,
+  hookimpl``) and the run API for notebooks and scripts (``msabench.run(...)``, ``msabench.load_results()``);
+- four public submodules for plugins that need more: `msabench.layers` (shared model layers),
+  `msabench.formats` (dataset files: MMSA and MulT pickles, image-text folders, safe readers),
+  `msabench.pretrained` (loading transformers weights, pretrained-encoder helpers) and `msabench.testing`
+  (the conformance kit).
+
+Anything else is internal and may change. Names are imported on first use (PEP 562), so ``msabench --help`` does
+not pay for torch.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ _EXPORTS = {
     ),
     **dict.fromkeys(["EMOTIONS", "evaluate", "mmsa_reported"], "metrics"),
     **dict.fromkeys(["PROTOCOL", "Protocol"], "protocol"),
-    **dict.fromkeys(["RunResult", "write_atomic"], "results"),
+    "RunResult": "results",
     "data_root": "paths",
     **dict.fromkeys(
         [
@@ -33,28 +41,7 @@ _EXPORTS = {
         ],
         "components",
     ),
-    **dict.fromkeys(
-        [
-            "MMSADataset", "MulTDataset", "check_file", "flag", "mmsa_data", "mult_data", "read_pickle", "sha256",
-            "whole", "write_pickle",
-        ],
-        "data",
-    ),
-    **dict.fromkeys(["decode_text", "open_image"], "decode"),
-    **dict.fromkeys(["read_split_file", "stratified_split"], "splits"),
-    **dict.fromkeys(["ImageTextDataset", "Sample", "read_samples", "split_tensors"], "imagetext"),
-    **dict.fromkeys(["SyntheticImageText", "SyntheticMMSA", "SyntheticMulT"], "synthetic"),
-    **dict.fromkeys(
-        [
-            "CrossmodalLayer", "CrossmodalTransformer", "Frames", "PackedLSTM", "align_to_text", "attend",
-            "dropped_attention",
-            "full_length", "last_step", "length_mask", "masked_mean", "mult_causal_mask", "pool_to", "pooled_lengths",
-            "sinusoidal_positions",
-        ],
-        "layers",
-    ),
     "Catalog": "catalog",
-    "load_pretrained": "core.pretrained",  # the core plugin's loader of transformers weights, for plugins' own models
     "get_plugin_manager": "plugins",
     **dict.fromkeys(["Run", "fit"], "train"),
 }  # fmt: skip
@@ -65,72 +52,34 @@ __all__ = [
     "Callback",
     "Catalog",
     "CatalogError",
-    "CrossmodalLayer",
-    "CrossmodalTransformer",
     "Data",
     "DataError",
     "Dataset",
     "EMOTIONS",
     "Encoder",
-    "Frames",
     "Fusion",
-    "ImageTextDataset",
     "InputSpec",
-    "MMSADataset",
     "Method",
     "Model",
     "MsabenchError",
-    "MulTDataset",
     "Objective",
     "PROTOCOL",
-    "PackedLSTM",
     "PluginError",
     "Protocol",
     "Reported",
     "Run",
     "RunResult",
-    "Sample",
     "Split",
     "Stage",
-    "SyntheticImageText",
-    "SyntheticMMSA",
-    "SyntheticMulT",
     "Task",
     "TrainingError",
     "UnknownName",
-    "align_to_text",
-    "attend",
-    "check_file",
     "data_root",
-    "decode_text",
-    "dropped_attention",
     "evaluate",
     "fit",
-    "flag",
-    "full_length",
     "get_plugin_manager",
     "hookimpl",
-    "last_step",
-    "load_pretrained",
-    "length_mask",
-    "masked_mean",
-    "mmsa_data",
     "mmsa_reported",
-    "mult_causal_mask",
-    "mult_data",
-    "open_image",
-    "pool_to",
-    "pooled_lengths",
-    "read_pickle",
-    "read_samples",
-    "read_split_file",
-    "sha256",
-    "sinusoidal_positions",
-    "split_tensors",
-    "stratified_split",
-    "whole",
-    "write_atomic",
-    "write_pickle",
 ]
 
 
@@ -164,45 +113,11 @@ if TYPE_CHECKING:
         Stage,
         Task,
     )
-    from msabench.core.pretrained import load_pretrained
-    from msabench.data import (
-        MMSADataset,
-        MulTDataset,
-        check_file,
-        flag,
-        mmsa_data,
-        mult_data,
-        read_pickle,
-        sha256,
-        whole,
-        write_pickle,
-    )
-    from msabench.decode import decode_text, open_image
     from msabench.errors import CatalogError, DataError, MsabenchError, PluginError, TrainingError, UnknownName
     from msabench.hookspecs import hookimpl
-    from msabench.imagetext import ImageTextDataset, Sample, read_samples, split_tensors
-    from msabench.layers import (
-        CrossmodalLayer,
-        CrossmodalTransformer,
-        Frames,
-        PackedLSTM,
-        align_to_text,
-        attend,
-        dropped_attention,
-        full_length,
-        last_step,
-        length_mask,
-        masked_mean,
-        mult_causal_mask,
-        pool_to,
-        pooled_lengths,
-        sinusoidal_positions,
-    )
     from msabench.metrics import EMOTIONS, evaluate, mmsa_reported
     from msabench.paths import data_root
     from msabench.plugins import get_plugin_manager
     from msabench.protocol import PROTOCOL, Protocol
-    from msabench.results import RunResult, write_atomic
-    from msabench.splits import read_split_file, stratified_split
-    from msabench.synthetic import SyntheticImageText, SyntheticMMSA, SyntheticMulT
+    from msabench.results import RunResult
     from msabench.train import Run, fit

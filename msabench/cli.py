@@ -243,7 +243,8 @@ def run(
     from msabench.components import merge
     from msabench.protocol import PROTOCOL
     from msabench.results import RunResult, differences, load_results, result_path, resume_path, write_atomic
-    from msabench.train import check_precision, fit, init_distributed, resolve_hparams, select_device, set_threads
+    from msabench.runtime import check_precision, init_distributed, select_device, set_threads
+    from msabench.train import fit, resolve_hparams
 
     distributed = init_distributed()
     writes = distributed is None or distributed.rank == 0
@@ -370,7 +371,7 @@ class Resolved:
         """The data, checked again against the method (a dataset may learn its inputs from its files), with the
         host's train_fraction applied."""
         from msabench.catalog import input_key
-        from msabench.data import subsample_train
+        from msabench.splits import subsample_train
 
         load = self.instance.load
         if "inputs" in inspect.signature(load).parameters:  # it can leave the inputs no encoder reads in the file
@@ -433,7 +434,8 @@ HOST_OPTIONS = ("train_fraction", "train_fraction_seed")
 def host_fraction(options: dict[str, Any]) -> tuple[float, int] | None:
     """(fraction, seed) of ``--data-option train_fraction=F [train_fraction_seed=N]``, checked; None for all of the
     train split (train_fraction=1 is dropped from the options, so it is the same row as no option)."""
-    from msabench.data import DEFAULT_FRACTION_SEED, whole
+    from msabench.options import whole
+    from msabench.splits import DEFAULT_FRACTION_SEED
 
     if "train_fraction" not in options:
         if "train_fraction_seed" in options:
@@ -966,7 +968,8 @@ def sweep(
     from msabench import sweep as sweeps
     from msabench.protocol import PROTOCOL
     from msabench.results import write_atomic
-    from msabench.train import resolve_hparams, set_threads
+    from msabench.runtime import set_threads
+    from msabench.train import resolve_hparams
 
     logging.basicConfig(level=logging.WARNING if flags["quiet"] else logging.INFO, format="%(message)s")
     departures = {key: flags[key] for key in ("max_epochs", "patience") if flags[key]}

@@ -30,9 +30,10 @@ from typing import Any, ClassVar
 import torch
 
 from msabench.components import Data, Dataset, Split, Task
-from msabench.data import check_file, flag, sha256, whole
 from msabench.decode import decode_text, open_image, undefined_bytes
 from msabench.errors import DataError
+from msabench.integrity import check_file, sha256
+from msabench.options import flag, whole
 from msabench.splits import SPLITS, read_split_file, stratified_split
 
 log = logging.getLogger("msabench")

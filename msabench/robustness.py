@@ -60,7 +60,8 @@ from msabench.errors import DataError
 from msabench.inference import load_run, rebuild
 from msabench.metrics import HEADLINE, evaluate
 from msabench.results import RunResult, write_atomic
-from msabench.train import predict_batches, select_device
+from msabench.runtime import select_device
+from msabench.train import predict_batches
 
 log = logging.getLogger("msabench")
 

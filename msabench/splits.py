@@ -1,14 +1,22 @@
-"""Splitting a dataset into train, valid and test: seeded and stratified per label, or from a split file."""
+"""Splitting a dataset into train, valid and test (seeded and stratified per label, or from a split file), and
+keeping a seeded, stratified fraction of a train split."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from msabench.components import Data, Split
 from msabench.errors import DataError
+from msabench.metrics import polarity
+
+log = logging.getLogger("msabench")
 
 SPLITS = ("train", "valid", "test")
 
@@ -86,3 +94,63 @@ def read_split_file(path: str | Path) -> dict[str, list[str]]:
 
 
 # -- assembling Data ----------------------------------------------------------------------------
+
+
+# -- a fraction of the training split -------------------------------------------------------------
+
+DEFAULT_FRACTION_SEED = 42  # like the image-text split seed: independent of the training seeds
+
+
+def subsample_train(data: Data, fraction: float, seed: int = DEFAULT_FRACTION_SEED) -> Data:
+    """`data` with a seeded, stratified `fraction` of its train split (valid and test untouched), for learning curves
+    such as DMMSA's Table 4 (10 ... 100 % of MOSEI's training data).
+
+    Strata: the family's Acc-3 classes for regression (`msabench.metrics.polarity`: MOSI/MOSEI round(clip(y, -1, 1)),
+    CH-SIMS (-1, -0.1], (-0.1, 0.1], (0.1, 1]), the class for classification, the label vector for multilabel
+    tasks. Each stratum keeps round(n * fraction) samples (halves up), at least one; which ones is drawn per
+    stratum with numpy's generator seeded by `seed`; the kept samples stay in split order. What was kept is
+    recorded in the provenance under ``train_fraction`` (and so in every result and resume key)."""
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+        raise DataError(
+            f"--data-option train_fraction={fraction}: expected a number in (0, 1], e.g. train_fraction=0.1."
+        )
+    train = data.splits["train"]
+    labels = train.tensors["label"].numpy()
+    if data.task.kind == "regression":
+        strata, basis = polarity(data.task.family, labels).tolist(), "acc-3 classes"
+    elif labels.ndim > 1:
+        strata, basis = ["".join(str(int(v)) for v in row) for row in labels.reshape(len(labels), -1)], "label vector"
+    else:
+        strata, basis = labels.astype(np.int64).tolist(), "class"
+    rng = np.random.default_rng(seed)
+    kept: list[int] = []
+    counts: dict[str, list[int]] = {}
+    for stratum in sorted(set(strata)):
+        members = [i for i, own in enumerate(strata) if own == stratum]
+        n = max(1, int(np.floor(len(members) * fraction + 0.5)))
+        kept += [members[i] for i in rng.permutation(len(members))[:n]]
+        counts[str(stratum)] = [n, len(members)]
+    kept.sort()
+    index = torch.tensor(kept, dtype=torch.long)
+    subset = Split(
+        train.name,
+        [train.ids[i] for i in kept],
+        {key: value[index] for key, value in train.tensors.items()},
+        {key: [values[i] for i in kept] for key, values in train.raw.items()},
+    )
+    record = {"fraction": fraction, "seed": seed, "strata": basis, "kept": len(kept), "of": len(train)}
+    provenance = {**data.provenance, "train_fraction": {**record, "per_stratum": counts}}
+    if isinstance(provenance.get("sizes"), dict):
+        provenance["sizes"] = {**provenance["sizes"], "train": len(kept)}
+    if isinstance(provenance.get("labels"), dict) and data.task.kind == "classification":
+        found = np.bincount(labels[kept].astype(np.int64), minlength=len(data.task.classes)).tolist()
+        provenance["labels"] = {**provenance["labels"], "train": dict(zip(data.task.classes, found, strict=True))}
+    log.info(
+        "%s: training on %d of %d train samples (train_fraction %s, seed %d)",
+        data.name,
+        len(kept),
+        len(train),
+        fraction,
+        seed,
+    )
+    return replace(data, splits={**data.splits, "train": subset}, provenance=provenance)

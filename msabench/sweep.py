@@ -48,18 +48,9 @@ from msabench.components import Data, Method, merge
 from msabench.errors import CatalogError, TrainingError
 from msabench.protocol import Protocol
 from msabench.results import DATA_KEYS, write_atomic
-from msabench.train import (
-    assemble,
-    hardware,
-    restore,
-    save_state,
-    select_device,
-    set_threads,
-    state_key,
-    train_epoch,
-    validate,
-    versions,
-)
+from msabench.resume import restore, save_state, state_key
+from msabench.runtime import hardware, select_device, set_threads, versions
+from msabench.train import assemble, train_epoch, validate
 
 log = logging.getLogger("msabench")
 
@@ -239,7 +230,7 @@ def trial_record(run, spec: Mapping[str, Any], catalog: Catalog, failure: str | 
             "hparams": run.hparams,
             "protocol": run.protocol.to_dict(),
             "data": run.data.provenance,
-            "versions": versions(catalog, run.method),
+            "versions": versions(catalog.distributions(run.method)),
             "hardware": hardware(run.device),
             "parameters": run.parameters,
             "wall_time_s": round(wall_time, 3),

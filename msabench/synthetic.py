@@ -26,9 +26,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from msabench.components import Data, Dataset, Split, Task
-from msabench.data import MMSADataset, MulTDataset, check_file, read_pickle
 from msabench.imagetext import SENTIMENT, Sample, label_counts, split_tensors
+from msabench.integrity import check_file
 from msabench.metrics import EMOTIONS
+from msabench.mmsa import MMSADataset
+from msabench.mult import MulTDataset
+from msabench.pickles import read_pickle
 
 SPECIALS = ["[PAD]", "[CLS]", "[SEP]", "[UNK]"]
 ENGLISH = {

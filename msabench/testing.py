@@ -30,14 +30,16 @@ import torch
 
 from msabench.catalog import KINDS, Catalog, input_key
 from msabench.components import Batch, Callback, Data, Dataset, Encoder, InputSpec, Method, Task, merge
-from msabench.data import MulTDataset, write_pickle
 from msabench.errors import CatalogError, PluginError
 from msabench.metrics import FAMILIES
+from msabench.mult import MulTDataset
+from msabench.pickles import write_pickle
 from msabench.plugins import ENTRY_POINT_GROUP, get_plugin_manager
 from msabench.protocol import Protocol
 from msabench.results import RunResult
+from msabench.runtime import seed_everything
 from msabench.synthetic import SyntheticImageText, SyntheticMMSA, SyntheticMulT
-from msabench.train import assemble, fit, resolve_hparams, seed_everything
+from msabench.train import assemble, fit, resolve_hparams
 
 
 class TinyMSA(SyntheticMMSA):

@@ -9,26 +9,15 @@ import torch
 from PIL import Image
 from torch import nn
 
-from msabench import (
-    Encoder,
-    Fusion,
-    Method,
-    Objective,
-    Stage,
-    Task,
-    hookimpl,
-    open_image,
-    read_samples,
-    split_tensors,
-    write_atomic,
-)
-from msabench.core.clip import TINY_CONFIG as CLIP_TINY
-from msabench.core.language import TINY_CONFIG as BERT_TINY
-from msabench.core.mvsa import MVSASingle
-from msabench.core.synthetic import SyntheticMMSA
-from msabench.core.text import BertText
-from msabench.core.vision import TINY_CONFIG as RESNET_TINY
+from msabench import Encoder, Fusion, Method, Objective, Stage, Task, hookimpl
+from msabench.formats import open_image, read_samples, split_tensors, write_atomic
 from msabench.testing import TinyImageText
+from msabench_core.clip import TINY_CONFIG as CLIP_TINY
+from msabench_core.language import TINY_CONFIG as BERT_TINY
+from msabench_core.mvsa import MVSASingle
+from msabench_core.synthetic import SyntheticMMSA
+from msabench_core.text import BertText
+from msabench_core.vision import TINY_CONFIG as RESNET_TINY
 
 
 class TinyData(SyntheticMMSA):

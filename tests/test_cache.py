@@ -10,11 +10,11 @@ from torch import nn
 from fakes import TINY_FROZEN, ImageTextPlugin, Plugin, tiny_tweets
 from msabench import Encoder, InputSpec, Protocol, fit
 from msabench.cache import FeatureCache
-from msabench.core.language import TINY_CONFIG as BERT_TINY
-from msabench.core.language import HFText
-from msabench.core.vision import TINY_CONFIG as RESNET_TINY
-from msabench.core.vision import ResNet50Image
 from msabench.features import Precomputed, compute, prepare
+from msabench_core.language import TINY_CONFIG as BERT_TINY
+from msabench_core.language import HFText
+from msabench_core.vision import TINY_CONFIG as RESNET_TINY
+from msabench_core.vision import ResNet50Image
 from test_catalog import catalog_with
 
 KEY = {"dataset": "tweets", "split": "train", "encoder": "hf-text", "weights": "abc"}
@@ -260,7 +260,7 @@ def test_the_key_covers_the_lengths_and_the_libraries_that_decide_the_features(t
 
 
 def test_frozen_encoders_fingerprint_their_preprocessing():
-    from msabench.core.pretrained import PREPROCESSING_VERSION
+    from msabench.pretrained import PREPROCESSING_VERSION
 
     model = encoders()
     text, image = model.encoders["text"].fingerprint(), model.encoders["image"].fingerprint()

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-import msabench.core
+import msabench_core
 from fakes import TINY, ConcatFusion, MeanEncoder, NeedsShared, Plugin, TinyData
 from msabench import (
     Catalog,
@@ -30,7 +30,7 @@ def assert_problem(catalog, pattern):
 
 def catalog_with(*plugins):
     pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(msabench.core, name="core")
+    pm.register(msabench_core, name="core")
     for plugin in plugins:
         pm.register(plugin)
     return Catalog.from_plugins(pm)
@@ -307,7 +307,7 @@ def test_hook_register_methods_rejects_a_typo_in_the_method_hparams():
 
 
 def test_check_refuses_a_key_metric_the_dataset_does_not_report():
-    from msabench.core.synthetic import SyntheticSIMS
+    from msabench_core.synthetic import SyntheticSIMS
 
     by_has0 = replace(TINY, key_metric="Acc-2_has0")
     with pytest.raises(CatalogError, match="selects on 'Acc-2_has0', which sims datasets do not report"):
@@ -378,7 +378,7 @@ def test_a_method_with_a_bad_setting_is_unusable_and_the_others_work():
 
 def test_unknown_names_mention_plugins_that_failed_to_load():
     pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(msabench.core, name="core")
+    pm.register(msabench_core, name="core")
     pm.problems.append(Problem("mult", "msabench plugin 'mult' failed to load: ImportError: no torch.nn.Foo."))
     catalog = Catalog.from_plugins(pm)
     with pytest.raises(UnknownName, match=r"Unknown method 'mult'.*Plugins with problems: mult; see the warnings"):

@@ -245,7 +245,7 @@ def test_list_and_plugins(invoke):
     assert "  tiny " in listing and "[fakes]" in listing and "  synthetic-sims " in listing
     assert invoke("list", "objectives").output.splitlines()[0] == "objectives:"
     plugins = {p["name"]: p for p in json.loads(invoke("plugins").output)}
-    assert plugins["core"]["distribution"] == "msabench"
+    assert plugins["core"]["distribution"] == "msabench-core"
 
 
 def test_data_synth_then_run_reads_the_file_through_the_loader(invoke, tmp_path):

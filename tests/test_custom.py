@@ -11,11 +11,12 @@ import torch
 from click.testing import CliRunner
 
 import msabench.plugins
+import msabench_core
 from fakes import Plugin
 from msabench import Catalog, DataError, Method, RunResult, fit, get_plugin_manager
 from msabench.cli import cli
-from msabench.core.custom import MMSACustom
 from msabench.protocol import Protocol
+from msabench_core.custom import MMSACustom
 
 
 def features(n, dims, rng, *, text_bert=False, unimodal=False, bound=3.0, classes=None):
@@ -254,7 +255,7 @@ def test_hparams_from_chooses_whose_settings_apply(invoke, tmp_path):
 def test_fit_on_a_classification_file(tmp_path):
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(Plugin(), name="fakes")
-    pm.register(msabench.core, name="core")
+    pm.register(msabench_core, name="core")
     catalog = Catalog.from_plugins(pm)
     method = Method(
         name="tiny-classes",

@@ -19,12 +19,12 @@ import pytest
 import torch
 
 from msabench.components import Task
-from msabench.core.mmsa import MOSI, SIMS, MOSIAligned, SIMSv2
-from msabench.core.synthetic import SyntheticMOSI, SyntheticSIMS
-from msabench.data import check_file, mmsa_data, read_pickle, sha256, write_pickle
 from msabench.errors import DataError
+from msabench.formats import check_file, mmsa_data, read_pickle, sha256, write_pickle
 from msabench.paths import data_root
 from msabench.synthetic import SPECIALS
+from msabench_core.mmsa import MOSI, SIMS, MOSIAligned, SIMSv2
+from msabench_core.synthetic import SyntheticMOSI, SyntheticSIMS
 
 MOSI_FILE = "MOSI/Processed/unaligned_50.pkl"
 MOSI_SHA = "78e0f8b5ef8ff71558e7307848fc1fa929ecb078203f565ab22b9daab2e02524"

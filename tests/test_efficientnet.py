@@ -8,7 +8,7 @@ import torch
 
 from fakes import TINY_IMAGE, ImageTextPlugin, Plugin, image_bytes, tiny_tweets
 from msabench import DataError, Protocol, fit
-from msabench.core.efficientnet import MEAN, STD, EfficientNetLite0Image
+from msabench_core.efficientnet import MEAN, STD, EfficientNetLite0Image
 from test_catalog import catalog_with
 
 pytest.importorskip("efficientnet_lite_pytorch", reason="pip install 'msabench[efficientnet]'")

@@ -15,9 +15,9 @@ import msabench.plugins
 from fakes import Plugin
 from msabench import Data, DataError, Split, Task
 from msabench.cli import cli
-from msabench.core.synthetic import SyntheticMOSI
-from msabench.data import subsample_train
 from msabench.metrics import polarity
+from msabench.splits import subsample_train
+from msabench_core.synthetic import SyntheticMOSI
 
 
 def test_polarity_is_the_acc3_class_of_each_family():

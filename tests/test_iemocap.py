@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from msabench import DataError, evaluate, write_pickle
+from msabench import DataError, evaluate
 from msabench.cli import cli
-from msabench.core.iemocap import IEMOCAP
-from msabench.core.synthetic import SyntheticIEMOCAP
+from msabench.formats import write_pickle
+from msabench_core.iemocap import IEMOCAP
+from msabench_core.synthetic import SyntheticIEMOCAP
 
 RELATIVE = "IEMOCAP/iemocap_data_noalign.pkl"
 DIMS = {"text": 300, "audio": 74, "vision": 35}

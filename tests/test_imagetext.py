@@ -12,19 +12,19 @@ import pytest
 import torch
 from PIL import Image
 
-import msabench.core
+import msabench_core
 from fakes import image_bytes, write_mvsa, write_tweets
 from msabench import CatalogError, DataError, InputSpec
-from msabench.core.clip import TINY_CONFIG as CLIP_TINY
-from msabench.core.clip import ClipImage, ClipText
-from msabench.core.language import HFText
-from msabench.core.mvsa import MVSAMultiple, MVSASingle, clean_pair, majority
-from msabench.core.pretrained import ImageProcessing, char_tokenizer, tokenize
-from msabench.core.vision import ResNet50Image
 from msabench.decode import decode_text, open_image, undefined_bytes
 from msabench.imagetext import samples_digest
+from msabench.pretrained import ImageProcessing, char_tokenizer, tokenize
 from msabench.splits import read_split_file, stratified_split
 from msabench.testing import checks
+from msabench_core.clip import TINY_CONFIG as CLIP_TINY
+from msabench_core.clip import ClipImage, ClipText
+from msabench_core.language import HFText
+from msabench_core.mvsa import MVSAMultiple, MVSASingle, clean_pair, majority
+from msabench_core.vision import ResNet50Image
 
 RAW = InputSpec("raw_text", ())
 
@@ -505,8 +505,8 @@ def test_a_left_padding_tokenizer_is_used_with_right_padding(tmp_path):
 
 
 def test_bad_encoder_hyper_parameters_are_catalog_errors():
-    from msabench.core.language import TINY_CONFIG as BERT_TINY
-    from msabench.core.vision import TINY_CONFIG as RESNET_TINY
+    from msabench_core.language import TINY_CONFIG as BERT_TINY
+    from msabench_core.vision import TINY_CONFIG as RESNET_TINY
 
     with pytest.raises(
         CatalogError, match=r"pooling 'max' is not one of cls, mean, pooler; set --set text.pooling=cls"
@@ -612,4 +612,4 @@ def test_open_clip_backend_is_optional_and_lazy(monkeypatch):
 def test_core_plugin_conformance_of_the_image_text_parts(name):
     """The kit's checks that cover datasets and encoders (core's objectives are checked with the methods that
     use them)."""
-    dict(checks(msabench.core, installed=False))[name]()
+    dict(checks(msabench_core, installed=False))[name]()

@@ -7,15 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from msabench import (
+from msabench import layers
+from msabench.layers import (
     CrossmodalTransformer,
     Frames,
     PackedLSTM,
+    _keep,
     align_to_text,
     attend,
     dropped_attention,
     last_step,
-    layers,
     length_mask,
     masked_mean,
     mult_causal_mask,
@@ -23,7 +24,6 @@ from msabench import (
     pooled_lengths,
     sinusoidal_positions,
 )
-from msabench.layers import _keep
 
 
 @pytest.fixture(params=["one call per batch", "one call per sequence"])

@@ -8,9 +8,10 @@ import pickle
 import numpy as np
 import pytest
 
-from msabench.core.mmsa import MOSI
-from msabench.data import DiskArray, read_pickle, zero_nonfinite
 from msabench.errors import DataError
+from msabench.mmsa import zero_nonfinite
+from msabench.pickles import DiskArray, read_pickle
+from msabench_core.mmsa import MOSI
 from test_data import RunsShell, WritesFile, _ForgedObjectDtype, _ForgedStructuredDtype
 
 BIG = (300, 1000)  # 2.4 MB as float64: above the 1 MiB threshold
@@ -207,7 +208,7 @@ def test_mmsa_datasets_read_only_the_inputs_asked_for_straight_into_float32(tmp_
 
 
 def test_msabench_run_reads_only_the_inputs_its_encoders_take(tmp_path, monkeypatch):
-    import msabench.core
+    import msabench_core
     from fakes import Plugin
     from msabench import Catalog, Method, get_plugin_manager, hookimpl
     from msabench.cli import resolve_run
@@ -219,7 +220,7 @@ def test_msabench_run_reads_only_the_inputs_its_encoders_take(tmp_path, monkeypa
             register(Method("text-vision", "test", encoders, "fake-concat", "l1"))
 
     pm = get_plugin_manager(load_entrypoints=False)
-    for plugin, name in ((msabench.core, "core"), (Plugin(), "fakes"), (TextAndVision(), "extra")):
+    for plugin, name in ((msabench_core, "core"), (Plugin(), "fakes"), (TextAndVision(), "extra")):
         pm.register(plugin, name=name)
     catalog = Catalog.from_plugins(pm)
     path = tmp_path / "MOSI" / "Processed" / "unaligned_50.pkl"

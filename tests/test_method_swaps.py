@@ -68,7 +68,7 @@ def test_for_dataset_swaps_the_encoders_a_dataset_needs_and_keeps_its_overrides(
 
 
 def test_catalog_checks_the_encoders_and_sections_a_method_names_per_dataset():
-    import msabench.core
+    import msabench_core
     from fakes import Plugin
     from msabench import Catalog, get_plugin_manager
 
@@ -79,7 +79,7 @@ def test_catalog_checks_the_encoders_and_sections_a_method_names_per_dataset():
                 register(method)
 
         pm = get_plugin_manager(load_entrypoints=False)
-        pm.register(msabench.core, name="core")
+        pm.register(msabench_core, name="core")
         pm.register(Plugin())
         pm.register(Extra(), name="extra")
         return Catalog.from_plugins(pm)

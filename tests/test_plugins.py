@@ -20,7 +20,7 @@ def test_installed_plugins_load_through_entry_points():
     pm = get_plugin_manager()
     installed = sorted(ep.name for ep in importlib.metadata.entry_points(group="msabench"))
     assert names(pm) == installed and "core" in installed and pm.problems == []
-    assert pm.distributions["core"][0] == "msabench"
+    assert pm.distributions["core"][0] == "msabench-core"
     for ep in importlib.metadata.entry_points(group="msabench"):
         assert pm.distributions[ep.name] == (ep.dist.name, ep.dist.version)
 
@@ -36,7 +36,7 @@ def test_load_plugins_env_limits_what_loads(monkeypatch):
     assert names(get_plugin_manager()) == []
     monkeypatch.setenv("MSABENCH_LOAD_PLUGINS", "core")
     assert names(get_plugin_manager()) == ["core"]
-    monkeypatch.setenv("MSABENCH_LOAD_PLUGINS", " msabench ")  # distribution names work too
+    monkeypatch.setenv("MSABENCH_LOAD_PLUGINS", " msabench-core ")  # distribution names work too
     assert names(get_plugin_manager()) == ["core"]
 
 
@@ -126,6 +126,6 @@ def test_a_hook_with_an_unknown_argument_is_a_problem_and_the_plugin_is_not_half
 
 def test_get_plugins_lists_distribution_version_and_hooks():
     plugins = {p["name"]: p for p in get_plugins(get_plugin_manager())}
-    assert plugins["core"]["distribution"] == "msabench"
+    assert plugins["core"]["distribution"] == "msabench-core"
     assert plugins["core"]["hooks"] == ["register_datasets", "register_encoders", "register_objectives"]
     json.dumps(list(plugins.values()))  # what `msabench plugins` prints

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from fakes import TINY_IMAGE, TINY_STAGED, TINY_TEXT, ImageTextPlugin, Plugin, write_tweets
 from msabench import Protocol, Stage
 from msabench.cli import cli
-from msabench.core.language import TINY_CONFIG as BERT_TINY
+from msabench_core.language import TINY_CONFIG as BERT_TINY
 from test_catalog import catalog_with, plugin
 
 PROTOCOL = Protocol(max_epochs=2)

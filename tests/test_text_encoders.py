@@ -9,8 +9,8 @@ import torch
 from transformers import BertConfig, BertModel
 
 from msabench import CatalogError, DataError, InputSpec
-from msabench.core.sequence import TransformerSequence
-from msabench.core.text import BertText
+from msabench_core.sequence import TransformerSequence
+from msabench_core.text import BertText
 
 VOCAB, LENGTH = 40, 10
 SYNTHETIC = InputSpec("text_bert", (3, LENGTH), vocab_size=VOCAB, tokenizer=None)

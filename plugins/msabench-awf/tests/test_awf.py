@@ -15,9 +15,9 @@ from torch import nn  # noqa: E402
 
 from msabench import Catalog, Task, get_plugin_manager  # noqa: E402
 from msabench.cli import cli  # noqa: E402
-from msabench.core.iemocap import IEMOCAP  # noqa: E402
-from msabench.core.mmsa import MOSEI, MOSI, SIMS  # noqa: E402
 from msabench_awf import PAPER_PATIENCE, AdaptiveWeightFusion, ModalAttention  # noqa: E402
+from msabench_core.iemocap import IEMOCAP  # noqa: E402
+from msabench_core.mmsa import MOSEI, MOSI, SIMS  # noqa: E402
 
 TASK = Task("regression", "mosi", (-3.0, 3.0))
 Z = torch.tensor([[[1.0, 3.0], [0.0, -2.0], [4.0, 2.0]]])  # [B=1, T/A/V, d=2]: feature means 2, -1, 3

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msabench import Fusion, Method, PackedLSTM, Reported, align_to_text, mmsa_reported
+from msabench import Fusion, Method, Reported, mmsa_reported
+from msabench.layers import PackedLSTM, align_to_text
 
 
 class StepNorm(nn.Module):

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from msabench import RunResult, write_pickle
+from msabench import RunResult
 from msabench.cli import cli
+from msabench.formats import write_pickle
 
 DIMS = {"text": 13, "audio": 2, "vision": 6}  # e.g. an extractor's own features; MOSI has 768/5/20
 STEPS = {"text": 5, "audio": 7, "vision": 3}

@@ -8,10 +8,10 @@ from click.testing import CliRunner
 
 from msabench import Task
 from msabench.cli import cli
-from msabench.core.iemocap import IEMOCAP
-from msabench.core.mmsa import MOSIAligned
 from msabench.testing import write_tiny_file
 from msabench_baselines.lstm import EarlyFusionLSTM, StepNorm
+from msabench_core.iemocap import IEMOCAP
+from msabench_core.mmsa import MOSIAligned
 
 
 def run(tmp_path, method, dataset, *sets):

@@ -6,10 +6,10 @@ import copy
 import pytest
 
 from msabench import Catalog, Protocol, Split, fit, get_plugin_manager
-from msabench.core.clip import TINY_CONFIG as CLIP_TINY
 from msabench.inference import load_run, predict
 from msabench.results import result_path
 from msabench.testing import TinyImageText
+from msabench_core.clip import TINY_CONFIG as CLIP_TINY
 
 
 @pytest.fixture(autouse=True)

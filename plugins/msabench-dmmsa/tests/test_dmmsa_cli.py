@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 import msabench_dmmsa
-from msabench import Catalog, CatalogError, Fusion, Method, get_plugin_manager, hookimpl, write_pickle
+from msabench import Catalog, CatalogError, Fusion, Method, get_plugin_manager, hookimpl
 from msabench.cli import cli
+from msabench.formats import write_pickle
 
 SIZES = {"train": 24, "valid": 8, "test": 8}
 LENGTHS = {"text": 8, "audio": 10, "vision": 6}  # CH-SIMS has 39/400/55; the loader checks only the feature dims

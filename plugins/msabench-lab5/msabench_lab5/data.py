@@ -12,16 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from msabench import (
-    DataError,
-    ImageTextDataset,
-    Split,
-    SyntheticImageText,
-    open_image,
-    read_samples,
-    split_tensors,
-    write_atomic,
-)
+from msabench import DataError, Split
+from msabench.formats import ImageTextDataset, SyntheticImageText, open_image, read_samples, split_tensors, write_atomic
 
 CLASSES = ImageTextDataset.task.classes
 

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from msabench import Catalog, DataError, Protocol, fit, get_plugin_manager
 from msabench.cli import cli
-from msabench.core.language import TINY_CONFIG as BERT_TINY
-from msabench.core.vision import TINY_CONFIG as RESNET_TINY
 from msabench.results import result_path
+from msabench_core.language import TINY_CONFIG as BERT_TINY
+from msabench_core.vision import TINY_CONFIG as RESNET_TINY
 from msabench_lab5.data import Lab5, write_lab5
 
 TINY = {"text": {"config": BERT_TINY, "max_length": 32}, "image": {"config": RESNET_TINY, "image_size": 16}}

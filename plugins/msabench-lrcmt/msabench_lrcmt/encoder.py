@@ -7,7 +7,8 @@ import functools
 
 import torch
 
-from msabench import CatalogError, Encoder, load_pretrained
+from msabench import CatalogError, Encoder
+from msabench.pretrained import load_pretrained
 
 ADAPTERS = ("lora", "frozen", "full")
 # LoRA's adapted matrices: every attention projection of every layer (query, key, value, output). r = 8 on them

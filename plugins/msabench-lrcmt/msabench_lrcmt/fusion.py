@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from msabench import CatalogError, CrossmodalTransformer, Fusion, length_mask, masked_mean
+from msabench import CatalogError, Fusion
+from msabench.layers import CrossmodalTransformer, length_mask, masked_mean
 
 INTERACTIONS = ("staged", "direct")
 

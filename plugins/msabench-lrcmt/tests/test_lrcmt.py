@@ -12,10 +12,10 @@ from click.testing import CliRunner  # noqa: E402
 
 from msabench import PROTOCOL, Catalog, CatalogError, InputSpec, Task, get_plugin_manager  # noqa: E402
 from msabench.cli import cli  # noqa: E402
-from msabench.core.iemocap import IEMOCAP  # noqa: E402
-from msabench.core.mmsa import MOSI  # noqa: E402
 from msabench.testing import TinyMSA, tiny_data, tiny_hparams, write_tiny_file  # noqa: E402
 from msabench.train import assemble, resolve_hparams  # noqa: E402
+from msabench_core.iemocap import IEMOCAP  # noqa: E402
+from msabench_core.mmsa import MOSI  # noqa: E402
 from msabench_lrcmt import LoraBert, LowRankCrossmodal  # noqa: E402
 from msabench_lrcmt.fusion import concatenate  # noqa: E402
 

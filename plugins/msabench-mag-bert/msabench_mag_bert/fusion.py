@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msabench import CatalogError, Fusion, align_to_text, length_mask, load_pretrained
+from msabench import CatalogError, Fusion
+from msabench.layers import align_to_text, length_mask
+from msabench.pretrained import load_pretrained
 
 log = logging.getLogger("msabench")
 

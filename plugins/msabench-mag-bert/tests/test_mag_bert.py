@@ -12,9 +12,9 @@ from click.testing import CliRunner  # noqa: E402
 
 from msabench import Catalog, CatalogError, Task, get_plugin_manager  # noqa: E402
 from msabench.cli import cli  # noqa: E402
-from msabench.core.iemocap import IEMOCAP  # noqa: E402
-from msabench.core.mmsa import MOSIAligned  # noqa: E402
 from msabench.testing import write_tiny_file  # noqa: E402
+from msabench_core.iemocap import IEMOCAP  # noqa: E402
+from msabench_core.mmsa import MOSIAligned  # noqa: E402
 from msabench_mag_bert.fusion import AdaptationGate, MAGBert  # noqa: E402
 
 TASK = Task("regression", "mosi", (-3.0, 3.0))

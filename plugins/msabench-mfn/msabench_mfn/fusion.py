@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msabench import Fusion, align_to_text
+from msabench import Fusion
+from msabench.layers import align_to_text
 
 MODALITIES = ("text", "audio", "vision")
 

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from msabench import Task, layers
 from msabench.cli import cli
-from msabench.core.mmsa import SIMS, MOSIAligned
 from msabench.testing import write_tiny_file
+from msabench_core.mmsa import SIMS, MOSIAligned
 from msabench_mfn.fusion import MemoryFusion
 
 TINY = ["fusion.hidden=[4,3,3]", "fusion.memory=5", "train.batch_size=8"]

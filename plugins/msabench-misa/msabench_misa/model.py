@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msabench import Encoder, Fusion, Objective, PackedLSTM
+from msabench import Encoder, Fusion, Objective
+from msabench.layers import PackedLSTM
 
 MODALITIES = ("text", "audio", "vision")
 

@@ -11,9 +11,9 @@ from click.testing import CliRunner  # noqa: E402
 
 from msabench import Batch, Catalog, CatalogError, Task, get_plugin_manager  # noqa: E402
 from msabench.cli import cli  # noqa: E402
-from msabench.core.iemocap import IEMOCAP  # noqa: E402
-from msabench.core.mmsa import MOSI  # noqa: E402
 from msabench.testing import write_tiny_file  # noqa: E402
+from msabench_core.iemocap import IEMOCAP  # noqa: E402
+from msabench_core.mmsa import MOSI  # noqa: E402
 from msabench_misa.model import MISALoss, StackedBiLSTM, cmd, orthogonality  # noqa: E402
 
 TINY = {

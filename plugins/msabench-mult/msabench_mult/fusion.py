@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msabench import CatalogError, CrossmodalTransformer, Frames, Fusion
+from msabench import CatalogError, Fusion
+from msabench.layers import CrossmodalTransformer, Frames
 
 MODALITIES = ("text", "audio", "vision")
 

@@ -8,9 +8,9 @@ from click.testing import CliRunner
 
 from msabench import Task, layers
 from msabench.cli import cli
-from msabench.core.iemocap import IEMOCAP
-from msabench.core.mmsa import MOSI
 from msabench.testing import write_tiny_file
+from msabench_core.iemocap import IEMOCAP
+from msabench_core.mmsa import MOSI
 from msabench_mult.fusion import MultimodalTransformer
 
 TINY = ["--set", "fusion.dim=8", "--set", "fusion.heads=2", "--set", "fusion.layers=1", "--set", "train.batch_size=8"]

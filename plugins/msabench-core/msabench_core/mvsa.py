@@ -19,7 +19,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from msabench import DataError, ImageTextDataset
+from msabench import DataError
+from msabench.formats import ImageTextDataset
 
 CLASSES = ImageTextDataset.task.classes
 

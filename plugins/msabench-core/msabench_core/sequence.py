@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from msabench import CatalogError, Encoder, PackedLSTM
-
-from .pretrained import start_from_checkpoint
+from msabench import CatalogError, Encoder
+from msabench.layers import PackedLSTM
+from msabench.pretrained import start_from_checkpoint
 
 
 class TransformerSequence(Encoder):

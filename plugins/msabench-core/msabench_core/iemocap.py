@@ -5,7 +5,8 @@ MulT's files carry no ids and no lengths: ids are row numbers and lengths come f
 `msabench.mult_data`). No SHA-256 is published for them; pass ``--data-option sha256=HEX`` to check yours.
 """
 
-from msabench import EMOTIONS, MulTDataset, Task
+from msabench import EMOTIONS, Task
+from msabench.formats import MulTDataset
 
 IEMOCAP_TASK = Task("multilabel", "iemocap", classes=EMOTIONS)
 

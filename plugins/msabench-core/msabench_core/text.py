@@ -13,7 +13,7 @@ Which weights it loads:
 4. ``init_from`` then replaces them with an earlier msabench run's weights for this encoder (its checkpoint).
 
 A checkpoint that cannot be found fails at once with a message that names it and says how to
-point at a local copy (see `msabench.core.pretrained.load_pretrained`).
+point at a local copy (see `msabench.pretrained.load_pretrained`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from __future__ import annotations
 import torch
 
 from msabench import CatalogError, Encoder
-
-from .pretrained import load_pretrained, pool, start_from_checkpoint
+from msabench.pretrained import load_pretrained, pool, start_from_checkpoint
 
 
 class BertText(Encoder):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from msabench import CatalogError
-
-from .pretrained import (
+from msabench.pretrained import (
     PretrainedEncoder,
     char_tokenizer,
     check_positive,

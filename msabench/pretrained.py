@@ -26,7 +26,10 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from msabench import CatalogError, DataError, Encoder, open_image, sha256
+from msabench.components import Encoder
+from msabench.decode import open_image
+from msabench.errors import CatalogError, DataError
+from msabench.integrity import sha256
 
 log = logging.getLogger("msabench")
 

@@ -1,6 +1,7 @@
 """CMU-MOSI, CMU-MOSEI and CH-SIMS (v1, v2) as MMSA publishes them: one pickle each."""
 
-from msabench import MMSADataset, Task
+from msabench import Task
+from msabench.formats import MMSADataset
 
 MOSI_TASK = Task("regression", "mosi", label_range=(-3.0, 3.0))
 SIMS_TASK = Task("regression", "sims", label_range=(-1.0, 1.0))

@@ -25,8 +25,7 @@ import torch
 from torch import nn
 
 from msabench import CatalogError, DataError
-
-from .pretrained import (
+from msabench.pretrained import (
     OPENAI_MEAN,
     OPENAI_STD,
     ImageProcessing,

@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from msabench import DataError, MMSADataset, Task, check_file, read_pickle
+from msabench import DataError, Task
+from msabench.formats import MMSADataset, check_file, read_pickle
 
 FAMILIES = {
     "mosi": Task("regression", "mosi", label_range=(-3.0, 3.0)),

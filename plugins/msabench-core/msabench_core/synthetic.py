@@ -2,7 +2,8 @@
 each with a planted cross-modal signal (see `msabench.synthetic`). They test the harness and are never
 comparable with real data."""
 
-from msabench import SyntheticImageText, SyntheticMMSA, SyntheticMulT, Task
+from msabench import Task
+from msabench.formats import SyntheticImageText, SyntheticMMSA, SyntheticMulT
 
 
 class SyntheticMOSI(SyntheticMMSA):

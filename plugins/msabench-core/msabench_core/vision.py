@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .pretrained import (
+from msabench.pretrained import (
     BICUBIC,
     IMAGENET_MEAN,
     IMAGENET_STD,

@@ -30,8 +30,7 @@ from typing import Any
 import torch
 
 from msabench import DataError
-
-from .pretrained import BICUBIC, ImageProcessing, PretrainedEncoder, check_positive
+from msabench.pretrained import BICUBIC, ImageProcessing, PretrainedEncoder, check_positive
 
 ARCHITECTURE = "efficientnet-lite0"
 MEAN = (127 / 255,) * 3
