@@ -41,9 +41,14 @@ _EXPORTS = {
         ],
         "components",
     ),
-    "Catalog": "catalog",
+    **dict.fromkeys(["Catalog", "lookup"], "catalog"),
     "get_plugin_manager": "plugins",
     **dict.fromkeys(["Run", "fit"], "train"),
+    "Range": "hparams",
+    **dict.fromkeys(
+        ["Plan", "Request", "draw_plots", "execute", "load_results", "plan", "predict", "render_leaderboards", "run"],
+        "api",
+    ),
 }  # fmt: skip
 
 __all__ = [
@@ -64,9 +69,12 @@ __all__ = [
     "MsabenchError",
     "Objective",
     "PROTOCOL",
+    "Plan",
     "PluginError",
     "Protocol",
+    "Range",
     "Reported",
+    "Request",
     "Run",
     "RunResult",
     "Split",
@@ -75,11 +83,19 @@ __all__ = [
     "TrainingError",
     "UnknownName",
     "data_root",
+    "draw_plots",
     "evaluate",
+    "execute",
     "fit",
     "get_plugin_manager",
     "hookimpl",
+    "load_results",
+    "lookup",
     "mmsa_reported",
+    "plan",
+    "predict",
+    "render_leaderboards",
+    "run",
 ]
 
 
@@ -96,7 +112,18 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from msabench.catalog import Catalog
+    from msabench.api import (
+        Plan,
+        Request,
+        draw_plots,
+        execute,
+        load_results,
+        plan,
+        predict,
+        render_leaderboards,
+        run,
+    )
+    from msabench.catalog import Catalog, lookup
     from msabench.components import (
         Batch,
         Callback,
@@ -115,6 +142,7 @@ if TYPE_CHECKING:
     )
     from msabench.errors import CatalogError, DataError, MsabenchError, PluginError, TrainingError, UnknownName
     from msabench.hookspecs import hookimpl
+    from msabench.hparams import Range
     from msabench.metrics import EMOTIONS, evaluate, mmsa_reported
     from msabench.paths import data_root
     from msabench.plugins import get_plugin_manager

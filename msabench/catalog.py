@@ -9,12 +9,13 @@ is unavailable (looking it up raises an error that says why and what to do), the
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-import inspect
 import json
 import os
 import re
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import asdict
 from typing import Any
 
@@ -22,11 +23,13 @@ import pluggy
 
 from msabench.components import Data, Dataset, Encoder, Fusion, Method, Model, Objective, Task
 from msabench.errors import CatalogError, UnknownName
+from msabench.hparams import check_arguments
 from msabench.metrics import FAMILIES, METRICS
 from msabench.plugins import Problem, distribution
 from msabench.settings import check_train
 
 KINDS = {"datasets": Dataset, "encoders": Encoder, "fusions": Fusion, "objectives": Objective, "methods": Method}
+_ACTIVE: ContextVar[Catalog | None] = ContextVar("msabench_catalog", default=None)
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
@@ -322,10 +325,23 @@ class Catalog:
         parts += [(self.fusions[method.fusion], f"fusion {method.fusion!r}", "fusion")]
         parts += [(self.objectives[method.objective], f"objective {method.objective!r}", "objective")]
         for cls, what, section in parts:
-            _bind(cls, what, section, 2 if section == "fusion" else 1, hparams.get(section, {}))
+            check_arguments(cls, what, section, 2 if section == "fusion" else 1, hparams.get(section, {}))
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[Catalog]:
+        """Make this the catalog `lookup` answers from (while it builds a model, and in the conformance kit)."""
+        token = _ACTIVE.set(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.reset(token)
 
     def build(self, method: Method, data: Data, hparams: dict[str, Any]) -> tuple[Model, Objective]:
         """The model (encoders + fusion) and objective of a method for loaded data."""
+        with self.active():
+            return self._build(method, data, hparams)
+
+    def _build(self, method: Method, data: Data, hparams: dict[str, Any]) -> tuple[Model, Objective]:
         specs = data.specs
         encoders, inputs = {}, {}
         for modality, name in method.encoders.items():
@@ -371,6 +387,22 @@ class Catalog:
         return {dist: version for dist, version in sorted(found) if dist != "unknown"}
 
 
+def lookup(kind: str, name: str) -> Any:
+    """Another registered component, by kind (``"fusions"``, ``"encoders"``, ...) and name: the sanctioned way for a
+    composite component to find the one it wraps (e.g. a fusion named in its hyper-parameters), from its
+    constructor. It answers from the catalog that is building the model, with the catalog's usual errors (unknown
+    names get suggestions)."""
+    catalog = _ACTIVE.get()
+    if catalog is None:
+        raise CatalogError(
+            f"msabench.lookup({kind!r}, {name!r}) answers while a catalog builds a model (Catalog.build, or inside "
+            "`with catalog.active():`); build this component through the catalog."
+        )
+    if kind not in catalog.registries:
+        raise CatalogError(f"msabench.lookup: unknown kind {kind!r}; use one of {', '.join(catalog.registries)}.")
+    return catalog.registries[kind][name]
+
+
 def input_key(encoder: type[Encoder], modality: str) -> str:
     """The batch key an encoder reads for a modality."""
     return modality if encoder.consumes == "features" else encoder.consumes
@@ -382,24 +414,12 @@ def _close(name: str, known) -> str:
 
 
 def _construct(cls: type, what: str, section: str, *args: Any, **hparams: Any) -> Any:
-    _bind(cls, what, section, len(args), hparams)
+    check_arguments(cls, what, section, len(args), hparams)
     try:
         return cls(*args, **hparams)
     except (ValueError, TypeError) as error:  # a constructor refusing a value: one line, naming where it is set
         settings = json.dumps(hparams, default=str)
         raise CatalogError(f"{what} refused its hyper-parameters (section {section!r}: {settings}): {error}") from error
-
-
-def _bind(cls: type, what: str, section: str, positional: int, hparams: dict[str, Any]) -> None:
-    signature = inspect.signature(cls)
-    try:
-        signature.bind_partial(*([None] * positional), **hparams)
-    except TypeError as error:
-        accepted = [p for p in list(signature.parameters)[positional:] if p not in ("args", "kwargs", "hparams")]
-        raise CatalogError(
-            f"{what} cannot take the hyper-parameters of section {section!r}: {error}. "
-            f"It accepts: {', '.join(accepted) or 'none'}."
-        ) from None
 
 
 def _check_declarations(kind: str, obj: Any, plugin: str) -> None:

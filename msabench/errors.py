@@ -23,3 +23,11 @@ class DataError(MsabenchError):
 
 class TrainingError(MsabenchError):
     """Training cannot go on (a diverging loss, no usable epoch)."""
+
+
+class RequestError(MsabenchError):
+    """A run was asked for with a value it cannot take (a flag, a seed, an option), found before anything loads."""
+
+
+class RunError(MsabenchError):
+    """A run cannot go ahead as asked: an existing result differs, an output cannot be written, a stage is missing."""

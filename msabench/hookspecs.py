@@ -1,4 +1,5 @@
-"""What a plugin can add to msabench. Each hook gets `register`; call it once per thing you add."""
+"""What a plugin can add to msabench. Each register_* hook gets `register`: call it once per thing you add.
+`register_commands` gets the `msabench` command group, to add commands to."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import TYPE_CHECKING
 from pluggy import HookimplMarker, HookspecMarker
 
 if TYPE_CHECKING:
+    import click
+
     from msabench.components import Dataset, Encoder, Fusion, Method, Objective
 
 hookspec = HookspecMarker("msabench")
@@ -61,4 +64,27 @@ def register_methods(register: Callable[[Method], None]) -> None:
     :param register: call ``register(Method(...))`` once per recipe; ``Method.name`` is the leaderboard row.
 
     Added in 0.1.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the ``msabench`` command line (llm's pattern): define them on the group it is given.
+
+    .. code-block:: python
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command()
+            def hello():
+                "Say hello."
+                click.echo("hello")
+
+    A command for only some datasets (a file format of their own, say) belongs in their plugin, not the host.
+    ``msabench plugins`` lists each plugin's commands. Import what a command needs inside it, so that
+    ``msabench --help`` stays fast.
+
+    :param cli: the ``msabench`` click group.
+
+    Added in 0.2.
     """

@@ -39,6 +39,7 @@ class Predictions:
     batch_size: int
     method: str
     seed: int
+    skipped: int = 0  # unreadable inputs the dataset left out (``skip_unreadable=true``), written as not predicted
 
 
 def load_run(path: str | Path) -> tuple[dict[str, Any], RunResult | None]:
@@ -90,7 +91,9 @@ def predict(
         for _, output in predict_batches(run.model, split, batch_size, run.device)
     ]
     values = torch.cat(outputs).tolist() if outputs else []
-    return Predictions(split.ids, [label(dataset.task, v) for v in values], batch_size, run.method.name, run.seed)
+    skipped = getattr(dataset, "skipped_unlabelled", {}).get("count", 0)
+    labels = [label(dataset.task, v) for v in values]
+    return Predictions(split.ids, labels, batch_size, run.method.name, run.seed, skipped)
 
 
 def recipe_of(checkpoint: dict[str, Any], catalog: Catalog) -> Method:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -126,7 +128,24 @@ def render_dataset(
                 "",
                 reported,
             ]
+    lines += ["", f"<!-- {DIGEST}{results_digest(results)} -->"]
     return "\n".join(lines) + "\n"
+
+
+DIGEST = "msabench results digest: "
+
+
+def results_digest(results: Iterable[RunResult]) -> str:
+    """A digest of the results a page is rendered from (their JSON, in any order): the page records it, so that a
+    page rendered from one results folder is not replaced by a run writing into another (`msabench.store`)."""
+    each = sorted(hashlib.sha256(json.dumps(r.to_dict(), sort_keys=True).encode()).hexdigest() for r in results)
+    return hashlib.sha256("\n".join(each).encode()).hexdigest()
+
+
+def page_digest(page: str) -> str | None:
+    """The results digest a page records, or None (a page from before pages recorded one)."""
+    match = re.search(rf"<!-- {DIGEST}([0-9a-f]{{64}}) -->", page)
+    return match[1] if match else None
 
 
 ROBUSTNESS = (

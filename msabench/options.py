@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
-from msabench.errors import DataError
+from msabench.errors import DataError, RequestError
 
 
 def flag(value: Any, option: str) -> bool:
@@ -29,3 +31,44 @@ def whole(value: Any, option: str) -> int:
         raise DataError(
             f"--data-option {option}={value}: expected a whole number, e.g. --data-option {option}=42."
         ) from None
+
+
+# Options the host applies to every dataset after it loads (not passed to the Dataset class).
+HOST_OPTIONS = ("train_fraction", "train_fraction_seed")
+DEFAULT_FRACTION_SEED = 42  # like the image-text split seed: independent of the training seeds
+
+
+def dataset_options(dataset_cls: type, options: Mapping[str, Any], *, host: bool = True) -> dict[str, Any]:
+    """``options`` checked against the dataset class's keyword arguments (and, with `host`, the options the host
+    applies to any dataset, `HOST_OPTIONS`); an unknown name is a one-line error listing what the dataset accepts."""
+    parameters = inspect.signature(dataset_cls).parameters.items()
+    accepted = [name for name, p in parameters if p.kind == p.KEYWORD_ONLY and name != "verify"]
+    accepted += list(HOST_OPTIONS) if host else []
+    if unknown := sorted(set(options) - set(accepted)):
+        raise RequestError(
+            f"--data-option {unknown[0]}: {dataset_cls.name} has no option {', '.join(unknown)}; "
+            f"it accepts: {', '.join(accepted)}."
+        )
+    return dict(options)
+
+
+def host_fraction(options: dict[str, Any]) -> tuple[float, int] | None:
+    """(fraction, seed) of ``train_fraction=F [train_fraction_seed=N]``, checked; None for all of the train split
+    (``train_fraction=1`` is dropped from `options`, so it is the same row as no option)."""
+    if "train_fraction" not in options:
+        if "train_fraction_seed" in options:
+            raise RequestError(
+                "--data-option train_fraction_seed draws the samples of train_fraction; give train_fraction too."
+            )
+        return None
+    fraction = options["train_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+        raise RequestError(
+            f"--data-option train_fraction={fraction}: expected a number in (0, 1], e.g. train_fraction=0.1."
+        )
+    seed = whole(options.get("train_fraction_seed", DEFAULT_FRACTION_SEED), "train_fraction_seed")
+    if fraction == 1:
+        options.pop("train_fraction")
+        options.pop("train_fraction_seed", None)
+        return None
+    return float(fraction), seed

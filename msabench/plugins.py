@@ -127,14 +127,57 @@ def _top_level_distributions() -> dict[str, list[str]]:
     return importlib.metadata.packages_distributions()
 
 
-def get_plugins(pm: pluggy.PluginManager) -> list[dict]:
-    """One entry per registered plugin: its name, distribution, version and the hooks it implements."""
+def get_plugins(pm: pluggy.PluginManager, reserved: tuple[str, ...] = ()) -> list[dict]:
+    """One entry per registered plugin: its name, distribution, version, the hooks it implements and the commands it
+    adds (those not taken by a name in `reserved`, the built-in commands)."""
     plugins = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
         dist, version = distribution(pm, name)
         hooks = sorted(impl.function.__name__ for impl in _hookimpls(pm, plugin))
-        plugins.append({"name": name, "distribution": dist, "version": version, "hooks": hooks})
+        entry = {"name": name, "distribution": dist, "version": version, "hooks": hooks}
+        found, _ = commands(pm, reserved)
+        if own := sorted(command for command, (owner, _) in found.items() if owner == name):
+            entry["commands"] = own
+        plugins.append(entry)
     return plugins
+
+
+def commands(
+    pm: pluggy.PluginManager, reserved: tuple[str, ...]
+) -> tuple[dict[str, tuple[str, object]], list[Problem]]:
+    """({command name: (plugin, click command)}, problems): what the plugins' register_commands hooks add, each run
+    against a group of its own. A name in `reserved` (a built-in command) or added by two plugins is left out, as a
+    problem naming the plugin."""
+    import click
+
+    found: dict[str, tuple[str, object]] = {}
+    problems = []
+    for impl in pm.hook.register_commands.get_hookimpls():
+        scratch = click.Group()
+        try:
+            impl.function(cli=scratch)
+        except Exception as error:
+            problems.append(
+                Problem(
+                    impl.plugin_name,
+                    f"msabench plugin {impl.plugin_name!r} failed in register_commands: {type(error).__name__}: "
+                    f"{_first_line(error)}. Its commands are unavailable.",
+                )
+            )
+            continue
+        for name, command in scratch.commands.items():
+            if name in reserved or name in found:
+                other = "is a built-in command" if name in reserved else f"is added by plugin {found[name][0]!r} too"
+                problems.append(
+                    Problem(
+                        impl.plugin_name,
+                        f"msabench plugin {impl.plugin_name!r} adds a command {name!r}, which "
+                        f"{other}; it is left out. Rename it.",
+                    )
+                )
+                continue
+            found[name] = (impl.plugin_name, command)
+    return found, problems
 
 
 def _hookimpls(pm: pluggy.PluginManager, plugin: object):

@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from msabench.errors import DataError
+from msabench.errors import DataError, RunError
 
-SCHEMA = 1
+# 2: results record the request that made them (`RunResult.request`). Version 1 files are read as they are.
+SCHEMA = 2
 
 
 @dataclass
@@ -50,6 +51,9 @@ class RunResult:
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Set when `msabench sweep` chose these hyper-parameters on validation: the sweep, its grid, the chosen values.
     tuned: dict[str, Any] = field(default_factory=dict)
+    # What made it: the equivalent `msabench run` command, the msabench commit (and whether the checkout had
+    # uncommitted changes) when run from a checkout, a UTC timestamp, the thread count, each hyper-parameter's source.
+    request: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA
 
     @property
@@ -65,6 +69,11 @@ class RunResult:
         if not isinstance(data, dict):
             raise DataError(f"a result is a JSON object, not {type(data).__name__}")
         known = {f.name: f for f in fields(cls)}
+        schema = data.get("schema", 1)
+        if not isinstance(schema, int) or isinstance(schema, bool) or schema > SCHEMA:
+            raise DataError(
+                f"result format version {schema!r} is newer than this msabench reads ({SCHEMA}): upgrade msabench."
+            )
         if unknown := set(data) - set(known):
             raise DataError(f"result has unknown keys {sorted(unknown)}: written by a newer msabench?")
         for name, value in data.items():
@@ -169,6 +178,29 @@ def result_files(root: str | Path) -> list[Path]:
 def load_results(root: str | Path) -> list[RunResult]:
     """Every result file under `root`, in a stable order."""
     return [RunResult.load(path) for path in result_files(root)]
+
+
+def protect(path: str | Path) -> None:
+    """Refuse to write `path` (an output a user named: predictions, a plot, a page) when it is a run's result,
+    checkpoint or resume state, by its name or its contents; msabench never overwrites those by accident."""
+    path = Path(path)
+    if path.is_dir():
+        raise RunError(f"{path} is a folder; name a file to write.")
+    if not path.exists():
+        return
+    name = path.name
+    if RESULT_FILE.fullmatch(name) or name.endswith((".resume.pt", ".previous.json")):
+        kind = "a run's result or resume state"
+    else:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+        kind = None
+        if head.startswith(b"PK\x03\x04") and b"data.pkl" in head:
+            kind = "a torch checkpoint"
+        elif head.lstrip().startswith(b"{") and b'"metrics"' in head and b'"protocol"' in head:
+            kind = "a run's result"
+    if kind:
+        raise RunError(f"{path} is {kind}: msabench does not overwrite it. Write to another file.")
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from msabench.components import Callback
+from msabench.components import Callback, Data
 from msabench.errors import TrainingError
 from msabench.features import split_record
+from msabench.protocol import Protocol
 from msabench.results import DATA_KEYS, write_atomic
 
 if TYPE_CHECKING:
@@ -29,15 +30,32 @@ log = logging.getLogger("msabench")
 def state_key(run: Run, variant: str) -> dict[str, Any]:
     """What a resume file must have been written for: method, variant, dataset, seed, protocol, hyper-parameters
     and the data's files and split."""
+    return key_for(run.method.name, variant, run.data, run.seed, run.protocol, run.hparams)
+
+
+def key_for(method: str, variant: str, data: Data, seed: int, protocol: Protocol, hparams: dict) -> dict[str, Any]:
+    """`state_key` of the run these would make, before it is assembled."""
     return {
-        "method": run.method.name,
+        "method": method,
         "variant": variant,
-        "dataset": run.data.name,
-        "seed": run.seed,
-        "protocol": run.protocol.to_dict(),
-        "hparams": run.hparams,
-        "data": {key: run.data.provenance.get(key) for key in DATA_KEYS},
+        "dataset": data.name,
+        "seed": seed,
+        "protocol": protocol.to_dict(),
+        "hparams": hparams,
+        "data": {key: data.provenance.get(key) for key in DATA_KEYS},
     }
+
+
+def saved_key(path: str | Path) -> dict[str, Any] | None:
+    """The key a resume file was written for (None: no file, or one that cannot be read)."""
+    try:
+        return json.loads(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["key"])
+    except Exception:
+        return None
+
+
+def same_key(saved: dict[str, Any] | None, key: dict[str, Any]) -> bool:
+    return saved is not None and saved == json.loads(json.dumps(key, sort_keys=True, default=str))
 
 
 def save_state(run: Run, path: str | Path, key: dict[str, Any], started: float) -> None:
@@ -83,7 +101,7 @@ def restore(run: Run, path: str | Path, key: dict[str, Any]) -> None:
         ) from None
     saved = json.loads(state["key"])
     expected = json.loads(json.dumps(key, sort_keys=True, default=str))
-    if saved != expected:
+    if not same_key(saved, key):
         changed = sorted(name for name in expected if saved.get(name) != expected.get(name))
         raise TrainingError(
             f"the resume state {path} was written by a run with other {', '.join(changed)}; rerun that command to "

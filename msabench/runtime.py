@@ -4,12 +4,16 @@ memory reuse, and the versions and hardware a result records."""
 from __future__ import annotations
 
 import ctypes
+import functools
+import logging
 import os
 import platform
 import random
 import resource
+import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +22,8 @@ import torch
 from msabench import __version__
 from msabench.components import Batch
 from msabench.errors import CatalogError
+
+log = logging.getLogger("msabench")
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_THREADS = 1  # fixed, so a run's numbers never depend on the machine or its load (see set_threads)
@@ -91,6 +97,15 @@ def select_device(device: str | torch.device | None) -> torch.device:
         raise CatalogError(f"--device {device}: MPS is not available on this machine; use --device cpu.")
     elif chosen.type not in ("cpu", "cuda", "mps"):
         raise CatalogError(f"--device {device}: msabench runs on cpu, cuda or mps.")
+    if chosen.type == "cpu" and chosen.index not in (None, 0):
+        raise CatalogError(f"--device {device}: the CPU has no numbered devices; use --device cpu (and --threads N).")
+    return chosen
+
+
+def check_device(device: str, precision: str) -> torch.device:
+    """The device exists here and computes in `precision` (before any data loads)."""
+    chosen = select_device(device)
+    check_precision(precision, chosen)
     return chosen
 
 
@@ -120,6 +135,22 @@ def init_distributed() -> Distributed | None:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         torch.distributed.init_process_group("nccl" if cuda else "gloo")
     return Distributed(torch.distributed.get_rank(), torch.distributed.get_world_size())
+
+
+def usable_threads(threads: int | None = None) -> int:
+    """The thread count a run uses: DEFAULT_THREADS unless given; more than this machine's CPUs is capped to them,
+    with a warning (the count used is what the result records)."""
+    if threads is None:
+        return DEFAULT_THREADS
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise CatalogError(f"--threads must be a whole number >= 1; got {threads!r}.")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if threads > cpus:
+        log.warning(
+            "--threads %d: this machine has %d CPUs; using %d (the count the result records)", threads, cpus, cpus
+        )
+        return cpus
+    return threads
 
 
 def set_threads(threads: int | None = None) -> int:
@@ -166,3 +197,26 @@ def peak_memory(device: torch.device) -> dict[str, float]:
     if device.type == "cuda":
         peak["cuda"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return peak
+
+
+@functools.cache
+def source_commit() -> tuple[str | None, bool | None]:
+    """(commit, uncommitted changes?) of the git checkout msabench runs from; (None, None) for an installed copy."""
+    folder = Path(__file__).resolve().parent.parent
+    if not (folder / ".git").exists():
+        return None, None
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        changes = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    if head.returncode != 0:
+        return None, None
+    return head.stdout.strip(), bool(changes.stdout.strip()) if changes.returncode == 0 else None

@@ -15,6 +15,7 @@ import torch
 from msabench.components import Data, Split
 from msabench.errors import DataError
 from msabench.metrics import polarity
+from msabench.options import DEFAULT_FRACTION_SEED
 
 log = logging.getLogger("msabench")
 
@@ -97,8 +98,6 @@ def read_split_file(path: str | Path) -> dict[str, list[str]]:
 
 
 # -- a fraction of the training split -------------------------------------------------------------
-
-DEFAULT_FRACTION_SEED = 42  # like the image-text split seed: independent of the training seeds
 
 
 def subsample_train(data: Data, fraction: float, seed: int = DEFAULT_FRACTION_SEED) -> Data:

@@ -25,37 +25,30 @@ Killing a sweep and running the same command again resumes it: finished trials a
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import itertools
 import json
 import logging
-import math
-import os
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from tabulate import tabulate
 
-from msabench.catalog import Catalog
 from msabench.components import Data, Method, merge
 from msabench.errors import CatalogError, TrainingError
 from msabench.protocol import Protocol
 from msabench.results import DATA_KEYS, write_atomic
-from msabench.resume import restore, save_state, state_key
-from msabench.runtime import hardware, select_device, set_threads, versions
-from msabench.train import assemble, train_epoch, validate
+from msabench.runtime import select_device
+from msabench.trials import SCHEMA, finished, missing, run_on_ray
+
+if TYPE_CHECKING:
+    from msabench.api import Plan
 
 log = logging.getLogger("msabench")
-
-SCHEMA = 1
-INSTALL = "pip install 'msabench[sweep]' (Ray Tune)"
 
 
 @dataclass(frozen=True)
@@ -147,257 +140,6 @@ def trial_id(method: Method, data: Data, protocol: Protocol, seed: int, hparams:
 
 def sweep_id(identity: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-# -- one trial ----------------------------------------------------------------------------------------
-
-
-def fit_trial(
-    spec: Mapping[str, Any],
-    *,
-    catalog: Catalog,
-    method: Method,
-    data: Data,
-    protocol: Protocol,
-    folder: str | Path,
-    threads: int = 1,
-    device: str = "cpu",
-    report: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Train and validate one configuration with one seed; never evaluate the test split. Returns the trial's
-    record (what its JSON keeps). The state is saved after every epoch to ``<folder>/trials/<id>.resume.pt`` and
-    read back when present, so a killed trial continues after its last finished epoch."""
-    started = time.perf_counter()
-    set_threads(threads)
-    state = Path(folder) / "trials" / f"{spec['id']}.resume.pt"
-    run = assemble(
-        method, data, catalog=catalog, seed=spec["seed"], protocol=protocol, hparams=spec["hparams"], device=device
-    )
-    key = state_key(run, spec["variant"])
-    saving = True
-    try:
-        for callback in run.callbacks:
-            callback.on_fit_start(run)
-        if state.is_file():
-            restore(run, state, key)
-        while not run.finished:
-            logs = validate(run, train_epoch(run))
-            if saving:
-                try:
-                    save_state(run, state, key, started)
-                except OSError as error:  # a worker that cannot reach the folder: it trains on, unresumable
-                    log.warning(
-                        "trial %s: cannot save its state to %s (%s); it will not resume", spec["id"], state, error
-                    )
-                    saving = False
-            if report is not None:
-                selection, _ = run.selection
-                report({"epoch": run.epoch, f"valid_{selection}": logs["valid"][selection], "best": run.best.score})
-        failure = None
-    except BaseException as error:
-        for callback in run.callbacks:
-            callback.on_exception(run, error)
-        if not isinstance(error, TrainingError):
-            raise
-        failure = str(error)  # e.g. the loss diverged: a finished trial with no score
-    record = trial_record(run, spec, catalog, failure, run.elapsed + time.perf_counter() - started)
-    with contextlib.suppress(OSError):
-        state.unlink(missing_ok=True)
-    return record
-
-
-def trial_record(run, spec: Mapping[str, Any], catalog: Catalog, failure: str | None, wall_time: float) -> dict:
-    """What a finished trial keeps: its configuration, the validation history, the selected epoch and its selection
-    value. Nothing of the test split."""
-    key, mode = run.selection
-    scored = failure is None and run.best.state is not None and math.isfinite(run.best.score)
-    return _finite(
-        {
-            "schema": SCHEMA,
-            "trial": spec["id"],
-            "config": dict(spec["config"]),
-            "seed": spec["seed"],
-            "method": run.method.name,
-            "dataset": run.data.name,
-            "variant": spec["variant"],
-            "selection": {"split": "valid", "key": key, "mode": mode},
-            "score": run.best.score if scored else None,
-            "failed": failure,
-            "best_epoch": run.best.epoch if scored else None,
-            "epochs": len(run.history),
-            "valid_metrics": run.history[run.best.epoch - 1]["valid"] if scored else {},
-            "history": run.history,
-            "hparams": run.hparams,
-            "protocol": run.protocol.to_dict(),
-            "data": run.data.provenance,
-            "versions": versions(catalog.distributions(run.method)),
-            "hardware": hardware(run.device),
-            "parameters": run.parameters,
-            "wall_time_s": round(wall_time, 3),
-        }
-    )
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
-def trial_path(folder: str | Path, trial: str) -> Path:
-    return Path(folder) / "trials" / f"{trial}.json"
-
-
-def keep(folder: str | Path, record: Mapping[str, Any]) -> Path:
-    """Write a finished trial's JSON (atomically; an existing one is left as it is)."""
-    path = trial_path(folder, record["trial"])
-    if not path.is_file():
-        write_atomic(path, json.dumps(record, indent=1, allow_nan=False) + "\n")
-    return path
-
-
-def missing(folder: str | Path, spec: Mapping[str, Any]) -> dict[str, Any]:
-    raise TrainingError(
-        f"trial {spec['id']} ({spec['config']}, seed {spec['seed']}) has no result in {trial_path(folder, spec['id'])} "
-        "after the sweep; run the same command again to train it."
-    )
-
-
-def finished(folder: str | Path, trial: str) -> dict[str, Any] | None:
-    path = trial_path(folder, trial)
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise TrainingError(f"cannot read trial {path} ({error}); delete it to train that trial again.") from None
-    return record if record.get("trial") == trial else None
-
-
-# -- on Ray Tune --------------------------------------------------------------------------------------
-
-
-def run_on_ray(
-    specs: Sequence[Mapping[str, Any]],
-    *,
-    catalog: Catalog,
-    method: Method,
-    data: Data,
-    protocol: Protocol,
-    folder: str | Path,
-    name: str,
-    address: str | None = None,
-    cpus_per_trial: int = 1,
-    gpus_per_trial: float = 0.0,
-    max_concurrent: int | None = None,
-    storage: str | None = None,
-    quiet: bool = False,
-) -> list[dict[str, Any]]:
-    """Train `specs` as Ray Tune trials; each finished trial's JSON is written as it completes. Returns the records.
-
-    Without `address`, a local Ray is started with this machine's CPUs and GPUs, usage statistics off and no
-    dashboard, and stopped afterwards. Trials get `cpus_per_trial` CPUs (and as many torch threads) and
-    `gpus_per_trial` GPUs (a fraction shares one; with any, the trial runs on CUDA)."""
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # before Ray starts: it would otherwise send usage statistics
-    try:
-        import ray
-        from ray import tune
-    except ImportError:
-        raise CatalogError(f"msabench sweep runs its trials on Ray Tune, which is not installed: {INSTALL}.") from None
-    folder = Path(folder).absolute()
-    storage = storage if storage and "://" in storage else str(Path(storage or folder / "ray").absolute())
-    started_here = not ray.is_initialized()
-    if started_here:
-        if address:
-            ray.init(address=address, log_to_driver=not quiet)
-        else:
-            ray.init(
-                num_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-                num_gpus=torch.cuda.device_count() if torch.cuda.is_available() else 0,
-                include_dashboard=False,
-                log_to_driver=not quiet,
-            )
-    records: dict[str, dict[str, Any]] = {}
-
-    class Keeper(tune.Callback):
-        """Writes each trial's JSON in the driver as soon as the trial completes."""
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            if text := trial.last_result.get("record"):
-                record = json.loads(text)
-                records[record["trial"]] = record
-                keep(folder, record)
-
-    by_id = {spec["id"]: dict(spec) for spec in specs}
-    trainable = tune.with_parameters(
-        _trainable,
-        specs=by_id,
-        catalog=catalog,
-        method=method,
-        data=data,
-        protocol=protocol,
-        folder=str(folder),
-        threads=cpus_per_trial,
-        device="cuda" if gpus_per_trial > 0 else "cpu",
-        quiet=quiet,
-    )
-    grid = [{"id": spec["id"], "seed": spec["seed"], **spec["config"]} for spec in specs]
-    tuner = tune.Tuner(
-        tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
-        param_space={"trial": tune.grid_search(grid)},
-        tune_config=tune.TuneConfig(
-            max_concurrent_trials=max_concurrent,
-            trial_name_creator=lambda trial: trial.config["trial"]["id"],
-            trial_dirname_creator=lambda trial: trial.config["trial"]["id"],
-        ),
-        run_config=tune.RunConfig(
-            name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=storage,
-            callbacks=[Keeper()],
-            failure_config=tune.FailureConfig(max_failures=0),
-            verbose=0 if quiet else 1,
-        ),
-    )
-    try:
-        results = tuner.fit()
-    finally:
-        if started_here:
-            ray.shutdown()
-    errors = []
-    for result in results:
-        record = (result.metrics or {}).get("record")
-        if record:  # also when the callback ran elsewhere (Ray Client: the tuner runs on the cluster)
-            record = json.loads(record)
-            records[record["trial"]] = record
-            keep(folder, record)
-        elif result.error is not None:
-            trial = (result.config or {}).get("trial", {})
-            errors.append(f"trial {trial.get('id')} ({trial}): {type(result.error).__name__}: {result.error}")
-    if errors:
-        raise TrainingError(
-            f"{len(errors)} of {len(specs)} trials failed; the finished ones are kept, so running the same command "
-            f"again retries only these. First: {errors[0].splitlines()[0]} (Ray's logs: {storage})"
-        )
-    if missing := [spec["id"] for spec in specs if spec["id"] not in records]:
-        raise TrainingError(
-            f"the sweep stopped before {len(missing)} of {len(specs)} trials finished (interrupted?); run the same "
-            "command again to continue: finished trials are kept and not rerun."
-        )
-    return [records[spec["id"]] for spec in specs]
-
-
-def _trainable(config: dict[str, Any], *, specs: dict, quiet: bool, **context: Any) -> None:
-    """A Ray Tune function trainable: one trial, its epochs reported as it goes, its record in the last report."""
-    from ray import tune
-
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
-    spec = specs[config["trial"]["id"]]
-    record = fit_trial(spec, report=tune.report, **context)
-    tune.report({"done": True, "record": json.dumps(record, allow_nan=False)})
 
 
 # -- the choice ---------------------------------------------------------------------------------------
@@ -505,6 +247,115 @@ def tuned_record(summary_path: str | Path, method: str, hparams: Mapping[str, An
             f"{swept}; this run is {method}" + (f" with other {', '.join(differing)}." if differing else ".")
         )
     return record
+
+
+def grid(plan: Plan, grids: Sequence[str], samples: int | None = None, seed: int = 0) -> tuple[list[Axis], list]:
+    """The grid's axes and the configurations to train (every one, or `samples` drawn with `seed`), each checked
+    against the method before any data loads."""
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise CatalogError(f"--samples must be a whole number >= 1; got {samples!r}.")
+    if plan.stages:
+        raise CatalogError(
+            f"{plan.method.name} trains in stages ({', '.join(s.method.name for s in plan.stages)}): sweep each "
+            "stage's method on its own, then run this one with the chosen settings (--set STAGE:SECTION.KEY=VALUE)."
+        )
+    fixed: dict[str, dict[str, Any]] = {}
+    for key, value in plan.request.sets.items():
+        section, _, name = key.partition(".")
+        fixed.setdefault(section, {})[name] = value
+    axes = parse_grid(grids, fixed)
+    size = len(configurations(axes))
+    if samples is not None and samples > size:
+        raise CatalogError(f"--samples {samples}: the grid has only {size} configurations; pass at most {size}.")
+    configs = configurations(axes, samples, seed)
+    for config in configs:
+        plan.catalog.check_hparams(plan.method, with_config(plan.hparams.to_dict(), config))
+    return axes, configs
+
+
+def tune(
+    plan: Plan,
+    data: Data,
+    axes: Sequence[Axis],
+    configs: Sequence[Mapping[str, str]],
+    *,
+    seeds: Sequence[int],
+    search: str,
+    folder: str | Path = "sweeps",
+    address: str | None = None,
+    cpus_per_trial: int = 1,
+    gpus_per_trial: float = 0.0,
+    max_concurrent: int | None = None,
+    storage: str | None = None,
+    quiet: bool = False,
+) -> tuple[dict[str, Any], Path]:
+    """Train the trials not finished before (on Ray Tune), choose on validation, and write the sweep's summary
+    (``summary.json`` and ``summary.md``); returns the summary and its path. The chosen configuration's final runs
+    are the caller's (`msabench.api.execute` with its values and ``tuned`` set to the summary)."""
+    from msabench.train import resolve_hparams
+
+    folder = Path(folder) / data.name / plan.method.name / plan.protocol.id
+    hparams = plan.hparams.to_dict()
+    specs = []
+    for config in configs:
+        for seed in seeds:
+            planned = resolve_hparams(with_config(hparams, config), data, seed, plan.protocol, plan.request.results)
+            variant = ", ".join(filter(None, [plan.variant, *(f"{k}={v}" for k, v in config.items())]))
+            trial = trial_id(plan.method, data, plan.protocol, seed, planned)
+            specs.append({"id": trial, "seed": seed, "config": config, "hparams": planned, "variant": variant})
+    kept = {spec["id"]: finished(folder, spec["id"]) for spec in specs}
+    remaining = [spec for spec in specs if kept[spec["id"]] is None]
+    identity = {"grid": {a.key: a.texts for a in axes}, "configs": configs, "seeds": seeds, "trials": list(kept)}
+    name = f"sweep-{sweep_id(identity)}"
+    log.info(
+        "%s: %s x %d trial seed(s) = %d trials; %d finished already (kept), %d to train -> %s",
+        name, search, len(seeds), len(specs), len(specs) - len(remaining), len(remaining), folder,
+    )  # fmt: skip
+    if remaining:
+        run_on_ray(
+            remaining,
+            catalog=plan.catalog,
+            method=plan.method,
+            data=data,
+            protocol=plan.protocol,
+            folder=folder,
+            name=name,
+            address=address,
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            max_concurrent=max_concurrent,
+            storage=storage,
+            quiet=quiet,
+        )
+    records = [finished(folder, spec["id"]) or missing(folder, spec) for spec in specs]
+    chosen, rows = choose(configs, records)
+    sets = {**plan.request.sets, **configs[chosen]}
+    summary = {
+        "schema": SCHEMA,
+        "sweep": name,
+        "method": plan.method.name,
+        "dataset": data.name,
+        "protocol": plan.protocol.id,
+        "variant": plan.variant,
+        "search": search,
+        "grid": {axis.key: list(axis.texts) for axis in axes},
+        "seeds": list(seeds),
+        "selection": records[0]["selection"],
+        "configurations": rows,
+        "chosen": rows[chosen],
+        "command": replace(plan.request, sets=sets).command(),
+    }
+    path = folder / name / "summary.json"
+    write_atomic(path, json.dumps(summary, indent=1) + "\n")
+    write_atomic(path.with_suffix(".md"), summary_markdown(summary))
+    return summary, path
+
+
+def describe_search(axes: Sequence[Axis], configs: Sequence[Mapping[str, str]], seed: int) -> str:
+    size = len(configurations(axes))
+    if len(configs) < size:
+        return f"random search: {len(configs)} of a grid of {size} (seed {seed})"
+    return f"grid search: {size} configurations"
 
 
 def device_for(device: str, gpus_per_trial: float | None) -> float:

@@ -211,7 +211,8 @@ def check_fusion_output_shape(plugin: ModuleType) -> None:
         ):
             out_dim = task.out_dim
             seed_everything(0)
-            module = fusion(in_dims, task, **fusion.tiny)
+            with _catalog(plugin).active():  # a composite fusion looks up the one it wraps (msabench.lookup)
+                module = fusion(in_dims, task, **fusion.tiny)
             lengths = torch.tensor([5, 3, 1, 5])
             if fusion.accepts == "vector":
                 features, lens = {m: torch.randn(4, d) for m, d in in_dims.items()}, {m: None for m in in_dims}

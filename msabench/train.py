@@ -149,8 +149,9 @@ def fit(
 ) -> RunResult:
     """Train `method` on `data` with one seed; select on validation; test once on the selected epoch.
 
-    `checkpoint` receives the selected weights; `state` is the resume file, written after every epoch, read
-    when it exists (the run continues after its last finished epoch) and deleted when the run is done. With
+    `checkpoint` receives the selected weights; `state` is the resume file, written after every epoch and read
+    when it exists (the run continues after its last finished epoch). It is left in place: the caller deletes it
+    once the result is saved (`msabench.store`), so that no failure between the two loses the run. With
     `distributed` (see `init_distributed`), this process trains its share of each batch and only rank 0 writes."""
     started = time.perf_counter()
     keep_freed_memory()
@@ -187,8 +188,6 @@ def fit(
     result = record(run, test, catalog, variant, wall_time=run.elapsed + time.perf_counter() - started)
     for callback in run.callbacks:
         callback.on_fit_end(run, result)
-    if state is not None and run.writes:
-        Path(state).unlink(missing_ok=True)
     return result
 
 
@@ -457,12 +456,13 @@ def record(run: Run, test: Evaluation, catalog: Catalog, variant: str, wall_time
 
 
 def resolve_hparams(
-    hparams: Mapping[str, Any], data: Data, seed: int, protocol: Protocol, results: str | Path = "results"
+    hparams: Mapping[str, Any], data: Data | str, seed: int, protocol: Protocol, results: str | Path = "results"
 ) -> dict[str, Any]:
     """The hyper-parameters a run uses and records: a deep copy of `hparams` with ``{seed}``, ``{dataset}``,
-    ``{protocol}`` and ``{results}`` in strings replaced by the run's seed, dataset name, protocol id and results
-    folder (e.g. the checkpoint of an earlier stage), and the batch sizes filled in."""
-    values = {"seed": str(seed), "dataset": data.name, "protocol": protocol.id, "results": str(results)}
+    ``{protocol}`` and ``{results}`` in strings replaced by the run's seed, dataset name (`data` or its name),
+    protocol id and results folder (e.g. the checkpoint of an earlier stage), and the batch sizes filled in."""
+    name = data if isinstance(data, str) else data.name
+    values = {"seed": str(seed), "dataset": name, "protocol": protocol.id, "results": str(results)}
 
     def fill(value: Any) -> Any:
         if isinstance(value, str):

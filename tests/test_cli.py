@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 import msabench.plugins
 from fakes import Plugin
-from msabench import RunResult
+from msabench import RunResult, hookimpl
 from msabench.cli import cli
 
 FAKECLI = Path(__file__).parent / "fakecli.py"
@@ -168,7 +169,7 @@ def test_overrides_become_a_readable_variant_row(invoke, tmp_path):
     assert result.variant == "fusion.dropout=0.1, train.lr=0.02"  # sorted: flag order does not matter
     assert result.hparams["train"]["lr"] == 0.02 and result.hparams["fusion"]["dropout"] == 0.1
     assert "| tiny [fusion.dropout=0.1, train.lr=0.02] " in (tmp_path / "leaderboards/synthetic-mosi.md").read_text()
-    from msabench.cli import shown
+    from msabench.api import _shown as shown
 
     assert shown(long_path).startswith("seed-1111.pt~") and len(shown(long_path)) == len("seed-1111.pt~") + 6
     assert shown("short/x.pt") == '"short/x.pt"' and shown(0.1) == "0.1"
@@ -185,8 +186,8 @@ MISSING = "MOSI/Processed/unaligned_50.pkl (data root"  # what loading would say
         (["-m", "tiny", "-d", "mosi"], MISSING),
         (["-m", "tiny", "-d", "mosi", "--encoder", "text=mean-lineer"], "Unknown encoder 'mean-lineer'. Did you mean"),
         (["-m", "tiny", "-d", "mosi", "--encoder", "image=mean-linear"], "tiny has no 'image' encoder; it has text"),
-        (["-m", "tiny", "-d", "mosi", "--encoder", "text"], "expected KEY=VALUE, got 'text'"),
-        (["-m", "tiny", "-d", "mosi", "--set", "lr=1"], "'lr' needs a section, e.g. train.lr"),
+        (["-m", "tiny", "-d", "mosi", "--encoder", "text"], "--encoder text: expected KEY=VALUE."),
+        (["-m", "tiny", "-d", "mosi", "--set", "lr=1"], "--set lr: expected SECTION.KEY, e.g. train.lr."),
         (
             ["-m", "tiny", "-d", "mosi", "--set", "text.widht=3"],
             "encoder 'mean-linear' cannot take the hyper-parameters",
@@ -197,13 +198,16 @@ MISSING = "MOSI/Processed/unaligned_50.pkl (data root"  # what loading would say
         (["-m", "tiny", "-d", "mosi", "--set", "train.batch_size=0"], "train.batch_size must be a whole number >= 1"),
         (["-m", "tiny", "-d", "mosi", "--set", "train.optimizer=sgdd"], "train.optimizer must be one of adam, adamw"),
         (["-m", "tiny", "-d", "mosi", "--set", "train.lrr=5"], "unknown training setting train.lrr. Did you mean: lr?"),
-        (["-m", "tiny", "-d", "mosi", "--seeds", "-5"], "seeds must lie in 0..4294967295 (torch's range); got -5"),
+        (
+            ["-m", "tiny", "-d", "mosi", "--seeds", "-5"],
+            "seeds are whole numbers in 0..4294967295 (torch's range); got -5",
+        ),
         (["-m", "tiny", "-d", "mosi", "--seeds", "4294967296"], "got 4294967296"),
         (["-m", "tiny", "-d", "mosi", "--seeds", "1111,1111"], "seed 1111 is given twice; each seed runs once"),
         (["-m", "tiny", "-d", "mosi", "--seeds", "1,x"], "expected comma-separated whole numbers such as 1111,1112"),
         (["-m", "tiny", "-d", "mosi", "--device", "banana"], "unknown device 'banana': use auto, cpu, cuda or cuda:N"),
-        (["-m", "tiny", "-d", "mosi", "--max-epochs", "0"], "0 is not in the range x>=1"),
-        (["-m", "tiny", "-d", "mosi", "--threads", "0"], "0 is not in the range x>=1"),
+        (["-m", "tiny", "-d", "mosi", "--max-epochs", "0"], "--max-epochs must be a whole number >= 1; got 0"),
+        (["-m", "tiny", "-d", "mosi", "--threads", "0"], "--threads must be a whole number >= 1; got 0"),
         (["-m", "tiny", "-d", "mosi", "--data-option", "colour=red"], "mosi has no option colour; it accepts: repair"),
         (["-m", "tiny", "-d", "mosi", "--bogus"], "No such option '--bogus'"),
     ],
@@ -232,7 +236,6 @@ def test_cuda_on_a_cpu_only_torch_says_how_to_get_a_cuda_build(invoke, monkeypat
     [
         (["data", "synth", "mosi"], "mosi is not a synthetic dataset"),
         (["check", "nope"], "no installed msabench plugin is called 'nope'"),
-        (["predict", "--run", "nope.json", "--out", "x"], "does not exist"),
     ],
 )
 def test_other_commands_give_one_line_errors(invoke, args, message):
@@ -345,3 +348,64 @@ def test_patience_and_max_epochs_give_a_fixed_schedule_under_its_own_protocol_id
     assert result.best_epoch == 1 + [e["valid"]["loss"] for e in result.history].index(
         min(e["valid"]["loss"] for e in result.history)
     )
+
+
+class Commands:
+    """A plugin that adds a command, one that clashes with a built-in, and one that a second plugin adds too."""
+
+    @hookimpl
+    def register_commands(self, cli):
+        @cli.command()
+        @click.argument("name")
+        def greet(name):
+            """Say hello."""
+            click.echo(f"hello {name}")
+
+        @cli.command(name="run")
+        def shadow():
+            """Would hide `msabench run`."""
+
+        @cli.command(name="twice")
+        def first():
+            """Added here and by Again."""
+
+
+class Again:
+    @hookimpl
+    def register_commands(self, cli):
+        @cli.command(name="twice")
+        def second():
+            """Added by Commands too."""
+
+
+class Broken:
+    @hookimpl
+    def register_commands(self, cli):
+        raise RuntimeError("no commands today")
+
+
+def test_hook_register_commands_adds_commands_listed_by_plugins(monkeypatch):
+    real = msabench.plugins.get_plugin_manager
+
+    def with_commands(load_entrypoints=True):
+        pm = real(load_entrypoints=False)
+        for plugin, name in ((Commands(), "commands"), (Again(), "again"), (Broken(), "broken")):
+            pm.register(plugin, name=name)
+        return pm
+
+    monkeypatch.setattr(msabench.plugins, "get_plugin_manager", with_commands)
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["--help"])
+    assert "greet" in listed.output and "Say hello." in listed.output and "twice" in listed.output
+    assert "msabench plugin 'commands' adds a command 'run', which is a built-in command; it is left out" in (
+        listed.output
+    )
+    assert "msabench plugin 'again' adds a command 'twice', which is added by plugin 'commands' too" in listed.output
+    assert "msabench plugin 'broken' failed in register_commands: RuntimeError: no commands today" in listed.output
+    greeted = runner.invoke(cli, ["greet", "world"])
+    assert greeted.exit_code == 0 and "hello world" in greeted.output
+    assert "Train and test a method" in runner.invoke(cli, ["run", "--help"]).output  # the built-in, not the shadow
+    plugins = {p["name"]: p for p in json.loads(runner.invoke(cli, ["plugins"]).output)}
+    assert plugins["commands"]["commands"] == ["greet", "twice"] and "commands" not in plugins["again"]
+    unknown = runner.invoke(cli, ["gret"])
+    assert unknown.exit_code == 2 and "No such command 'gret'" in unknown.output

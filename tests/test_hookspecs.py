@@ -11,8 +11,9 @@ ROOT = Path(__file__).parent.parent
 HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("register_"))
 
 
-def test_there_are_five_hooks():
+def test_there_are_six_hooks():
     assert HOOKS == [
+        "register_commands",
         "register_datasets",
         "register_encoders",
         "register_fusions",
@@ -23,7 +24,7 @@ def test_there_are_five_hooks():
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_is_documented(hook):
-    headings = re.findall(r"^## (\w+)\(register\)$", (ROOT / "docs" / "hooks.md").read_text(), re.MULTILINE)
+    headings = re.findall(r"^## (\w+)\((?:register|cli)\)$", (ROOT / "docs" / "hooks.md").read_text(), re.MULTILINE)
     assert hook in headings
 
 
@@ -35,4 +36,4 @@ def test_hook_has_tests(hook):
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_docstring_says_what_to_register(hook):
-    assert "register(" in getattr(hookspecs, hook).__doc__
+    assert ("cli.command(" if hook == "register_commands" else "register(") in getattr(hookspecs, hook).__doc__

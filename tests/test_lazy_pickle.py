@@ -211,7 +211,7 @@ def test_msabench_run_reads_only_the_inputs_its_encoders_take(tmp_path, monkeypa
     import msabench_core
     from fakes import Plugin
     from msabench import Catalog, Method, get_plugin_manager, hookimpl
-    from msabench.cli import resolve_run
+    from msabench.api import Request, plan
 
     class TextAndVision:
         @hookimpl
@@ -229,8 +229,7 @@ def test_msabench_run_reads_only_the_inputs_its_encoders_take(tmp_path, monkeypa
     reads = []
     original = DiskArray.read
     monkeypatch.setattr(DiskArray, "read", lambda self, dtype=None: reads.append(self.shape) or original(self, dtype))
-    plan = resolve_run(catalog, "text-vision", "mosi", (), None, (), (), str(tmp_path), True)
-    data = plan.load()
+    data = plan(Request("text-vision", "mosi", data_root=str(tmp_path), verify=False), catalog=catalog).load()
     assert {"text", "vision"} <= set(data.splits["train"].tensors)
     assert "audio" not in data.splits["train"].tensors
     assert (40, 375, 5) not in reads and (40, 500, 20) in reads  # audio left in the file, vision read

@@ -1,7 +1,8 @@
-"""`msabench predict`, and the two-stage recipe it is most often used with (on host fakes: a fine-tuned text
-and image run, then a head on both frozen encoders): stage-1 checkpoints found through the
-{results}/{dataset}/{protocol}/{seed} template, predictions in the dataset's own format, checks of frozen
-weights and of the splits a stage-1 encoder was trained on. Lab5's recipe is tested the same way in its plugin."""
+"""`msabench.predict` (Lab5's plugin puts it on the command line), and the two-stage recipe it is most often used
+with (on host fakes: a fine-tuned text and image run, then a head on both frozen encoders): stage-1 checkpoints
+found through the {results}/{dataset}/{protocol}/{seed} template, predictions in the dataset's own format, checks of
+frozen weights and of the splits a stage-1 encoder was trained on. Lab5's recipe is tested the same way in its
+plugin."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import msabench
 from fakes import TINY_FROZEN, TINY_IMAGE, FolderTweets, ImageTextPlugin, Plugin, write_tweets
 from msabench import DataError, Protocol, Split, fit
 from msabench.cli import cli
+from msabench.errors import RunError
 from msabench.inference import load_run, predict
 from msabench.results import result_path
 from msabench.testing import TinyImageText
@@ -34,7 +37,7 @@ def isolated(monkeypatch, tmp_path):
 def catalog(monkeypatch):
     """The host's fakes, also for the `msabench` command (which otherwise loads the installed plugins)."""
     found = catalog_with(Plugin(), ImageTextPlugin())
-    monkeypatch.setattr("msabench.cli.load_catalog", lambda: found)
+    monkeypatch.setattr("msabench.cli.options.load_catalog", lambda: found)
     return found
 
 
@@ -81,36 +84,34 @@ def test_two_stages_then_predict(tmp_path, catalog, monkeypatch):
 
     out = tmp_path / "predictions.txt"
 
-    def predict_cli(*options):
-        return runner.invoke(
-            cli, ["predict", "--run", str(result_file), "--data-root", str(folder), "--out", str(out), *options]
-        )
+    def label(**options):
+        return msabench.predict(result_file, out, data_root=folder, data_options=options, catalog=catalog)
 
-    labelled = predict_cli()
-    assert labelled.exit_code == 0, labelled.output
+    labelled = label()
     lines = out.read_text().splitlines()
     assert lines[0] == "id,label" and [line.split(",")[0] for line in lines[1:]] == ["31", "32", "33", "34", "35"]
     assert all(line.split(",")[1] in ("negative", "neutral", "positive") for line in lines[1:])
-    assert "wrote 5 predictions of tiny-frozen (seed 1111)" in labelled.output
+    assert (len(labelled.ids), labelled.method, labelled.seed, labelled.skipped) == (5, "tiny-frozen", 1111, 0)
 
     (folder / "data" / "33.jpg").write_bytes(b"broken")
-    failed = predict_cli()
-    assert failed.exit_code != 0 and "1 samples cannot be read" in failed.output and "33.jpg" in failed.output
-    skipped = predict_cli("--data-option", "skip_unreadable=true")
-    assert skipped.exit_code == 0 and "1 unreadable samples not predicted" in skipped.output
+    with pytest.raises(DataError, match=r"(?s)1 samples cannot be read.*33\.jpg"):
+        label()
+    assert label(skip_unreadable="true").skipped == 1
     assert out.read_text().splitlines()[3] == "33,null"
+    with pytest.raises(RunError, match="is a run's result or resume state: msabench does not overwrite it"):
+        msabench.predict(result_file, result_file, data_root=folder, catalog=catalog)
+    with pytest.raises(RunError, match="is a torch checkpoint: msabench does not overwrite it"):
+        msabench.predict(result_file, tmp_path / RESULTS, data_root=folder, catalog=catalog)
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the stage-1 checkpoints are found where the run found them, not from here
-    moved = predict_cli("--data-option", "skip_unreadable=true")
-    assert moved.exit_code == 0, moved.output
+    assert len(label(skip_unreadable="true").ids) == 4
 
     for guid in ("31", "32", "34", "35"):
         (folder / "data" / f"{guid}.jpg").write_bytes(b"broken")
-    nothing = predict_cli("--data-option", "skip_unreadable=true")
-    assert nothing.exit_code == 0, nothing.output  # as with MSABENCH_CACHE=off: an empty split, every line null
-    assert "wrote 0 predictions" in nothing.output and out.read_text().splitlines()[1:] == [
+    nothing = label(skip_unreadable="true")  # as with MSABENCH_CACHE=off: an empty split, every line null
+    assert nothing.ids == [] and out.read_text().splitlines()[1:] == [
         f"{guid},null" for guid in ("31", "32", "33", "34", "35")
     ]
     monkeypatch.chdir(tmp_path)
@@ -120,17 +121,16 @@ def test_two_stages_then_predict(tmp_path, catalog, monkeypatch):
         key: value + 0.01 if value.is_floating_point() else value for key, value in checkpoint["model"].items()
     }
     torch.save(checkpoint, text_checkpoint)  # stage 1's weights changed after stage 2 ran
-    changed = predict_cli("--data-option", "skip_unreadable=true")
-    assert changed.exit_code != 0 and "frozen text encoder (hf-text) rebuilt now has other weights" in changed.output
+    with pytest.raises(DataError, match=r"frozen text encoder \(hf-text\) rebuilt now has other weights"):
+        label(skip_unreadable="true")
 
     text_checkpoint.rename(tmp_path / "moved.pt")
-    gone = predict_cli("--data-option", "skip_unreadable=true")
-    assert gone.exit_code != 0 and "--set" not in gone.output
-    assert f"frozen text encoder (hf-text) starts from the checkpoint init_from='{RESULTS}'" in gone.output
-    assert (
-        "Run `msabench predict` from the folder the run was made in" in gone.output
-        and "restore that checkpoint" in gone.output
-    )
+    with pytest.raises(DataError) as gone:
+        label(skip_unreadable="true")
+    assert "--set" not in str(gone.value)
+    assert f"frozen text encoder (hf-text) starts from the checkpoint init_from='{RESULTS}'" in str(gone.value)
+    assert "Run `msabench predict` from the folder the run was made in" in str(gone.value)
+    assert "restore that checkpoint" in str(gone.value)
 
 
 def test_stage_two_refuses_a_stage_one_run_on_other_splits(tmp_path, catalog):

@@ -249,7 +249,7 @@ def test_effective_robustness_against_the_reference():
 def catalog(monkeypatch):
     """The host's fakes, also for the `msabench` command (which otherwise loads the installed plugins)."""
     found = catalog_with(Plugin(), TokenIdPlugin(), ImageTextPlugin())
-    monkeypatch.setattr("msabench.cli.load_catalog", lambda: found)
+    monkeypatch.setattr("msabench.cli.options.load_catalog", lambda: found)
     return found
 
 

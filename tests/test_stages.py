@@ -30,7 +30,7 @@ def isolated(monkeypatch, tmp_path):
 @pytest.fixture()
 def catalog(monkeypatch):
     found = catalog_with(Plugin(), ImageTextPlugin())
-    monkeypatch.setattr("msabench.cli.load_catalog", lambda: found)
+    monkeypatch.setattr("msabench.cli.options.load_catalog", lambda: found)
     return found
 
 
@@ -152,7 +152,7 @@ def test_a_final_stage_without_checkpoints_still_keeps_the_stage_checkpoints(tmp
             "tiny-frozen:train.lr=1",
             "'tiny-frozen' is not a stage of tiny-staged (its stages are tiny-text, tiny-image)",
         ),
-        ("tiny-text:lr=1", "needs a section, e.g. tiny-text:train.lr"),
+        ("tiny-text:lr=1", "--set tiny-text:lr: expected SECTION.KEY, e.g. tiny-text:train.lr."),
         (
             "tiny-text:train.lr=-1",
             "stage tiny-text (its settings: --set tiny-text:SECTION.KEY=VALUE): method "

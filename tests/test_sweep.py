@@ -17,19 +17,9 @@ from msabench import Callback, CatalogError, Protocol, RunResult, TrainingError,
 from msabench.cli import cli
 from msabench.components import Split
 from msabench.leaderboard import render_dataset
-from msabench.sweep import (
-    choose,
-    configurations,
-    fit_trial,
-    keep,
-    parse_grid,
-    run_on_ray,
-    trial_id,
-    trial_path,
-    tuned_record,
-    with_config,
-)
+from msabench.sweep import choose, configurations, parse_grid, trial_id, tuned_record, with_config
 from msabench.train import resolve_hparams
+from msabench.trials import fit_trial, keep, run_on_ray, trial_path
 from test_catalog import catalog_with
 
 TESTS = Path(__file__).parent
@@ -239,7 +229,9 @@ def test_without_ray_the_sweep_says_how_to_install_it(data, catalog, tmp_path, m
     monkeypatch.setitem(sys.modules, "ray", None)
     trial = spec(data, {"train.lr": "0.01"})
     with pytest.raises(
-        CatalogError, match=r"runs its trials on Ray Tune, which is not installed: pip install 'msabench\[sweep\]'"
+        CatalogError,
+        match=r"runs its trials on Ray Tune, which is not installed: in your msabench checkout, pip install -c "
+        r"constraints.txt -e '.\[sweep\]'",
     ):
         run_on_ray([trial], catalog=catalog, method=TINY, data=data, protocol=PROTOCOL, folder=tmp_path, name="s")
 
@@ -287,12 +279,15 @@ def test_a_sweep_on_ray_chooses_on_validation_resumes_and_tests_once(data, catal
     assert [row["score"] for row in summary["configurations"]] == [r["score"] for r in records]
     assert "✓" in summary_path.with_suffix(".md").read_text()
     # The chosen configuration ran over the seeds through `msabench run`, tested once, as a tuned row.
-    lr = best["config"]["train.lr"]
-    (path,) = (tmp_path / "results" / "tiny-data").glob(f"tiny+tuned,_train.lr={lr}-*/{PROTOCOL.id}/seed-1111.json")
+    lr = best["config"]["train.lr"]  # in the row's label unless it is the method's own (a --set equal to the default)
+    default = float(lr) == TINY.hparams["train"]["lr"]
+    row = "tiny+tuned" if default else f"tiny+tuned,_train.lr={lr}-*"
+    (path,) = (tmp_path / "results" / "tiny-data").glob(f"{row}/{PROTOCOL.id}/seed-1111.json")
     result = RunResult.load(path)
     assert result.tuned["chosen"] == best["config"] and result.tuned["sweep"] == summary["sweep"]
     assert result.valid_metrics["loss"] == best["score"] and set(result.metrics) >= {"MAE", "Corr"}
-    assert f"| tiny [tuned, train.lr={float(lr)}]‡ " in (tmp_path / "leaderboards" / "tiny-data.md").read_text()
+    label = "tiny [tuned]" if default else f"tiny [tuned, train.lr={float(lr)}]"
+    assert f"| {label}‡ " in (tmp_path / "leaderboards" / "tiny-data.md").read_text()
 
     again = sweep_command(tmp_path)  # nothing left to train: no Ray at all, and the finished seed is skipped
     assert again.returncode == 0, again.stderr[-3000:]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from msabench import Callback, Catalog, CatalogError, Fusion, get_plugin_manager
+from msabench import Callback, CatalogError, Fusion, lookup
 
 from .balance import SHORT, Balancer
 
@@ -147,8 +147,7 @@ class BalancedFusion(Fusion):
 
 def inner_fusion(name: str) -> type[Fusion]:
     """The installed fusion `b-fusion` wraps: one that fuses one vector per modality, not B-fusion itself."""
-    catalog = Catalog.from_plugins(get_plugin_manager())
-    cls = catalog.fusions[name]
+    cls = lookup("fusions", name)
     if issubclass(cls, (BalancedFusion, AdaptiveWeightFusion)):
         raise CatalogError(f"b-fusion cannot wrap {name!r}, which balances its inputs itself; name a plain fusion.")
     if cls.accepts != "vector":

@@ -204,6 +204,13 @@ def test_an_encoder_without_a_linear_layer_is_a_clear_error(catalog):
 def test_b_fusion_wraps_registered_fusions_by_name_only():
     task = Task("regression", "mosi", (-3.0, 3.0))
     dims = {"text": 4, "audio": 3, "vision": 2}
+    with pytest.raises(CatalogError, match=r"msabench.lookup\('fusions', 'late-concat'\) answers while a catalog"):
+        BalancedFusion(dims, task, fusion="late-concat")  # outside a build: no catalog to look the fusion up in
+    with Catalog.from_plugins(get_plugin_manager()).active():
+        check_wrapping(task, dims)
+
+
+def check_wrapping(task, dims):
     fused = BalancedFusion(dims, task, fusion="late-concat", post_fusion_dim=8, project={"text": 5})
     assert fused.fusion.head[1].in_features == 5 + 3 + 2
     with pytest.raises(CatalogError, match="Unknown fusion 'late-concot'. Did you mean: late-concat"):

@@ -81,7 +81,8 @@ def staged(tiny: dict, prefix: str) -> dict:
 
 def run(tmp_path, *extra, method="dmmsa", tiny=None):
     tiny = staged(TINY, method) if tiny is None and method in ("dmmsa", "confede") else tiny or TINY
-    sets = [arg for key, value in tiny.items() for arg in ("--set", f"{key}={value}")]
+    given = {arg.partition("=")[0] for flag, arg in zip(extra, extra[1:], strict=False) if flag == "--set"}  # these win
+    sets = [arg for key, value in tiny.items() if key not in given for arg in ("--set", f"{key}={value}")]
     args = ["run", "--method", method, "--dataset", "ch-sims", "--data-root", str(tmp_path / "data"), "--no-verify"]
     args += ["--seeds", "1111", "--max-epochs", "3", "--results", str(tmp_path / "results")]
     args += ["--leaderboards", str(tmp_path / "boards"), "--no-progress", "--no-checkpoints", "-q"]

@@ -91,6 +91,13 @@ def register_datasets(register):
 
 
 @hookimpl
+def register_commands(cli):
+    from . import commands
+
+    commands.add(cli)
+
+
+@hookimpl
 def register_fusions(register):
     register(ConcatLinear)
     register(CrossModalAttention)
