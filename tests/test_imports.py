@@ -11,7 +11,7 @@ HOST = Path(msabench.__file__).parent
 # Bottom to top; a module may import from any earlier layer.
 LAYERS = [
     {"errors", "metrics", "hookspecs", "paths", "stats"},
-    {"results", "protocol", "settings"},
+    {"results", "protocol", "settings", "corruptions"},
     {"components", "decode", "splits", "cache", "plugins", "layers"},
     {"data", "features"},
     {"imagetext"},
