@@ -871,9 +871,21 @@ def plot(results_dir, out_dir, datasets, kinds, formats):
 @click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE", help="As the run used (repeatable).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, ...")
 @click.option(
+    "--corruptions",
+    type=click.Choice(["multibench", "msabench"]),
+    default="multibench",
+    show_default=True,
+    help="multibench: MultiBench's definitions; msabench: msabench's finer-grained ones (see msabench.corruptions).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads for torch. [default: the run's (hardware.torch_threads), so the clean metrics match it]",
+)
+@click.option(
     "--plot/--no-plot", default=True, show_default=True, help="Also draw the curves as PNG beside the report."
 )
-def robustness(run_path, reference, data_root, data_options, device, plot):
+def robustness(run_path, reference, data_root, data_options, device, corruptions, threads, plot):
     """Evaluate a trained run on its test split under corrupted and missing inputs (MultiBench's protocol)."""
     from msabench.inference import load_run
     from msabench.robustness import measure, report_path, summary, write
@@ -883,8 +895,17 @@ def robustness(run_path, reference, data_root, data_options, device, plot):
     checkpoint, _ = load_run(run_path)
     options = dataset_options(found.datasets[checkpoint["dataset"]], data_options)
     started = time.perf_counter()
-    report = measure(run_path, found, data_root=data_root, data_options=options, device=device, reference=reference)
-    path = write(report, report_path(run_path))
+    report = measure(
+        run_path,
+        found,
+        data_root=data_root,
+        data_options=options,
+        device=device,
+        reference=reference,
+        corruptions=corruptions,
+        threads=threads,
+    )
+    path = write(report, report_path(run_path, corruptions))
     click.echo(summary(report))
     if plot:
         from msabench.plot import robustness_curves, save
