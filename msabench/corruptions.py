@@ -1,9 +1,10 @@
 """The corruptions of `msabench robustness`, in two named sets (`SETS`), each a function of an input, a level p
 and a seeded random state (same inputs and state, same output).
 
-``multibench`` (the default) is MultiBench's (Liang et al., NeurIPS 2021; pliang279/MultiBench, read at commit
-49f9be2: ``robustness/text_robust.py``, ``robustness/timeseries_robust.py``, ``robustness/visual_robust.py``, and
-``datasets/affect/get_data.py`` for how the affect loaders call them), written here from those definitions:
+``multibench`` (the default) is MultiBench's (Liang et al., NeurIPS 2021; pliang279/MultiBench:
+``robustness/text_robust.py``, ``robustness/timeseries_robust.py``, ``robustness/visual_robust.py``, and
+``datasets/affect/get_data.py`` for how the affect loaders call them, in their current versions: an early
+``timeseries_robust.py`` dropped runs of 3 time steps instead), written here from those definitions:
 
 - **raw text** (`multibench_text`, MultiBench's ``add_text_noise``): the text is cut into words as MultiBench's
   ``_normalizeText`` cuts it (whitespace; ``/ ' - . ? ! ( ) " , : ;`` as tokens of their own; ``~ * + ^ ` _ # [ ]

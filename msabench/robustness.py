@@ -1,7 +1,7 @@
 """Robustness of a trained run (`msabench robustness`): its selected checkpoint evaluated on its test split
 under corrupted and missing inputs, without retraining and without selecting anything on the test split.
 
-MultiBench's protocol (Liang et al., NeurIPS 2021; pliang279/MultiBench at commit 49f9be2: `robustness/`,
+MultiBench's protocol (Liang et al., NeurIPS 2021; pliang279/MultiBench: `robustness/`,
 `datasets/affect/get_data.py` and `eval_scripts/robustness.py`):
 
 - **Curves.** Each modality's input alone at levels p = 0, 0.1, ..., 0.9 (`LEVELS`), and all modalities
