@@ -294,6 +294,9 @@ class Fusion(nn.Module, ABC):
     accepts: ClassVar[str] = "vector"  # "vector" or "sequence" encoder outputs
     produces: ClassVar[tuple[str, ...]] = ("prediction",)
     modalities: ClassVar[tuple[str, ...] | None] = None  # the modalities it needs (e.g. ("text", "image")); None: any
+    # True for late fusion as MultiBench means it (LF): each modality's own encoder, the vectors concatenated and a
+    # head on top; `msabench robustness` checks its effective-robustness reference for it.
+    late: ClassVar[bool] = False
     tiny: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, in_dims: Mapping[str, int], task: Task, **hparams: Any):

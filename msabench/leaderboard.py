@@ -103,8 +103,10 @@ def render_dataset(
         if charts and protocol_id in charts:
             lines += ["", f"![{dataset}, protocol {protocol_id}: each metric's seed mean ± std]({charts[protocol_id]})"]
         reports = [r for r in robustness if r.get("protocol") == protocol_id]
-        if reports:
-            lines += ["", "### Robustness", "", ROBUSTNESS, "", _robustness(reports, ddof)]
+        for corruptions in sorted({r.get("corruptions") for r in reports}, key=lambda c: (c != "multibench", c)):
+            chosen = [r for r in reports if r.get("corruptions") == corruptions]
+            lines += ["", f"### Robustness: {corruptions} corruptions", "", ROBUSTNESS, "", _robustness(chosen, ddof)]
+            lines += _references(chosen)
         if any(not r.data.get("verified", False) for r in group):
             lines += [
                 "",
@@ -149,11 +151,14 @@ def page_digest(page: str) -> str | None:
 
 
 ROBUSTNESS = (
-    "`msabench robustness` on each run's test split (MultiBench's protocol, see `msabench.robustness`): the clean "
-    "score, relative robustness (RR: area under the score-vs-corruption-level curve, trapezoids 0.1 apart, at most "
-    "0.9) per corrupted input and for all together, and effective robustness (ER: the summed gap to a late-fusion "
-    "reference run's curve shifted to the same clean score) where a reference was given; mean ± std over the seeds "
-    "with a report."
+    "`msabench robustness` on each run's test split (MultiBench's protocol under the corruption set named above, see "
+    "`msabench.robustness` and `msabench.corruptions`; only `multibench` is MultiBench's): the clean score, relative "
+    "robustness (RR: area under the score-vs-corruption-level curve, trapezoids 0.1 apart) per corrupted input and for "
+    "all together, and effective robustness (ER: the summed gap to a reference run's curve shifted to the same clean "
+    "score) where a reference was given. Each RR and ER cell is MultiBench's published scale first, min-max normalised "
+    "over this table's rows (of their seed means: 1 the most robust row, 0 the least; — with fewer than two rows "
+    "or all equal), then the raw value in parentheses, mean ± std over the seeds with a report (the raw value of each "
+    "run is in its `.robustness.json`)."
 )
 
 
@@ -167,19 +172,65 @@ def _robustness(reports: Sequence[Mapping[str, Any]], ddof: int) -> str:
         ["all"] if any("all" in r["curves"] for r in reports) else []
     )
     effective = [c for c in curves if any((r["summary"].get("effective") or {}).get(c) is not None for r in reports)]
+    columns = [("relative", c) for c in curves] + [("effective", c) for c in effective]
+    raw = {
+        (row, kind, curve): _mean_std(
+            [_nan_to((r["summary"].get(kind) or {}).get(curve), math.nan) for r in group], ddof
+        )
+        for row, group in by_row.items()
+        for kind, curve in columns
+    }
+    sign = 1.0 if METRICS[metric].higher_is_better else -1.0  # MultiBench negates lower-is-better scores first
+    normalised = {
+        (kind, curve): maxmin_normalise({row: sign * raw[row, kind, curve][0] for row in by_row})
+        for kind, curve in columns
+    }
     table = []
     for row, group in sorted(by_row.items()):
         clean = _mean_std([r["clean"].get(metric, math.nan) for r in group], ddof)
         cells = [row, len(group), _format(metric, *clean)]
-        for curve in curves:
-            values = [r["summary"]["relative"].get(curve, math.nan) for r in group]
-            cells.append(_plain(*_mean_std(values, ddof)))
-        for curve in effective:
-            values = [_nan_to((r["summary"].get("effective") or {}).get(curve), math.nan) for r in group]
-            cells.append(_plain(*_mean_std(values, ddof), sign=True))
+        for kind, curve in columns:
+            cells.append(_normalised(normalised[kind, curve][row], *raw[row, kind, curve], sign=kind == "effective"))
         table.append(cells)
     headers = ["Method", "Seeds", f"Clean {metric}", *(f"RR {c}" for c in curves), *(f"ER {c}" for c in effective)]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def maxmin_normalise(values: Mapping[str, float]) -> dict[str, float]:
+    """MultiBench's `maxmin_normalize` over rows: (v - min) / (max - min) of the finite values; NaN for the others,
+    and for all when fewer than two are finite or they are all equal (where MultiBench would divide by zero)."""
+    finite = [v for v in values.values() if math.isfinite(v)]
+    low, high = (min(finite), max(finite)) if finite else (math.nan, math.nan)
+    if len(finite) < 2 or not high > low:
+        return {row: math.nan for row in values}
+    return {row: (v - low) / (high - low) if math.isfinite(v) else math.nan for row, v in values.items()}
+
+
+def _normalised(normalised: float, mean: float, std: float, sign: bool = False) -> str:
+    if math.isnan(mean):
+        return "—"
+    return f"{'—' if math.isnan(normalised) else f'{normalised:.2f}'} ({_plain(mean, std, sign)})"
+
+
+def _references(reports: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A line naming the runs effective robustness was measured against, and whether they are late fusion."""
+    found = sorted(
+        {
+            (r["reference"]["row"], r["reference"].get("fusion"), r["reference"].get("late_fusion"))
+            for r in reports
+            if r.get("reference")
+        },
+        key=str,
+    )
+    if not found:
+        return []
+    described = [
+        f"{row} ({'late fusion' if late else 'not late fusion' if late is False else 'fusion not installed'}: "
+        f"`{fusion}`)"
+        for row, fusion, late in found
+    ]
+    note = "" if all(late for _, _, late in found) else " MultiBench's reference is late fusion (LF)."
+    return ["", f"ER is measured against {', '.join(described)}.{note}"]
 
 
 def _plain(mean: float, std: float, sign: bool = False) -> str:

@@ -344,7 +344,8 @@ def robustness_curves(report: Mapping[str, Any]) -> Figure:
         figure.legend(handles=handles, labels=labels, loc="outside lower center", ncols=max(1, len(handles)))
         figure.suptitle(
             f"Robustness of {short(report['row'], 80)} on {report['dataset']}, seed {report['seed']} (test split, "
-            f"{report['test_samples']} samples)",
+            f"{report['test_samples']} samples"
+            + (f"; {report['corruptions']} corruptions)" if report.get("corruptions") else ")"),
             fontsize=10,
         )
     return figure

@@ -1,49 +1,49 @@
 """Robustness of a trained run (`msabench robustness`): its selected checkpoint evaluated on its test split
 under corrupted and missing inputs, without retraining and without selecting anything on the test split.
 
-MultiBench's protocol (Liang et al., NeurIPS 2021, `robustness/` and `eval_scripts/robustness.py`):
+MultiBench's protocol (Liang et al., NeurIPS 2021; pliang279/MultiBench: `robustness/`,
+`datasets/affect/get_data.py` and `eval_scripts/robustness.py`):
 
 - **Curves.** Each modality's input alone at levels p = 0, 0.1, ..., 0.9 (`LEVELS`), and all modalities
-  together at p = i/30 (`ALL_LEVELS`, as MultiBench does for its multimodal time-series noise). The
-  corruption depends on what the run's encoder reads (`KINDS`):
-  raw text (``raw_text``): each word of more than 3 characters is, with probability p, misspelt by one of
-  five operations (swap of two adjacent inner letters, shuffle of the inner letters, a QWERTY-neighbour
-  typo, a repeated "sticky" letter, an omitted inner letter); words are what whitespace separates, with
-  their leading and trailing punctuation kept aside. MMSA's pickles hold no raw text, so where the encoder
-  reads **token ids** (``text_bert``) each token between [CLS] and [SEP] becomes [UNK] with probability p
-  (a misspelt word is out of the vocabulary), and where it reads **text features** they are treated like
-  audio and vision: Gaussian noise with sigma = p on every real time step (element-wise), then every real
-  time step zeroed with probability p; padding is never touched (MultiBench's own code adds one noise value
-  per time step, padding included). Images: Gaussian pixel noise (sigma = p, pixels in [0, 1]) and a black
-  rectangle of the image's shape covering a fraction p of its area (occlusion), re-encoded as PNG.
+  together at p = i/30 (`ALL_LEVELS`, as MultiBench's affect loaders do for their multimodal time-series noise).
+  Level 0 is the clean input. The corruption depends on the corruption set (`msabench.corruptions.SETS`;
+  ``multibench``, MultiBench's own definitions, by default) and on what the run's encoder reads (its kind):
+  raw text (``words``), token ids (``token-ids``, [UNK] replacement: a declared proxy, MultiBench has no token
+  ids), feature sequences (``frames``) and image files (``images``). Text features (MMSA's pickles hold no raw
+  text) are corrupted as feature sequences: in the all-modalities curve that is what MultiBench does to its text
+  features, in the text curve it is a declared proxy (MultiBench's text curve misspells raw words). Each input's
+  record in the report (``inputs``) says which: ``definition`` is ``multibench``, ``proxy`` or ``msabench``.
   Corrupted raw inputs go through the encoder's preprocessing again (tokenizer, image resizing).
 - **Missing modalities.** Each modality, and each pair (leaving at least one), removed as an encoder sees an
   absent input (`ABSENT`): the empty text, [CLS] [SEP] alone (mask and length 2), all-zero features with
-  length 1 (the loader's minimum; packed RNNs refuse 0), a black image.
+  length 1 (the loader's minimum; packed RNNs refuse 0), a black image. (msabench's addition; not MultiBench's.)
 - **Metric** per family (`msabench.metrics.HEADLINE`): mosi Acc-2_non0, sims Acc-2, classification Acc,
   iemocap Acc_mean; regression runs record MAE beside it (every metric of the family is kept per level).
 - **Relative robustness**: the area under the metric-vs-level curve by the trapezoidal rule with a step of
-  0.1 between levels, as MultiBench's helper computes it for every curve (so the all-modalities curve, drawn
-  at i/30, has the same scale). **Effective robustness**: sum over levels of f(p) - (r(p) + f(0) - r(0)),
-  the gap to a late-fusion reference run's curve r shifted to the same clean score (MultiBench compares
-  with LF); it needs `--reference`, a run on the same dataset and seed. Both are reported as computed,
-  without MultiBench's max-min normalisation over the methods of a task.
+  0.1 between levels, as MultiBench's ``relative_robustness_helper`` computes it for every curve (so the
+  all-modalities curve, drawn at i/30, has the same scale). **Effective robustness**: sum over levels of
+  f(p) - (r(p) + f(0) - r(0)), the gap to a reference run's curve r shifted to the same clean score
+  (``effective_robustness_helper``); MultiBench's reference is late fusion (LF), so `--reference` should be a run
+  whose fusion declares ``late = True`` (`msabench.components.Fusion`): the report records the reference's fusion
+  and whether it is late (``reference.late_fusion``), and warns when it is not. A report holds these raw values
+  per run (``summary``); MultiBench publishes them min-max normalised over the methods of a task, which is what
+  the leaderboard's robustness table shows, over its rows (`msabench.leaderboard`).
+- **Threads.** The clean evaluation runs with the thread count the run recorded (``hardware.torch_threads``;
+  `measure`'s `threads` overrides it), since the count changes how sums are split; it then reproduces the run's
+  test metrics exactly (``clean_matches_result``), and where it does not, ``clean_note`` says what differs.
 
 Everything is seeded (the run's seed, the curve and the level) and deterministic. Frozen encoders run on
 the corrupted inputs through the feature cache with the corruption in the cache key (`CorruptionCache`),
-so entries of clean inputs are never overwritten; level 0 is the clean input and reads them. The clean
-evaluation reproduces the run's test metrics (``clean_matches_result`` in the report).
+so entries of clean inputs are never overwritten; level 0 is the clean input and reads them.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import logging
 import math
-import re
-import zlib
+import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,27 +56,31 @@ from tabulate import tabulate
 from msabench.cache import FeatureCache
 from msabench.catalog import Catalog, input_key
 from msabench.components import Data, Dataset, Model, Split, Task
+from msabench.corruptions import (
+    SETS,
+    black_image,
+    corrupt_frames,
+    corrupt_image,
+    corrupt_text,
+    corrupt_token_ids,
+    generator,
+    multibench_image,
+    multibench_text,
+    multibench_timeseries,
+)
 from msabench.errors import DataError
 from msabench.inference import load_run, rebuild
 from msabench.metrics import HEADLINE, evaluate
 from msabench.results import RunResult, write_atomic
-from msabench.runtime import select_device
+from msabench.runtime import DEFAULT_THREADS, select_device, set_threads
 from msabench.train import predict_batches
 
 log = logging.getLogger("msabench")
 
-SCHEMA = 1
+SCHEMA = 2  # 2: corruption sets, threads, the reference's fusion, the clean-metrics note
 LEVELS = tuple(i / 10 for i in range(10))
 ALL_LEVELS = tuple(i / 30 for i in range(10))
 STEP = 0.1  # MultiBench's trapezoid step, for every curve
-KINDS = {
-    "words": "each word of more than 3 characters misspelt with probability p (swap, inner shuffle, QWERTY typo, "
-    "sticky letter or omission), then preprocessed again",
-    "token-ids": "each token between [CLS] and [SEP] replaced by [UNK] with probability p",
-    "frames": "Gaussian noise (sigma = p) on every real time step, then each real time step zeroed with probability p",
-    "images": "Gaussian pixel noise (sigma = p on [0, 1]) and a black rectangle over a fraction p of the area, "
-    "re-encoded as PNG and preprocessed again",
-}
 ABSENT = {
     "words": "the empty string",
     "token-ids": "[CLS] [SEP] only (mask and length 2)",
@@ -84,151 +88,7 @@ ABSENT = {
     "images": "a black image of the same size",
 }
 UNK_IDS = {"bert-base-uncased": 100, "bert-base-cased": 100, "bert-base-chinese": 100}  # their vocab.txt line 101
-
-
-# -- corruption functions (pure: same inputs and generator state, same output) -------------------------------
-
-
-def _keyboard() -> dict[str, str]:
-    """QWERTY neighbours: same-row keys beside a key, and keys of the rows above and below within one key width
-    (rows staggered by a quarter and three quarters of a key)."""
-    rows = [("qwertyuiop", 0.0), ("asdfghjkl", 0.25), ("zxcvbnm", 0.75)]
-    where = {key: (r, c + offset) for r, (keys, offset) in enumerate(rows) for c, key in enumerate(keys)}
-    return {
-        key: "".join(
-            other
-            for other, (row2, x2) in where.items()
-            if other != key and ((row2 == row and abs(x2 - x) == 1) or (abs(row2 - row) == 1 and abs(x2 - x) < 1))
-        )
-        for key, (row, x) in where.items()
-    }
-
-
-NEIGHBOURS = _keyboard()
-TOKEN = re.compile(r"\S+")
-
-
-def misspell(word: str, rng: np.random.Generator) -> str:
-    """One of MultiBench's five misspellings of a word of 4+ characters, chosen uniformly."""
-    n = len(word)
-    operation = int(rng.integers(5))
-    if operation == 0:  # swap two adjacent letters, first and last kept
-        i = int(rng.integers(1, n - 2))
-        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
-    if operation == 1:  # shuffle the inner letters
-        inner = list(word[1:-1])
-        return word[0] + "".join(inner[i] for i in rng.permutation(len(inner))) + word[-1]
-    if operation == 2:  # a neighbouring key instead of one letter
-        typeable = [i for i, c in enumerate(word) if c.lower() in NEIGHBOURS]
-        if not typeable:
-            return word
-        i = typeable[int(rng.integers(len(typeable)))]
-        near = NEIGHBOURS[word[i].lower()]
-        key = near[int(rng.integers(len(near)))]
-        return word[:i] + (key.upper() if word[i].isupper() else key) + word[i + 1 :]
-    if operation == 3:  # a sticky key: one letter twice
-        i = int(rng.integers(n))
-        return word[: i + 1] + word[i] + word[i + 1 :]
-    i = int(rng.integers(1, n - 1))  # omit an inner letter
-    return word[:i] + word[i + 1 :]
-
-
-def corrupt_text(text: str, p: float, rng: np.random.Generator) -> str:
-    """`text` with each whitespace-separated word whose letters (punctuation at its ends aside) number more than 3
-    misspelt with probability p. p = 0 returns `text` itself; p = 1 misspells every such word."""
-    if p <= 0:
-        return text
-
-    def one(match: re.Match) -> str:
-        token = match.group()
-        start, end = 0, len(token)
-        while start < end and not token[start].isalnum():
-            start += 1
-        while end > start and not token[end - 1].isalnum():
-            end -= 1
-        word = token[start:end]
-        if len(word) > 3 and rng.random() < p:
-            word = misspell(word, rng)
-        return token[:start] + word + token[end:]
-
-    return TOKEN.sub(one, text)
-
-
-def corrupt_token_ids(ids: torch.Tensor, p: float, rng: np.random.Generator, unk: int) -> torch.Tensor:
-    """[N, 3, L] ids/mask/segments (right-padded, [CLS] first, [SEP] last): each token strictly between them becomes
-    `unk` with probability p."""
-    if p <= 0:
-        return ids.clone()
-    ids = ids.clone()
-    positions = torch.arange(ids.shape[2])[None, :]
-    lengths = ids[:, 1].sum(1, keepdim=True)
-    inner = (positions >= 1) & (positions < lengths - 1) & (ids[:, 1] > 0)
-    hit = torch.from_numpy(rng.random(tuple(inner.shape)) < p) & inner
-    ids[:, 0][hit] = unk
-    return ids
-
-
-def corrupt_frames(x: torch.Tensor, lengths: torch.Tensor | None, p: float, rng: np.random.Generator) -> torch.Tensor:
-    """[N, L, D] features (or [N, D], one step): Gaussian noise with sigma = p on the real steps (the first
-    `lengths[i]`; all when None), then each real step zeroed with probability p. Padding is left as it is."""
-    if p <= 0:
-        return x.clone()
-    steps = x if x.dim() == 3 else x[:, None]
-    real = torch.ones(steps.shape[:2], dtype=torch.bool)
-    if lengths is not None:
-        real = torch.arange(steps.shape[1])[None, :] < lengths.reshape(-1, 1)
-    noise = torch.from_numpy(rng.standard_normal(tuple(steps.shape)).astype(np.float32)) * p
-    out = steps + noise.to(steps.dtype) * real[..., None]
-    drop = torch.from_numpy(rng.random(tuple(real.shape)) < p) & real
-    out[drop] = 0
-    return out if x.dim() == 3 else out[:, 0]
-
-
-def corrupt_image(data: bytes, p: float, rng: np.random.Generator) -> bytes:
-    """An image file's bytes with Gaussian pixel noise (sigma = p on [0, 1]) and a black rectangle of the image's
-    aspect covering a fraction p of its area at a random place, as PNG. p = 0 returns `data` itself; p = 1 gives
-    an all-black image."""
-    if p <= 0:
-        return data
-    pixels = np.asarray(_decode(data), dtype=np.float32) / 255.0
-    height, width = pixels.shape[:2]
-    pixels = pixels + rng.normal(0.0, p, pixels.shape).astype(np.float32)
-    box_h, box_w = round(height * math.sqrt(p)), round(width * math.sqrt(p))
-    top, left = int(rng.integers(0, height - box_h + 1)), int(rng.integers(0, width - box_w + 1))
-    pixels[top : top + box_h, left : left + box_w] = 0.0
-    return _png(np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8))
-
-
-def black_image(data: bytes) -> bytes:
-    """A black PNG of the same size as the image in `data`."""
-    width, height = _decode(data).size
-    return _png(np.zeros((height, width, 3), dtype=np.uint8))
-
-
-def _decode(data: bytes) -> Any:
-    from PIL import Image, ImageFile
-
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except OSError as error:  # a truncated file decodes as far as it goes, as the datasets read it
-        if "truncated" not in str(error).lower():
-            raise DataError(f"cannot decode an image to corrupt it: {error}") from None
-        ImageFile.LOAD_TRUNCATED_IMAGES = True
-        try:
-            image = Image.open(io.BytesIO(data))
-            image.load()
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = False
-    return image.convert("RGB")
-
-
-def _png(pixels: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buffer, format="PNG")
-    return buffer.getvalue()
+MULTIBENCH_ORDER = ("vision", "audio", "text")  # the arrays of its affect loaders' all-modalities noise, in order
 
 
 # -- applying them to a split ----------------------------------------------------------------------------------
@@ -240,7 +100,7 @@ class Target:
 
     modality: str
     key: str
-    kind: str  # a key of KINDS
+    kind: str  # words, token-ids, frames or images (a key of each of msabench.corruptions.SETS)
     lengths: str | None = None
 
 
@@ -268,22 +128,57 @@ def targets(encoders: Mapping[str, str], catalog: Catalog, split: Split) -> dict
     return found
 
 
-def corrupt(split: Split, chosen: Sequence[Target], p: float, rng: np.random.Generator, unk: int | None) -> Split:
-    """A copy of `split` with the `chosen` inputs corrupted at level p; every other input is the same object."""
+def corrupt(
+    split: Split, chosen: Sequence[Target], p: float, rng: Any, unk: int | None, corruptions: str = "multibench"
+) -> Split:
+    """A copy of `split` with the `chosen` inputs corrupted at level p by the named corruption set, drawing from
+    `rng` (`msabench.corruptions.generator`); every other input is the same object. With ``multibench``, the
+    feature sequences are corrupted first and together, as one ``add_timeseries_noise`` call over MultiBench's
+    array order (`MULTIBENCH_ORDER`), then the other inputs in the order given."""
+    if corruptions not in SETS:
+        raise ValueError(f"unknown corruption set {corruptions!r}; known: {', '.join(SETS)}")
     tensors, raw = dict(split.tensors), dict(split.raw)
+    multibench = corruptions == "multibench"
+    if multibench:
+        frames = sorted((t for t in chosen if t.kind == "frames"), key=_multibench_order)
+        arrays = multibench_timeseries([split.tensors[t.key] for t in frames], p, rng)
+        tensors.update({t.key: array for t, array in zip(frames, arrays, strict=True)})
     for target in chosen:
         if target.kind == "words":
-            raw[target.key] = [corrupt_text(text, p, rng) for text in split.raw[target.key]]
+            misspell = multibench_text if multibench else corrupt_text
+            raw[target.key] = [misspell(text, p, rng) for text in split.raw[target.key]]
         elif target.kind == "images":
-            raw[target.key] = [corrupt_image(image, p, rng) for image in split.raw[target.key]]
+            noise = multibench_image if multibench else corrupt_image
+            raw[target.key] = [noise(image, p, rng) for image in split.raw[target.key]]
         elif target.kind == "token-ids":
             if unk is None:
                 raise DataError("corrupting token ids needs the tokenizer's [UNK] id; none was found.")
             tensors[target.key] = corrupt_token_ids(split.tensors[target.key], p, rng, unk)
-        else:
+        elif not multibench:
             lengths = split.tensors.get(target.lengths) if target.lengths else None
             tensors[target.key] = corrupt_frames(split.tensors[target.key], lengths, p, rng)
     return Split(split.name, split.ids, tensors, raw)
+
+
+def _multibench_order(target: Target) -> tuple[int, str]:
+    known = target.modality in MULTIBENCH_ORDER
+    return (MULTIBENCH_ORDER.index(target.modality) if known else len(MULTIBENCH_ORDER), target.modality)
+
+
+def describe(target: Target, corruptions: str) -> dict[str, str]:
+    """What the report says of an input: its corruption, whose definition it is (``multibench``, ``proxy`` or
+    ``msabench``) and what "missing" means for it."""
+    definition = "msabench" if corruptions == "msabench" else "multibench"
+    corruption = SETS[corruptions][target.kind]
+    if target.kind == "token-ids":
+        definition = "proxy"
+    elif corruptions == "multibench" and target.kind == "frames" and target.modality == "text":
+        definition = "proxy"
+        corruption += (
+            " (text features: MultiBench does this to them in its all-modalities curve; its text curve misspells raw "
+            "words, which features no longer have)"
+        )
+    return {"corruption": corruption, "definition": definition, "absent": ABSENT[target.kind]}
 
 
 def remove(split: Split, chosen: Sequence[Target]) -> Split:
@@ -327,11 +222,6 @@ def unk_id(dataset: Dataset, data: Data) -> int | None:
         except Exception:
             return None
     return None
-
-
-def generator(seed: int, curve: str, level: int) -> np.random.Generator:
-    """The random numbers of one curve point: from the run's seed, the curve's name and the level's index."""
-    return np.random.default_rng([seed, zlib.crc32(curve.encode()), level])
 
 
 class CorruptionCache(FeatureCache):
@@ -393,13 +283,43 @@ def measure(
     device: str | torch.device | None = "cpu",
     reference: str | Path | None = None,
     loaded: tuple[Dataset, Data] | None = None,
+    corruptions: str = "multibench",
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """The robustness report of the run at `path` (a result JSON with its checkpoint beside it): every curve, the
-    missing-modality scores and the summary numbers; with `reference`, that run's curves and effective robustness."""
-    device = select_device(device)
+    """The robustness report of the run at `path` (a result JSON with its checkpoint beside it) under the named
+    corruption set (`msabench.corruptions.SETS`): every curve, the missing-modality scores and the raw summary
+    numbers; with `reference`, that run's curves and effective robustness.
+
+    Torch runs on `threads` CPU threads, by default the count the run recorded (``hardware.torch_threads``; 1
+    without a result file), and the caller's count is restored afterwards."""
+    if corruptions not in SETS:
+        raise ValueError(f"unknown corruption set {corruptions!r}; known: {', '.join(SETS)}")
     checkpoint, result = load_run(path)
     name = checkpoint.get("dataset") or (result.dataset if result else None)
     found = _reference(reference, name, int(checkpoint.get("seed", 0))) if reference is not None else None
+    recorded = (result.hardware or {}).get("torch_threads") if result is not None else None
+    used = threads if threads is not None else (recorded or DEFAULT_THREADS)
+    before = torch.get_num_threads()
+    set_threads(used)
+    try:
+        report, loaded = _measure(checkpoint, result, catalog, data_root, data_options, device, loaded, corruptions)
+        source = "given" if threads is not None else ("result" if recorded else "default")
+        report["threads"] = {"used": used, "source": source, "result": recorded}
+        report["clean_note"] = clean_note(report, result, used, select_device(device))
+        if found is not None:
+            report["reference"], report["summary"]["effective"] = _compare(
+                report, found, catalog, device, loaded, threads
+            )
+    finally:
+        torch.set_num_threads(before)
+    if report["clean_note"] is not None:
+        log.warning("%s: %s", path, report["clean_note"])
+    return report
+
+
+def _measure(checkpoint, result, catalog, data_root, data_options, device, loaded, corruptions) -> tuple[dict, tuple]:
+    device = select_device(device)
+    name = checkpoint.get("dataset") or (result.dataset if result else None)
     if loaded is None:
         dataset = catalog.datasets[name](data_root, **dict(data_options or {}))
         loaded = (dataset, dataset.load())
@@ -438,8 +358,17 @@ def measure(
     for curve, chosen, levels in plans:
         points = [clean]
         for index, p in enumerate(levels[1:], start=1):
-            corruption = {"curve": curve, "level": p, "seed": seed, "inputs": [t.key for t in chosen], "schema": SCHEMA}
-            points.append(run(corrupt(test, chosen, p, generator(seed, curve, index), unk), corruption))
+            keys = [t.key for t in chosen]
+            corruption = {
+                "set": corruptions,
+                "curve": curve,
+                "level": p,
+                "seed": seed,
+                "inputs": keys,
+                "schema": SCHEMA,
+            }
+            rng = generator(corruptions, seed, curve, index)
+            points.append(run(corrupt(test, chosen, p, rng, unk, corruptions), corruption))
         curves[curve] = {"levels": list(levels), "metrics": points}
     missing = {}
     modalities = list(inputs)
@@ -450,7 +379,7 @@ def measure(
                 corruption = {"missing": list(group), "inputs": [inputs[m].key for m in group], "schema": SCHEMA}
                 missing[label] = run(remove(test, [inputs[m] for m in group]), corruption)
     relative = {curve: relative_robustness([m[metric] for m in c["metrics"]]) for curve, c in curves.items()}
-    report: dict[str, Any] = {
+    report = {
         "schema": SCHEMA,
         "dataset": name,
         "method": checkpoint["method"],
@@ -462,24 +391,55 @@ def measure(
         "metric": metric,
         "secondary": "MAE" if task.kind == "regression" else None,
         "test_samples": len(test),
-        "inputs": {
-            m: {"input": t.key, "kind": t.kind, "corruption": KINDS[t.kind], "absent": ABSENT[t.kind]}
-            for m, t in inputs.items()
-        },
+        "corruptions": corruptions,
+        "inputs": {m: {"input": t.key, "kind": t.kind, **describe(t, corruptions)} for m, t in inputs.items()},
         "clean": clean,
         "clean_matches_result": None if result is None else _same(clean, result.metrics),
         "curves": curves,
         "missing": missing,
-        "summary": {"relative": relative, "effective": None},
+        "summary": {
+            "scale": "raw: MultiBench's helper values per run, before its max-min normalisation over methods",
+            "relative": relative,
+            "effective": None,
+        },
         "reference": None,
     }
-    if reference is not None:
-        report["reference"], report["summary"]["effective"] = _compare(report, found, catalog, device, loaded)
-    if report["clean_matches_result"] is False:
-        log.warning(
-            "%s: the clean test metrics differ from the run's result file; check the data and the install", path
+    return report, loaded
+
+
+def clean_note(report: Mapping[str, Any], result: RunResult | None, threads: int, device: torch.device) -> str | None:
+    """None when the clean metrics equal the run's result (or there is no result); else what differs and why."""
+    if result is None or report["clean_matches_result"]:
+        return None
+    clean, theirs = report["clean"], result.metrics
+    differences = [
+        f"{key} {clean[key]!r} vs {theirs[key]!r}"
+        for key in clean
+        if key in theirs and not (clean[key] == theirs[key] or (math.isnan(clean[key]) and math.isnan(theirs[key])))
+    ]
+    if set(clean) != set(theirs):
+        differences.append(f"metrics {sorted(clean)} vs {sorted(theirs)}")
+    causes = []
+    recorded = (result.hardware or {}).get("torch_threads")
+    if recorded is not None and recorded != threads:
+        causes.append(
+            f"{threads} torch threads here, {recorded} in the run (the count changes how sums are split; measure "
+            "without --threads to use the run's)"
         )
-    return report
+    ran_on = str((result.hardware or {}).get("device", "cpu")).split(":")[0]
+    if ran_on != device.type:
+        causes.append(f"evaluated on {device.type}, trained on {ran_on}")
+    if result.versions.get("torch") not in (None, torch.__version__):
+        causes.append(f"torch {torch.__version__} here, {result.versions['torch']} in the run")
+    machine = (result.hardware or {}).get("machine")
+    if machine not in (None, platform.machine()):
+        causes.append(f"a {platform.machine()} machine here, {machine} in the run")
+    if not causes:
+        causes.append(
+            "same threads, device, torch and machine: the data or the checkpoint differ from the run's (check "
+            "--data-root, --data-option and the data files)"
+        )
+    return f"the clean test metrics differ from the run's result ({'; '.join(differences)}): {'; '.join(causes)}."
 
 
 def _reference(path: str | Path, dataset: str, seed: int) -> tuple[Path, RunResult]:
@@ -498,9 +458,16 @@ def _reference(path: str | Path, dataset: str, seed: int) -> tuple[Path, RunResu
     return path, result
 
 
-def _compare(report, reference, catalog, device, loaded) -> tuple[dict[str, Any], dict[str, float | None]]:
+def late_fusion(catalog: Catalog, fusion: str | None) -> bool | None:
+    """Whether a fusion (by name) declares itself MultiBench's late fusion; None when it is not installed."""
+    if fusion is None or fusion not in catalog.fusions:
+        return None
+    return bool(catalog.fusions[fusion].late)
+
+
+def _compare(report, reference, catalog, device, loaded, threads) -> tuple[dict[str, Any], dict[str, float | None]]:
     path, found = reference
-    other = measure(path, catalog, device=device, loaded=loaded)
+    other = measure(path, catalog, device=device, loaded=loaded, corruptions=report["corruptions"], threads=threads)
     metric = report["metric"]
     effective = {
         curve: effective_robustness(
@@ -510,12 +477,25 @@ def _compare(report, reference, catalog, device, loaded) -> tuple[dict[str, Any]
         else None
         for curve, values in report["curves"].items()
     }
+    fusion = found.method_info.get("fusion")
+    late = late_fusion(catalog, fusion)
+    if not late:
+        log.warning(
+            "the reference %s (%s) is %s: MultiBench's effective robustness is measured against late fusion (LF)",
+            path,
+            found.row,
+            f"not late fusion (its fusion {fusion!r} does not declare late = True)"
+            if late is False
+            else f"of a fusion not installed here ({fusion!r}), so whether it is late fusion is unknown",
+        )
     summary = {
         "run": str(path),
         "method": found.method,
         "row": found.row,
-        "fusion": found.method_info.get("fusion"),
+        "fusion": fusion,
+        "late_fusion": late,
         "clean": other["clean"],
+        "clean_matches_result": other["clean_matches_result"],
         "curves": other["curves"],
         "relative": other["summary"]["relative"],
     }
@@ -541,16 +521,34 @@ def summary(report: Mapping[str, Any]) -> str:
         ]
         for name, curve in report["curves"].items()
     ]
-    headers = ["Curve", f"{metric} (%) at each level", "Relative", "Effective"]
+    headers = ["Curve", f"{metric} (%) at each level", "Relative (raw)", "Effective (raw)"]
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     missing = "".join(f"; no {name} {100 * m[metric]:.1f}" for name, m in report["missing"].items())
-    return f"{table}\n\nclean {metric} {100 * report['clean'][metric]:.1f}{missing}"
+    proxies = [m for m, i in report["inputs"].items() if i["definition"] == "proxy"]
+    lines = [
+        f"corruptions: {report['corruptions']}" + (f" (proxies for {', '.join(proxies)})" if proxies else ""),
+        f"threads: {report['threads']['used']} ({report['threads']['source']})",
+        "",
+        table,
+        "",
+        f"clean {metric} {100 * report['clean'][metric]:.1f}{missing}",
+    ]
+    if report.get("clean_note"):
+        lines.append(report["clean_note"])
+    reference = report.get("reference")
+    if reference and not reference.get("late_fusion"):
+        what = "not late fusion" if reference.get("late_fusion") is False else "not known to be late fusion"
+        lines.append(f"effective robustness against {reference['row']} (fusion {reference['fusion']!r}): {what}")
+    return "\n".join(lines)
 
 
-def report_path(path: str | Path) -> Path:
-    """`seed-<n>.robustness.json` beside a run's `seed-<n>.json` (or `.pt`)."""
+def report_path(path: str | Path, corruptions: str = "multibench") -> Path:
+    """Beside a run's `seed-<n>.json` (or `.pt`): `seed-<n>.robustness.json` for the default ``multibench`` set (the
+    report `msabench leaderboard --robustness` and `msabench plot` read), `seed-<n>.robustness-<set>.json` for
+    another set."""
     path = Path(path)
-    return path.with_name(path.name.rsplit(".", 1)[0] + ".robustness.json")
+    suffix = ".robustness.json" if corruptions == "multibench" else f".robustness-{corruptions}.json"
+    return path.with_name(path.name.rsplit(".", 1)[0] + suffix)
 
 
 def write(report: dict[str, Any], path: str | Path) -> Path:

@@ -49,6 +49,7 @@ class ConcatFusion(Fusion):
     """Concatenate and predict with a linear layer."""
 
     name = "fake-concat"
+    late = True
 
     def __init__(self, in_dims, task, dropout: float = 0.0):
         super().__init__(in_dims, task)

@@ -11,7 +11,7 @@ HOST = Path(msabench.__file__).parent
 # Bottom to top; a module may import from any earlier layer.
 LAYERS = [
     {"errors", "metrics", "hookspecs", "paths", "stats"},
-    {"results", "protocol", "settings", "options", "hparams"},
+    {"results", "protocol", "settings", "options", "hparams", "corruptions"},
     {"components", "decode", "cache", "plugins", "layers", "integrity", "pickles"},
     {"splits", "features", "mmsa", "runtime", "optim"},
     {"mult", "imagetext", "pretrained", "resume"},

@@ -1,11 +1,12 @@
-"""Robustness: the corruption functions (levels 0 and 1 exactly, determinism, only the inputs asked for), the
-summary numbers on known curves, and whole runs of host fakes measured end to end (regression on features and on
-token ids, classification on frozen encoders, and a frozen-encoder run from the command line whose clean
-feature-cache entries must survive)."""
+"""Robustness: the corruptions applied to a split (only the inputs asked for, MultiBench's joint time-series noise),
+the summary numbers on known curves and their normalisation on the leaderboard, the thread count and the clean
+metrics, and whole runs of host fakes measured end to end (regression on features and on token ids, classification
+on frozen encoders, and a frozen-encoder run from the command line whose clean feature-cache entries must survive).
+The corruption functions themselves are pinned in test_corruptions.py."""
 
 import io
 import json
-import math
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,26 +16,22 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from fakes import ImageTextPlugin, Plugin, TokenIdPlugin, write_tweets
+from fakes import ConcatFusion, ImageTextPlugin, Plugin, TokenIdPlugin, write_tweets
 from msabench import DataError, Protocol, Split, fit
 from msabench.cli import cli
+from msabench.corruptions import generator, multibench_timeseries
 from msabench.inference import load_run, rebuild
-from msabench.leaderboard import render_dataset
-from msabench.results import result_files, result_path
+from msabench.leaderboard import maxmin_normalise, render_dataset
+from msabench.results import RunResult, result_files, result_path
 from msabench.robustness import (
     ALL_LEVELS,
     LEVELS,
-    NEIGHBOURS,
     Target,
+    clean_note,
     corrupt,
-    corrupt_frames,
-    corrupt_image,
-    corrupt_text,
-    corrupt_token_ids,
+    describe,
     effective_robustness,
-    generator,
     measure,
-    misspell,
     read,
     relative_robustness,
     remove,
@@ -49,106 +46,17 @@ from test_stats import seeds
 PROTOCOL = Protocol(max_epochs=1)
 
 
-class Scripted:
-    """A stand-in for numpy's Generator that returns the integers and permutations a test scripts."""
-
-    def __init__(self, *integers, permutation=None):
-        self.values, self.order = list(integers), permutation
-
-    def integers(self, *args):
-        return self.values.pop(0)
-
-    def permutation(self, n):
-        return np.asarray(self.order)
-
-
-# -- text --------------------------------------------------------------------------------------------------
-
-
-def test_each_misspelling():
-    assert misspell("wonder", Scripted(0, 2)) == "wodner"  # swap letters 2 and 3
-    assert misspell("wonder", Scripted(1, permutation=[3, 2, 1, 0])) == "wednor"  # inner letters reversed
-    typo = misspell("wonder", Scripted(2, 0, 1))  # first letter, second neighbour of w
-    assert typo == NEIGHBOURS["w"][1] + "onder"
-    assert misspell("Wonder", Scripted(2, 0, 0)) == NEIGHBOURS["w"][0].upper() + "onder"  # case kept
-    assert misspell("wonder", Scripted(3, 2)) == "wonnder"  # sticky n
-    assert misspell("wonder", Scripted(4, 1)) == "wnder"  # o omitted
-    assert misspell("word", Scripted(0, 1)) == "wrod"  # the only inner swap of a 4-letter word
-
-
-def test_keyboard_neighbours():
-    assert set(NEIGHBOURS["g"]) == set("fhtybv") and set(NEIGHBOURS["q"]) == set("wa")
-    assert all(key in NEIGHBOURS[other] for key, near in NEIGHBOURS.items() for other in near)  # symmetric
-
-
-TEXT = "The movie was wonderful, truly AMAZING acting! but a bit long at times..."
-
-
-def test_text_levels_zero_and_one():
-    assert corrupt_text(TEXT, 0.0, generator(1, "text", 0)) is TEXT
-    out = corrupt_text(TEXT, 1.0, generator(1, "text", 9))
-    before, after = TEXT.split(" "), out.split(" ")
-    assert len(before) == len(after)
-    for word, new in zip(before, after, strict=True):
-        letters = word.strip(",.!")
-        if len(letters) <= 3:
-            assert new == word  # "The", "was", "but", "a", "bit", "at" untouched
-        else:
-            assert new != word and abs(len(new) - len(word)) <= 1  # one misspelling
-            assert new[len(new.rstrip(",.!")) :] == word[len(word.rstrip(",.!")) :]  # punctuation kept aside
-    assert corrupt_text(TEXT, 1.0, generator(1, "text", 9)) == out  # seeded
-    assert corrupt_text(TEXT, 1.0, generator(2, "text", 9)) != out
-
-
-def test_text_probability():
-    words = " ".join(["sentiment"] * 4000)
-    out = corrupt_text(words, 0.3, generator(0, "text", 3)).split()
-    assert 0.27 < np.mean([w != "sentiment" for w in out]) < 0.33  # p = 0.3, 4000 words: one std is 0.007
-
-
-# -- token ids, frames, images -------------------------------------------------------------------------------
-
-
 def token_ids():
     ids = torch.tensor([[1, 7, 8, 9, 2, 0, 0], [1, 5, 2, 0, 0, 0, 0]])
     mask = (ids > 0).long()
     return torch.stack([ids, mask, torch.zeros_like(ids)], dim=1)
 
 
-def test_token_ids_levels():
-    ids = token_ids()
-    assert torch.equal(corrupt_token_ids(ids, 0.0, generator(0, "t", 0), unk=3), ids)
-    out = corrupt_token_ids(ids, 1.0, generator(0, "t", 9), unk=3)
-    assert out[0, 0].tolist() == [1, 3, 3, 3, 2, 0, 0] and out[1, 0].tolist() == [1, 3, 2, 0, 0, 0, 0]
-    assert torch.equal(out[:, 1:], ids[:, 1:])  # mask and segments unchanged
-    assert torch.equal(ids, token_ids())  # the input is not modified
-
-
 def frames():
     x = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3) + 1
     lengths = torch.tensor([5, 2])
-    x[1, 2:] = 7.0  # padding that is not zero: the corruption must not touch it
+    x[1, 2:] = 7.0
     return x, lengths
-
-
-def test_frames_levels_zero_and_one():
-    x, lengths = frames()
-    assert torch.equal(corrupt_frames(x, lengths, 0.0, generator(0, "a", 0)), x)
-    out = corrupt_frames(x, lengths, 1.0, generator(0, "a", 9))
-    assert torch.equal(out[0], torch.zeros(5, 3)) and torch.equal(out[1, :2], torch.zeros(2, 3))
-    assert torch.equal(out[1, 2:], torch.full((3, 3), 7.0))  # padding untouched
-    vectors = torch.ones(4, 6)  # [N, D] features: one step each
-    assert torch.equal(corrupt_frames(vectors, None, 1.0, generator(0, "a", 9)), torch.zeros(4, 6))
-
-
-def test_frames_noise_and_drop_statistics():
-    x = torch.zeros(200, 50, 8)
-    out = corrupt_frames(x, None, 0.4, generator(3, "audio", 4))
-    dropped = (out == 0).all(-1)
-    assert 0.37 < dropped.float().mean() < 0.43  # whole steps zeroed with probability 0.4
-    assert float(out[~dropped].std()) == pytest.approx(0.4, rel=0.03)  # sigma = p
-    assert torch.equal(out, corrupt_frames(x, None, 0.4, generator(3, "audio", 4)))
-    assert not torch.equal(out, corrupt_frames(x, None, 0.4, generator(3, "audio", 5)))
 
 
 def png(width=12, height=8, value=200):
@@ -159,18 +67,6 @@ def png(width=12, height=8, value=200):
 
 def pixels(data):
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
-def test_image_levels():
-    data = png()
-    assert corrupt_image(data, 0.0, generator(0, "image", 0)) is data
-    black = pixels(corrupt_image(data, 1.0, generator(0, "image", 9)))
-    assert black.shape == (8, 12, 3) and not black.any()
-    half = pixels(corrupt_image(data, 0.5, generator(0, "image", 5)))
-    assert (half.max(-1) == 0).sum() >= round(8 * math.sqrt(0.5)) * round(12 * math.sqrt(0.5))  # the occlusion
-    visible = half[half.max(-1) > 0].astype(float)
-    assert 50 < visible.std() < 160  # noise of sigma 0.5 (127 levels), clipped
-    assert corrupt_image(data, 0.5, generator(0, "image", 5)) == corrupt_image(data, 0.5, generator(0, "image", 5))
 
 
 # -- splits -----------------------------------------------------------------------------------------------
@@ -194,10 +90,11 @@ TARGETS = {
 }
 
 
+@pytest.mark.parametrize("corruptions", ["multibench", "msabench"])
 @pytest.mark.parametrize("name", list(TARGETS))
-def test_only_the_inputs_asked_for_change(name):
+def test_only_the_inputs_asked_for_change(name, corruptions):
     original = split()
-    out = corrupt(original, [TARGETS[name]], 1.0, generator(0, name, 9), unk=3)
+    out = corrupt(original, [TARGETS[name]], 1.0, generator(corruptions, 0, name, 9), 3, corruptions)
     key = TARGETS[name].key
     if key in original.raw:
         assert out.raw[key] != original.raw[key]
@@ -205,11 +102,39 @@ def test_only_the_inputs_asked_for_change(name):
         assert not torch.equal(out.tensors[key], original.tensors[key])
     for other, value in original.tensors.items():
         if other != key:
-            assert out.tensors[other] is value
+            assert out.tensors[other] is value  # lengths included: a dropped modality keeps its length
     for other, value in original.raw.items():
         if other != key:
             assert out.raw[other] == value
     assert out.ids == original.ids and len(out) == 2
+
+
+def test_multibench_corrupts_feature_sequences_together_in_its_order():
+    """The all-modalities curve: one add_timeseries_noise call over [vision, audio, text], as MultiBench's affect
+    loaders make it, whatever the order of the run's modalities."""
+    features = {m: torch.randn(30, 4, 2, generator=torch.Generator().manual_seed(i)) for i, m in enumerate("tav")}
+    names = {"t": "text", "a": "audio", "v": "vision"}
+    chosen = [Target(names[m], names[m], "frames", None) for m in "tav"]
+    test = Split("test", [str(i) for i in range(30)], {names[m]: x for m, x in features.items()}, {})
+    out = corrupt(test, chosen, 0.3, generator("multibench", 5, "all", 9), None, "multibench")
+    expected = multibench_timeseries([features[m] for m in "vat"], 0.3, generator("multibench", 5, "all", 9))
+    for m, x in zip("vat", expected, strict=True):
+        assert torch.equal(out.tensors[names[m]], x)
+    with pytest.raises(ValueError, match="unknown corruption set"):
+        corrupt(test, chosen, 0.3, generator("multibench", 5, "all", 9), None, "multi-bench")
+
+
+def test_each_input_says_whose_definition_it_is():
+    assert describe(TARGETS["audio"], "multibench")["definition"] == "multibench"
+    assert describe(TARGETS["words"], "multibench")["definition"] == "multibench"
+    assert describe(TARGETS["image"], "multibench")["definition"] == "multibench"
+    assert describe(TARGETS["text"], "multibench")["definition"] == "proxy"  # token ids: [UNK]
+    text_features = describe(Target("text", "text", "frames", "text_lengths"), "multibench")
+    assert (
+        text_features["definition"] == "proxy" and "its text curve misspells raw words" in text_features["corruption"]
+    )
+    assert {describe(t, "msabench")["definition"] for t in TARGETS.values()} == {"msabench", "proxy"}
+    assert "MultiBench" not in " ".join(describe(t, "msabench")["corruption"] for t in TARGETS.values())
 
 
 def test_missing_inputs_look_absent():
@@ -237,7 +162,7 @@ def test_effective_robustness_against_the_reference():
     reference = [0.8, 0.7, 0.6]
     assert effective_robustness([0.9, 0.8, 0.7], reference) == pytest.approx(0.0, abs=1e-12)  # the same, shifted up
     assert effective_robustness([0.9, 0.85, 0.8], reference) == pytest.approx(0.05 + 0.1)
-    assert math.copysign(1, effective_robustness(reference, reference)) == 1.0  # no -0.0
+    assert np.copysign(1, effective_robustness(reference, reference)) == 1.0  # no -0.0
     with pytest.raises(ValueError, match="cannot be compared"):
         effective_robustness([0.9], reference)
 
@@ -275,7 +200,14 @@ def test_regression_run_end_to_end(catalog, tmp_path):
     loaded = (TinyMSA(tmp_path), tiny_data(TinyMSA))
     report = measure(path, catalog, loaded=loaded, reference=path)
     assert report["clean_matches_result"] is True  # the clean evaluation reproduces the run's test metrics
+    assert report["clean_note"] is None and report["threads"]["source"] == "result"
     assert report["metric"] == "Acc-2_non0" and report["secondary"] == "MAE"
+    assert report["corruptions"] == "multibench"
+    assert {m: i["definition"] for m, i in report["inputs"].items()} == {
+        "text": "proxy",  # text features: MultiBench misspells words for its text curve
+        "audio": "multibench",
+        "vision": "multibench",
+    }
     assert list(report["curves"]) == ["text", "audio", "vision", "all"]
     assert report["curves"]["audio"]["levels"] == list(LEVELS) and report["curves"]["all"]["levels"] == list(ALL_LEVELS)
     assert {m: i["kind"] for m, i in report["inputs"].items()} == {
@@ -292,10 +224,28 @@ def test_regression_run_end_to_end(catalog, tmp_path):
     assert report["summary"]["effective"] == {"text": 0.0, "audio": 0.0, "vision": 0.0, "all": 0.0}  # itself
     # the reference (the same run, measured again inside) gives the same curves: seeded and deterministic
     assert report["reference"]["curves"] == report["curves"] and report["reference"]["clean"] == report["clean"]
+    assert report["reference"]["fusion"] == "fake-concat" and report["reference"]["late_fusion"] is True
+    assert report["summary"]["scale"].startswith("raw")
     written = write(report, report_path(path))
     assert written.name == "seed-1111.robustness.json" and read(written)["curves"] == json.loads(
         json.dumps(report["curves"])
     )
+
+
+def test_msabench_set_and_a_reference_that_is_not_late_fusion(catalog, tmp_path, monkeypatch, caplog):
+    path = trained(catalog, "tiny", TinyMSA, tmp_path)
+    loaded = (TinyMSA(tmp_path), tiny_data(TinyMSA))
+    monkeypatch.setattr(ConcatFusion, "late", False)
+    with caplog.at_level(logging.WARNING, logger="msabench"):
+        report = measure(path, catalog, loaded=loaded, reference=path, corruptions="msabench")
+    assert report["corruptions"] == "msabench" and report["clean_matches_result"] is True
+    assert {i["definition"] for i in report["inputs"].values()} == {"msabench"}
+    assert report["reference"]["late_fusion"] is False and "not late fusion" in caplog.text
+    multibench = measure(path, catalog, loaded=loaded)
+    assert multibench["clean"] == report["clean"] and multibench["curves"]["audio"] != report["curves"]["audio"]
+    assert report_path(path, "msabench").name == "seed-1111.robustness-msabench.json"
+    with pytest.raises(ValueError, match="unknown corruption set"):
+        measure(path, catalog, loaded=loaded, corruptions="MultiBench")
 
 
 def test_reference_must_exist_and_match(catalog, tmp_path):
@@ -321,13 +271,22 @@ def test_classification_run_end_to_end(catalog, tmp_path):
     test = loaded[1].splits["test"]
     features = {}
     for name, chosen in (("clean", []), ("text", [Target("text", "raw_text", "words")])):
-        data = replace(loaded[1], splits={"test": corrupt(test, chosen, 1.0, generator(0, "text", 9), None)})
+        corrupted = corrupt(test, chosen, 1.0, generator("multibench", 0, "text", 9), None)
+        data = replace(loaded[1], splits={"test": corrupted})
         features[name] = rebuild(checkpoint, result, data, catalog, device="cpu").data.splits["test"].tensors
     assert not torch.equal(features["clean"]["text@clip-text"], features["text"]["text@clip-text"])
     assert torch.equal(features["clean"]["image@clip-image"], features["text"]["image@clip-image"])
 
 
-def test_cli_on_a_frozen_encoder_run_keeps_clean_cache_entries(catalog, tmp_path, monkeypatch):
+@pytest.fixture()
+def threads():
+    """Restores torch's thread count after a test that changes it."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_cli_on_a_frozen_encoder_run_keeps_clean_cache_entries(catalog, tmp_path, monkeypatch, threads):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MSABENCH_CACHE", str(tmp_path / "cache"))
     folder = write_tweets(tmp_path / "tweets", n=30, unlabelled=2)
@@ -342,11 +301,17 @@ def test_cli_on_a_frozen_encoder_run_keeps_clean_cache_entries(catalog, tmp_path
     clean = {p: p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file()}
     assert any("/test/" in str(p) for p in clean)  # the run cached its frozen test features
 
+    assert RunResult.load(path).hardware["torch_threads"] == 1  # `msabench run` trains on one thread
+
+    torch.set_num_threads(2)  # a process on two threads (the `threads` fixture restores the count)
     outcome = runner.invoke(cli, ["robustness", "--run", str(path), "--data-root", str(folder), "--device", "cpu"])
     assert outcome.exit_code == 0, outcome.output
     assert "| text " in outcome.stdout and "| image " in outcome.stdout and "clean " in outcome.stdout
+    assert "corruptions: multibench" in outcome.stdout and "threads: 1 (result)" in outcome.stdout
     report = read(report_path(path))
+    assert report["threads"] == {"used": 1, "source": "result", "result": 1} and torch.get_num_threads() == 2
     assert report["clean_matches_result"] is True and report["test_samples"] == 2  # floor(n_c / 10) per class
+    assert report["clean_note"] is None and report["corruptions"] == "multibench"
     assert report_path(path).with_suffix(".png").is_file()
     for file, data in clean.items():
         assert file.read_bytes() == data  # clean entries are never overwritten
@@ -360,10 +325,20 @@ def test_cli_on_a_frozen_encoder_run_keeps_clean_cache_entries(catalog, tmp_path
     missing = runner.invoke(cli, ["robustness", "--run", str(path), "--reference", str(tmp_path / "no.json")])
     assert missing.exit_code == 1 and "Error: no reference run" in missing.output
 
+    other = runner.invoke(
+        cli,
+        ["robustness", "--run", str(path), "--data-root", str(folder), "--corruptions", "msabench", "--threads", "2"]
+        + ["--no-plot"],
+    )
+    assert other.exit_code == 0, other.output
+    theirs = read(report_path(path, "msabench"))  # beside the multibench report, which stays
+    assert theirs["corruptions"] == "msabench" and theirs["threads"] == {"used": 2, "source": "given", "result": 1}
+    assert read(report_path(path))["corruptions"] == "multibench"
+
     board = runner.invoke(cli, ["leaderboard", "--results", "results", "--out", "boards", "--robustness"])
     assert board.exit_code == 0, board.output
     page = Path("boards/folder-tweets.md").read_text()
-    assert "### Robustness" in page and "RR text" in page and "RR all" in page
+    assert "### Robustness: multibench corruptions" in page and "RR text" in page and "RR all" in page
 
 
 def test_token_id_run_uses_the_vocabulary_unk(catalog, tmp_path):
@@ -380,31 +355,65 @@ def test_unk_of_a_bert_tokenizer_and_without_one():
     assert unk_id(object(), replace(data, tokenizer="bert-base-chinese")) == 100
     assert unk_id(object(), replace(data, tokenizer="no-such-tokenizer")) is None  # offline, nowhere on disk
     with pytest.raises(DataError, match=r"\[UNK\] id"):
-        corrupt(split(), [TARGETS["text"]], 0.5, generator(0, "text", 5), unk=None)
+        corrupt(split(), [TARGETS["text"]], 0.5, generator("multibench", 0, "text", 5), unk=None)
 
 
-def fake_report(row, seed, relative, effective=None):
+def test_clean_note_says_why_the_clean_metrics_differ():
+    result = RunResult(
+        dataset="d",
+        method="m",
+        seed=1,
+        metrics={"Acc": 0.5, "F1": 0.4},
+        protocol={},
+        task={},
+        versions={"torch": torch.__version__},
+        hardware={"torch_threads": 1, "device": "cpu"},
+    )
+    same = {"clean": {"Acc": 0.5, "F1": 0.4}, "clean_matches_result": True}
+    assert clean_note(same, result, 1, torch.device("cpu")) is None
+    assert clean_note({**same, "clean_matches_result": None}, None, 2, torch.device("cpu")) is None
+    other = {"clean": {"Acc": 0.5, "F1": 0.4000000001}, "clean_matches_result": False}
+    note = clean_note(other, result, 2, torch.device("cpu"))
+    assert "F1 0.4000000001 vs 0.4" in note and "Acc" not in note
+    assert "2 torch threads here, 1 in the run" in note
+    note = clean_note(other, result, 1, torch.device("cpu"))
+    assert "same threads, device, torch and machine: the data or the checkpoint differ" in note
+    moved = replace(result, hardware={"torch_threads": 1, "device": "cuda:0"}, versions={"torch": "0.1"})
+    note = clean_note(other, moved, 1, torch.device("cpu"))
+    assert "evaluated on cpu, trained on cuda" in note and "0.1 in the run" in note
+
+
+def fake_report(row, seed, relative, effective=None, corruptions="multibench"):
     return {
         "dataset": "ch-sims",
         "protocol": "mmsa-1",
         "row": row,
         "seed": seed,
         "metric": "Acc-2",
+        "corruptions": corruptions,
         "clean": {"Acc-2": 0.8 + 0.01 * seed},
         "curves": {"text": {}, "audio": {}, "all": {}},
         "summary": {"relative": relative, "effective": effective},
+        "reference": {"row": "lf-dnn", "fusion": "late-concat", "late_fusion": True} if effective else None,
     }
 
 
+def cells(table, row):
+    line = next(line for line in table.splitlines() if line.startswith(f"| {row} "))
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def test_leaderboard_robustness_table():
-    results = seeds("best", [0.8, 0.81]) + seeds("far", [0.7, 0.71])
+    results = seeds("best", [0.8, 0.81]) + seeds("far", [0.7, 0.71]) + seeds("mid", [0.75])
     reports = [
         fake_report("best", 0, {"text": 0.6, "audio": 0.7, "all": 0.5}, {"text": 0.01, "audio": None, "all": 0.03}),
         fake_report("best", 1, {"text": 0.62, "audio": 0.7, "all": 0.5}, {"text": 0.03, "audio": None, "all": 0.05}),
         fake_report("far", 0, {"text": 0.4, "audio": 0.3, "all": 0.2}),
+        fake_report("mid", 0, {"text": 0.5, "audio": 0.3, "all": 0.8}, {"text": -0.01, "audio": None, "all": 0.0}),
+        fake_report("far", 0, {"text": 0.1, "audio": 0.1, "all": 0.1}, corruptions="msabench"),
     ]
     page = render_dataset("ch-sims", results, robustness=reports)
-    table = page.split("### Robustness")[1]
+    table = page.split("### Robustness: multibench corruptions")[1].split("### Robustness: msabench")[0]
     header = next(line for line in table.splitlines() if line.startswith("| Method"))
     assert [c.strip() for c in header.strip("|").split("|")] == [
         "Method",
@@ -416,8 +425,37 @@ def test_leaderboard_robustness_table():
         "ER text",
         "ER all",
     ]
-    best = next(line for line in table.splitlines() if line.startswith("| best "))
-    assert "80.50 ± 0.71" in best and "0.6100 ± 0.0141" in best and "+0.0200 ± 0.0141" in best
-    far = next(line for line in table.splitlines() if line.startswith("| far "))
-    assert "| 1 " in far and "0.3000" in far and "—" in far
+    # each RR and ER: min-max normalised over the rows' seed means, then the raw mean ± std
+    assert cells(table, "best") == [
+        "best",
+        "2",
+        "80.50 ± 0.71",
+        "1.00 (0.6100 ± 0.0141)",
+        "1.00 (0.7000 ± 0.0000)",
+        "0.50 (0.5000 ± 0.0000)",
+        "1.00 (+0.0200 ± 0.0141)",
+        "1.00 (+0.0400 ± 0.0141)",
+    ]
+    assert cells(table, "mid")[3:] == [
+        "0.48 (0.5000)",
+        "0.00 (0.3000)",
+        "1.00 (0.8000)",
+        "0.00 (-0.0100)",
+        "0.00 (+0.0000)",
+    ]
+    assert cells(table, "far")[1] == "1" and cells(table, "far")[3:] == ["0.00 (0.4000)", "0.00 (0.3000)"] + [
+        "0.00 (0.2000)",
+        "—",
+        "—",
+    ]
+    assert "ER is measured against lf-dnn (late fusion: `late-concat`)." in table
+    alone = page.split("### Robustness: msabench corruptions")[1]
+    assert cells(alone, "far")[3:] == ["— (0.1000)", "— (0.1000)", "— (0.1000)"]  # one row: nothing to normalise
     assert "### Robustness" not in render_dataset("ch-sims", results)
+
+
+def test_maxmin_normalise_as_multibench():
+    assert maxmin_normalise({"a": 0.2, "b": 0.6, "c": 0.5}) == pytest.approx({"a": 0.0, "b": 1.0, "c": 0.75})
+    found = maxmin_normalise({"a": 0.2, "b": float("nan"), "c": 0.4})
+    assert found["a"] == 0.0 and found["c"] == 1.0 and np.isnan(found["b"])
+    assert all(np.isnan(v) for v in maxmin_normalise({"a": 0.3, "b": 0.3}).values())  # max = min: undefined

@@ -24,6 +24,7 @@ class LateConcat(Fusion):
     """Concatenates the modality vectors and predicts with a two-layer ReLU network (LF-DNN)."""
 
     name = "late-concat"
+    late = True  # MultiBench's LF: the reference of effective robustness (`msabench robustness --reference`)
     tiny = {"post_fusion_dim": 8}
 
     def __init__(self, in_dims, task, post_fusion_dim: int = 128, dropout: float = 0.2):

@@ -12,6 +12,7 @@ class ConcatLinear(Fusion):
     """One Linear layer on the concatenated modality features (any number of modalities; one gives a unimodal row)."""
 
     name = "concat-linear"
+    late = True  # concatenated unimodal features and a head: late fusion, a reference for effective robustness
 
     def __init__(self, in_dims, task, dropout: float = 0.0):
         super().__init__(in_dims, task)
