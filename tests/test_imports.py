@@ -12,13 +12,14 @@ HOST = Path(msabench.__file__).parent
 LAYERS = [
     {"errors", "metrics", "hookspecs", "paths", "stats"},
     {"results", "protocol", "settings"},
-    {"components", "decode", "splits", "cache", "plugins", "layers"},
+    {"components", "decode", "splits", "cache", "plugins", "layers", "schema", "reproduce"},
     {"data", "features"},
     {"imagetext"},
     {"synthetic", "catalog"},
     {"train", "leaderboard"},
     {"inference", "testing", "plot", "sweep"},
-    {"robustness"},
+    {"robustness", "verify", "scaffold"},
+    {"site"},
     {"cli"},
     {"__main__"},
 ]
