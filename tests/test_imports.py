@@ -17,7 +17,7 @@ LAYERS = [
     {"imagetext"},
     {"synthetic", "catalog"},
     {"train", "leaderboard"},
-    {"inference", "testing", "plot", "sweep"},
+    {"inference", "testing", "plot", "sweep", "markup"},
     {"robustness", "verify", "scaffold"},
     {"site"},
     {"cli"},
