@@ -149,3 +149,11 @@ def test_the_new_plugin_installs_checks_runs_verifies_and_renders_without_an_edi
     assert "verify PASSED: 1 of 1 result files under results pass" in verified.stdout
     page = (work / "site/synthetic-mosi/mmsa-1+max_epochs=1/demo-fusion/index.html").read_text()
     assert "Demo Fusion (Author et al., Venue Year)" in page and "demo-fusion 0.1.0" in page.replace("</code> ", " ")
+
+
+def test_the_guide_shows_the_files_the_template_writes():
+    guide = (Path(__file__).parent.parent / "docs" / "writing-a-plugin.md").read_text()
+    for path in FILES:
+        if path != ".gitignore":
+            assert path.split("/")[-1] in guide, path
+    assert "msabench new-plugin demo-fusion" in guide and 'demo-fusion = "msabench_demo_fusion"' in guide
