@@ -19,7 +19,7 @@ fix, and a check that cannot run here says why (skipped, not failed):
 - ``rerun`` (with ``rerun=N``): N result files drawn from the folder (seeded) are trained again from their recorded
   request (or the command rebuilt from them, `msabench.reproduce`), with the recorded thread count, into a
   temporary folder: on the CPU their metrics and predictions must be bit-identical; a run recorded on a GPU must
-  give every metric within `GPU_TOLERANCE`.
+  give every metric within `msabench.rerun.GPU_TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -29,13 +29,9 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import math
-import os
 import random
-import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -48,12 +44,13 @@ from msabench.errors import MsabenchError
 from msabench.metrics import evaluate
 from msabench.paths import data_root as default_data_root
 from msabench.protocol import PROTOCOL, Protocol
-from msabench.reproduce import command, rerun_argv, variant_parts
+from msabench.reproduce import variant_parts
+from msabench.rerun import number, same
+from msabench.rerun import rerun as rerun_one
 from msabench.results import RunResult, result_files, result_path
 
 CHECKS = ("schema", "metrics", "versions", "data", "protocol", "sweep", "stages", "rerun")
 METRIC_TOLERANCE = 1e-9  # recomputed vs stored metrics: the same code on the same numbers, up to summation order
-GPU_TOLERANCE = 5e-3  # a rerun of a GPU run: every metric within this (0.5 points of accuracy, 0.005 MAE or Corr)
 HOST_DATA_OPTIONS = ("train_fraction", "train_fraction_seed")  # options that leave the test split as it is
 
 log = logging.getLogger("msabench")
@@ -158,9 +155,14 @@ def verify(
             if progress is not None:
                 progress(f"rerun {path.relative_to(root)} ...")
             result, request = loaded[path]
-            by_path[path].outcomes.append(
-                _rerun(result, request, context, program=program or (sys.executable, "-m", "msabench"), timeout=timeout)
+            problem = rerun_one(
+                result,
+                request,
+                data_root=context.data_root,
+                program=program or (sys.executable, "-m", "msabench"),
+                timeout=timeout,
             )
+            by_path[path].outcomes.append(Outcome("rerun", "fail", problem) if problem else Outcome("rerun", "pass"))
     for report in reports:  # a check no file reached is shown as not applicable
         report.outcomes.sort(key=lambda o: CHECKS.index(o.check))
     return Report(root, reports, reruns=min(rerun, len(loaded)) if rerun > 0 else 0)
@@ -256,7 +258,7 @@ def _metrics(result: RunResult, path: Path, context: _Context) -> Outcome:
     wrong = [
         key
         for key in sorted(set(recomputed) | set(result.metrics))
-        if not _same(result.metrics.get(key), recomputed.get(key), METRIC_TOLERANCE)
+        if not same(result.metrics.get(key), recomputed.get(key), METRIC_TOLERANCE)
     ]
     if wrong:
         key = wrong[0]
@@ -264,8 +266,8 @@ def _metrics(result: RunResult, path: Path, context: _Context) -> Outcome:
         return Outcome(
             "metrics",
             "fail",
-            f"{key} is stored as {_number(result.metrics.get(key))} but the stored predictions give "
-            f"{_number(recomputed.get(key))}{others}: the metrics were edited or the predictions do not belong to "
+            f"{key} is stored as {number(result.metrics.get(key))} but the stored predictions give "
+            f"{number(recomputed.get(key))}{others}: the metrics were edited or the predictions do not belong to "
             "them; rerun it.",
         )
     return Outcome("metrics", "pass")
@@ -299,18 +301,6 @@ def _load_labels(name: str, context: _Context) -> dict[str, Any] | str:
         log.setLevel(level)
     test = data.splits["test"]
     return dict(zip(test.ids, test.tensors["label"].tolist(), strict=True))
-
-
-def _same(stored: Any, recomputed: Any, tolerance: float) -> bool:
-    stored = math.nan if stored is None else stored
-    recomputed = math.nan if recomputed is None else recomputed
-    if math.isnan(stored) or math.isnan(recomputed):
-        return math.isnan(stored) and math.isnan(recomputed)
-    return abs(stored - recomputed) <= tolerance
-
-
-def _number(value: Any) -> str:
-    return "null" if value is None or (isinstance(value, float) and math.isnan(value)) else repr(value)
 
 
 # -- versions, data, protocol ------------------------------------------------------------------------------
@@ -510,87 +500,3 @@ def stage_file(recorded: str, root: Path) -> Path | None:
         return path
     moved = root.joinpath(*path.parts[-4:])
     return moved if len(path.parts) >= 4 and moved.is_file() else None
-
-
-# -- rerun -------------------------------------------------------------------------------------------------
-
-
-def _rerun(
-    result: RunResult, request: dict | None, context: _Context, *, program: Sequence[str], timeout: float | None
-) -> Outcome:
-    found = command(result, request)
-    threads = (request or {}).get("threads") or result.hardware.get("torch_threads") or 1
-    gpu = str(result.hardware.get("device", "cpu")).startswith("cuda")
-    if gpu:
-        import torch
-
-        if not torch.cuda.is_available():
-            return Outcome("rerun", "fail", "recorded on a GPU: its rerun needs a machine with CUDA")
-    with tempfile.TemporaryDirectory(prefix="msabench-rerun-") as folder:
-        try:
-            argv = rerun_argv(
-                found.text,
-                seed=result.seed,
-                results=str(Path(folder) / "results"),
-                threads=int(threads),
-                device="cuda" if gpu else "cpu",
-                data_root=str(context.data_root),
-                program=program,
-            )
-        except ValueError as error:
-            return Outcome("rerun", "fail", f"{error}: its request cannot be rerun")
-        try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env={**os.environ, "OMP_NUM_THREADS": str(threads)},
-            )
-        except subprocess.TimeoutExpired:
-            return Outcome("rerun", "fail", f"`{found.text}` did not finish in {timeout} s")
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-            return Outcome("rerun", "fail", f"`{found.text}` failed (exit {done.returncode}): {last}")
-        again = [
-            r
-            for r in _load_all(result_files(Path(folder) / "results"))
-            if r.method == result.method and r.seed == result.seed
-        ]
-    how = "its recorded command" if found.recorded else f"the command rebuilt from it (`{found.text}`)"
-    if not again:
-        return Outcome("rerun", "fail", f"{how} wrote no result for {result.method}, seed {result.seed}")
-    other = again[0]
-    tolerance = GPU_TOLERANCE if gpu else 0.0
-    wrong = [
-        key
-        for key in sorted(set(result.metrics) | set(other.metrics))
-        if not _same(result.metrics.get(key), other.metrics.get(key), tolerance)
-    ]
-    if not gpu and not wrong and other.predictions.get("predictions") != result.predictions.get("predictions"):
-        wrong = ["the per-sample predictions"]
-    if wrong:
-        key = wrong[0]
-        detail = (
-            f"{key}: stored {_number(result.metrics.get(key))}, rerun {_number(other.metrics.get(key))}"
-            if key in result.metrics or key in other.metrics
-            else f"{key} differ"
-        )
-        limit = f"within {GPU_TOLERANCE}" if gpu else "bit-identically on the CPU"
-        note = f" ({'; '.join(found.missing)} not restored)" if found.missing else ""
-        return Outcome(
-            "rerun",
-            "fail",
-            f"trained again by {how}{note}, it does not match {limit} ({detail}; {len(wrong)} differing): the "
-            "result does not come from this code and request; rerun it and submit the new result",
-        )
-    return Outcome("rerun", "pass")
-
-
-def _load_all(paths: Iterable[Path]) -> list[RunResult]:
-    loaded = []
-    for path in paths:
-        data, problems = schema.load(path)
-        if not problems:
-            loaded.append(schema.to_result(data)[0])
-    return loaded

@@ -17,7 +17,7 @@ LAYERS = [
     {"imagetext"},
     {"synthetic", "catalog"},
     {"train", "leaderboard"},
-    {"inference", "testing", "plot", "sweep", "markup"},
+    {"inference", "testing", "plot", "sweep", "markup", "rerun"},
     {"robustness", "verify", "scaffold"},
     {"site"},
     {"cli"},
