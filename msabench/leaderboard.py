@@ -188,7 +188,7 @@ def _robustness(reports: Sequence[Mapping[str, Any]], ddof: int) -> str:
     table = []
     for row, group in sorted(by_row.items()):
         clean = _mean_std([r["clean"].get(metric, math.nan) for r in group], ddof)
-        cells = [row, len(group), _format(metric, *clean)]
+        cells = [row, len(group), format_value(metric, *clean)]
         for kind, curve in columns:
             cells.append(_normalised(normalised[kind, curve][row], *raw[row, kind, curve], sign=kind == "effective"))
         table.append(cells)
@@ -297,7 +297,7 @@ def _table(results: list[RunResult], columns: tuple[str, ...], ddof: int) -> str
         cells = [f"{row}{unverified}{tuned}"]
         for column in columns:
             mean, std = summary.stats[row][column]
-            text = _format(column, mean, std)
+            text = format_value(column, mean, std)
             mark = summary.marks[row].get(column)
             cells.append(f"**{text}**" if mark == "bold" else f"{text} {TIED}" if mark == "tied" else text)
         cells += [len(group), group[0].method_info.get("paper", "")]
@@ -306,17 +306,28 @@ def _table(results: list[RunResult], columns: tuple[str, ...], ddof: int) -> str
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def _reported(dataset: str, results: list[RunResult], columns: tuple[str, ...]) -> str:
-    rows = []
+@dataclass(frozen=True)
+class Comparison:
+    """A paper's reported numbers on one dataset beside the seed mean of a method's results (the rows that run it as
+    registered, no variant), in the paper's scale (accuracies and F1 in %): column -> (paper, ours, whether the
+    paper's number lies inside our 95 % t-interval of the seed mean; None with one seed)."""
+
+    method: str
+    dataset: str  # the dataset the paper reports on
+    source: str
+    cells: dict[str, tuple[float, float, bool | None]]
+
+
+def comparisons(results: list[RunResult], columns: tuple[str, ...]) -> list[Comparison]:
+    """Every reported entry of the results' methods (whatever dataset it names), by method then in the method's
+    order, compared on `columns`."""
     by_method: dict[str, list[RunResult]] = defaultdict(list)
     for result in results:
         if not result.variant:
             by_method[result.method].append(result)
-    used: list[str] = []
+    found = []
     for method, group in sorted(by_method.items()):
         for entry in group[0].method_info.get("reported", []):
-            if entry["dataset"] != dataset:
-                continue
             cells = {}
             for column in columns:
                 if column in entry["metrics"]:
@@ -324,18 +335,30 @@ def _reported(dataset: str, results: list[RunResult], columns: tuple[str, ...]) 
                     seeds = [r.metrics.get(column, math.nan) for r in sorted(group, key=lambda r: r.seed)]
                     ours = scale * float(np.mean(seeds))
                     paper = entry["metrics"][column]
-                    digits = 2 if METRICS[column].percent else 4
                     interval = t_interval([scale * value for value in seeds])
-                    inside = "–" if interval is None else "✓" if interval[0] <= paper <= interval[1] else "✗"
-                    cells[column] = f"{paper:.{digits}f} / {ours:.{digits}f} ({ours - paper:+.{digits}f}) {inside}"
-                    if column not in used:
-                        used.append(column)
-            rows.append((method, entry["source"], cells))
+                    cells[column] = (paper, ours, None if interval is None else interval[0] <= paper <= interval[1])
+            found.append(Comparison(method, entry["dataset"], entry["source"], cells))
+    return found
+
+
+def _reported(dataset: str, results: list[RunResult], columns: tuple[str, ...]) -> str:
+    rows = [c for c in comparisons(results, columns) if c.dataset == dataset]
+    used = [column for column in columns if any(column in c.cells for c in rows)]
     if not rows:
         return ""
-    shown = [c for c in columns if c in used]
-    table = [[method, source, *(cells.get(c, "—") for c in shown)] for method, source, cells in rows]
-    return tabulate(table, headers=["Method", "Source", *shown], tablefmt="github", disable_numparse=True)
+    table = []
+    for comparison in rows:
+        cells = []
+        for column in used:
+            if column not in comparison.cells:
+                cells.append("—")
+                continue
+            paper, ours, inside = comparison.cells[column]
+            digits = 2 if METRICS[column].percent else 4
+            mark = "–" if inside is None else "✓" if inside else "✗"
+            cells.append(f"{paper:.{digits}f} / {ours:.{digits}f} ({ours - paper:+.{digits}f}) {mark}")
+        table.append([comparison.method, comparison.source, *cells])
+    return tabulate(table, headers=["Method", "Source", *used], tablefmt="github", disable_numparse=True)
 
 
 def _mean_std(values: list[float], ddof: int) -> tuple[float, float]:
@@ -351,7 +374,8 @@ def _shown(column: str, value: float) -> float:
     return round(100 * value, 2) if METRICS[column].percent else round(value, 4)
 
 
-def _format(column: str, mean: float, std: float) -> str:
+def format_value(column: str, mean: float, std: float) -> str:
+    """A mean (± std when not NaN) as the tables show it: accuracies and F1 in % with 2 decimals, others with 4."""
     if math.isnan(mean):
         return "nan"
     scale, digits = (100, 2) if METRICS[column].percent else (1, 4)

@@ -12,14 +12,14 @@ HOST = Path(msabench.__file__).parent
 LAYERS = [
     {"errors", "metrics", "hookspecs", "paths", "stats"},
     {"results", "protocol", "settings", "options", "hparams", "corruptions"},
-    {"components", "decode", "cache", "plugins", "layers", "integrity", "pickles"},
+    {"components", "decode", "cache", "plugins", "layers", "integrity", "pickles", "schema", "command"},
     {"splits", "features", "mmsa", "runtime", "optim"},
     {"mult", "imagetext", "pretrained", "resume"},
     {"synthetic", "catalog"},
     {"train", "leaderboard", "formats"},
-    {"inference", "testing", "plot", "trials"},
-    {"sweep", "robustness"},
-    {"store"},
+    {"inference", "testing", "plot", "trials", "markup", "rerun"},
+    {"sweep", "robustness", "verify", "scaffold"},
+    {"store", "site"},
     {"api"},
     {"cli"},
     {"__main__"},
@@ -38,8 +38,12 @@ def imports(path: Path) -> set[str]:
         if id(node) in skipped:
             continue
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "msabench":  # the package root: resolve each name to the module that defines it
-                found |= {msabench._EXPORTS[alias.name] for alias in node.names if alias.name in msabench._EXPORTS}
+            if node.module == "msabench":  # the package root: a name it exports, or a module of the package
+                for alias in node.names:
+                    if alias.name in msabench._EXPORTS:
+                        found.add(msabench._EXPORTS[alias.name])
+                    elif (HOST / f"{alias.name}.py").is_file() or (HOST / alias.name).is_dir():
+                        found.add(alias.name)
             elif node.module.startswith("msabench."):
                 found.add(node.module.split(".")[1])
         elif isinstance(node, ast.Import):

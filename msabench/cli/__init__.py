@@ -26,6 +26,9 @@ BUILTIN = {
     "robustness": "robustness",
     "check": "check",
     "data": "data",
+    "new-plugin": "scaffold",
+    "verify": "verify",
+    "site": "site",
 }
 
 
