@@ -23,7 +23,7 @@ from .lstm import METHODS as LSTM_METHODS
 from .lstm import EarlyFusionLSTM
 
 ENCODERS = {"text": "lstm-text", "audio": "mean-mlp", "vision": "mean-mlp"}
-MMSA = "MMSA results/result-stat.md"
+MMSA = "MMSA results/result-stat.md (thuiar/MMSA@698bae0, 2023-12-27)"
 
 
 def sections(text_hidden, text_out, audio, vision, dropouts, fusion, train):
@@ -79,8 +79,8 @@ METHODS = [
             "ch-sims-v2": lf_dnn(64, 32, 64, 256, 32, (0.4, 0.4, 0.4, 0.4), 128, 5e-3, 0.0),
         },
         reported=(
-            Reported("mosi", MMSA, mosi([77.52, 77.58, 78.63, 78.63, 38.05, 34.52, 95.48, 65.84])),
-            Reported("mosei", MMSA, mosi([80.6, 80.35, 82.74, 82.95, 51.97, 50.83, 58.02, 70.87])),
+            Reported("mosi", MMSA, mosi([77.52, 77.46, 78.63, 78.63, 38.05, 34.52, 95.48, 65.84])),
+            Reported("mosei", MMSA, mosi([80.60, 80.85, 82.74, 82.52, 51.97, 50.83, 58.02, 70.87])),
             Reported("ch-sims", MMSA, sims([77.02, 64.33, 39.74, 77.27, 44.63, 55.51])),
         ),
     ),
@@ -98,8 +98,8 @@ METHODS = [
             "ch-sims-v2": tfn(128, 32, 128, 128, 32, (0.3, 0.3, 0.3, 0.5), 128, 2e-3),
         },
         reported=(
-            Reported("mosi", MMSA, mosi([77.99, 78.03, 79.08, 79.06, 39.39, 34.46, 94.73, 67.33])),
-            Reported("mosei", MMSA, mosi([78.5, 78.05, 81.89, 82.04, 53.1, 51.6, 57.26, 71.41])),
+            Reported("mosi", MMSA, mosi([77.99, 77.95, 79.08, 79.11, 39.39, 34.46, 94.73, 67.33])),
+            Reported("mosei", MMSA, mosi([78.50, 78.96, 81.89, 81.74, 53.10, 51.60, 57.26, 71.41])),
             Reported("ch-sims", MMSA, sims([78.38, 65.12, 39.3, 78.62, 43.22, 59.1])),
         ),
     ),
@@ -117,8 +117,8 @@ METHODS = [
             "ch-sims-v2": lmf(64, 32, 64, (0.3, 0.3, 0.3, 0.5), 4, 32, 2e-3, 5e-4, 1e-4),
         },
         reported=(
-            Reported("mosi", MMSA, mosi([77.9, 78.0, 79.18, 79.2, 38.13, 33.82, 95.04, 65.1])),
-            Reported("mosei", MMSA, mosi([80.54, 80.14, 83.48, 83.6, 52.99, 51.59, 57.57, 71.69])),
+            Reported("mosi", MMSA, mosi([77.9, 77.8, 79.18, 79.15, 38.13, 33.82, 95.04, 65.1])),
+            Reported("mosei", MMSA, mosi([80.54, 80.94, 83.48, 83.36, 52.99, 51.59, 57.57, 71.69])),
             Reported("ch-sims", MMSA, sims([77.77, 64.68, 40.53, 77.88, 44.12, 57.59])),
         ),
     ),
