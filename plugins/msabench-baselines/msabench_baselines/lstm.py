@@ -71,6 +71,7 @@ class EarlyFusionLSTM(Fusion):
 
 
 MMSA = "MMSA results/result-stat.md (thuiar/MMSA@698bae0, 2023-12-27)"
+LUO = "Luo et al., Journal of Software 2024, Table 3 (before B-fusion; msabench-awf has the after rows)"
 
 mosi = functools.partial(mmsa_reported, "mosi")  # a row of MMSA's result-stat.md (MOSI, MOSEI)
 sims = functools.partial(mmsa_reported, "sims")
@@ -120,6 +121,7 @@ METHODS = [
             "fusion": {"post_fusion_dim": 64, "dropout": 0.2},
             "train": {"batch_size": 32, "lr": 1e-3},
         },
+        reported=(Reported("mosi", LUO, {"Acc-2_non0": 74.78}),),
         tasks=("regression", "multilabel"),
     ),
 ]
