@@ -387,6 +387,8 @@ class MOSIbcLSTM(Dataset):
         assignment = {split: [] for split in ("train", "valid", "test")}
         for u in sorted(used, key=lambda u: (u.video, u.position)):
             assignment[split_of[u.video]].append(u)
+        if empty := [split for split, members in assignment.items() if not members]:
+            raise DataError(f"{self.name}: split={self.split} leaves no utterance in {', '.join(empty)}.")
         info["videos"] = {split: len({u.video for u in members}) for split, members in assignment.items()}
         return assignment, info
 

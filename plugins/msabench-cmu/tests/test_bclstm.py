@@ -14,7 +14,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from msabench import DataError  # noqa: E402
 from msabench.cli import cli  # noqa: E402
-from msabench_cmu import MOSIbcLSTM  # noqa: E402
+from msabench_cmu import MOSIbcLSTM, fold_of  # noqa: E402
 from msabench_cmu.tiny import SCORES, code, write_csv, write_labels  # noqa: E402
 
 RELEASE_TEST = ["zhpQhgha_KU_1", "zhpQhgha_KU_2", "zhpQhgha_KU_3", "zhpQhgha_KU_4"]
@@ -76,7 +76,7 @@ def test_the_validation_videos_follow_the_seed_and_fraction(release):
         MOSIbcLSTM(release, split="random")
 
 
-def test_the_standard_folds_and_their_warning(release, caplog):
+def test_the_standard_folds_and_their_warning(release, caplog, monkeypatch):
     with caplog.at_level(logging.WARNING, logger="msabench"):
         data = load(release, split="standard")
     assert [data.splits[s].ids for s in ("valid", "test")] == [
@@ -89,6 +89,10 @@ def test_the_standard_folds_and_their_warning(release, caplog):
     assert "which include 1 of the standard test fold's 2 videos" in caplog.text
     with pytest.raises(DataError, match="split=standard uses the SDK's own validation fold"):
         MOSIbcLSTM(release, split="standard", split_seed=3)
+    folds = {**fold_of("mosi"), "WKA5OygbEKI": "train"}  # a release with none of the validation fold's videos
+    monkeypatch.setattr("msabench_cmu.bclstm.fold_of", lambda dataset: folds)
+    with pytest.raises(DataError, match="mosi-bclstm: split=standard leaves no utterance in valid"):
+        load(release, split="standard")
 
 
 def test_files_are_checked_against_the_release_sha256(release):
