@@ -93,7 +93,7 @@ class Lab5(ImageTextDataset):
 
 
 class Lab5Dev(Lab5):
-    """lab5-dev: 1,500 labelled Lab5 tweet text+image pairs (a stratified subset), split 8:1:1 per label; never lab5.
+    """The 1,500 labelled Lab5 tweet text+image pairs of lab5-dev, split 8:1:1 per label, apart from the full lab5.
 
     The same files and reader as `lab5` (train.txt, test_without_label.txt with 100 unlabelled pairs,
     data/{guid}.txt|jpg), under its own name so that its results and leaderboard never mix with the full data's,
