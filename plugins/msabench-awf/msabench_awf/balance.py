@@ -57,6 +57,12 @@ class Balancer(nn.Module, Callback):
         self.weights: dict[str, nn.Parameter] = {}  # modality -> W_i (not registered: it belongs to its module)
         self.where: dict[str, str] = {}  # modality -> where W_i is, for messages
         self.pending: torch.Tensor | None = None  # dL_omega/domega of the current batch
+        self.frozen = False  # `freeze`: omega keeps its values and nothing is measured
+
+    def freeze(self) -> None:
+        """Keep omega as it is: no gradient is measured and no step taken (its modalities' layers are frozen)."""
+        self.frozen = True
+        self.omega.requires_grad_(False)
 
     def bind(self, modality: str, weight: nn.Parameter, where: str) -> None:
         self.weights[modality], self.where[modality] = weight, where
@@ -85,6 +91,8 @@ class Balancer(nn.Module, Callback):
         return g, target, (g - target).abs().sum()
 
     def on_fit_start(self, run) -> None:
+        if self.frozen:
+            return
         for modality in self.modalities:
             if modality in self.weights:
                 continue
@@ -99,6 +107,8 @@ class Balancer(nn.Module, Callback):
             self.bind(modality, layer.weight, f"encoders.{modality}.{name}")
 
     def on_before_backward(self, run, batch, losses) -> None:
+        if self.frozen:
+            return
         _, _, balance = self.statistics(losses["total"])
         (self.pending,) = torch.autograd.grad(balance, self.omega, retain_graph=True)  # the task backward follows
         losses["balance"] = balance.detach()

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
-from msabench import Callback, CatalogError, Fusion, lookup
+from msabench import Callback, CatalogError, Fusion, TrainingError, lookup
 
 from .balance import SHORT, Balancer
+
+log = logging.getLogger("msabench")
 
 MODALITIES = ("text", "audio", "vision")
 OMEGA_LR = 10.0  # eta, B-fusion's SGD rate (the paper gives none; see the README for how it was chosen)
@@ -19,24 +23,15 @@ class ModalAttention(nn.Module):
 
     avgpool averages each modality's vector over its features ([B, 3, d] -> [B, 3]); W1 and W2 are 3x3 matrices
     without bias. The paper writes W_ATT for both: we read them as two matrices (``shared=False``, a
-    squeeze-and-excitation block); ``shared=True`` uses one matrix twice, the other reading. ``ratios`` freezes
-    alpha at given values instead (Table 10's analysis; (0, 0, 0) removes A-fusion's contribution)."""
+    squeeze-and-excitation block); ``shared=True`` uses one matrix twice, the other reading."""
 
-    def __init__(self, count: int, shared: bool = False, ratios: tuple[float, ...] | None = None):
+    def __init__(self, count: int, shared: bool = False):
         super().__init__()
-        if ratios is not None:
-            if len(ratios) != count or any(r < 0 for r in ratios):
-                raise ValueError(f"A-fusion ratios must be {count} numbers >= 0; got {ratios}")
-            self.register_buffer("ratios", torch.tensor([float(r) for r in ratios]))
-            return
-        self.ratios = None
         self.first = nn.Linear(count, count, bias=False)
         self.second = self.first if shared else nn.Linear(count, count, bias=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """[B, M, d] -> alpha [B, M]."""
-        if self.ratios is not None:
-            return self.ratios.expand(len(z), -1)
         return torch.sigmoid(self.second(torch.relu(self.first(z.mean(-1)))))
 
 
@@ -50,8 +45,12 @@ class AdaptiveWeightFusion(Fusion, Callback):
     with B-fusion's weights (`Balancer`), Z_ATT = [a_T Z_T, a_A Z_A, a_V Z_V] with A-fusion's (`ModalAttention`),
     Z = (Z_GB + Z_ATT) / 2, then dropout, a ReLU layer of ``post_fusion_dim`` and the output layer.
 
-    ``balance=False`` keeps every w at 1 (Table 7's rows without GB); ``ratios`` freezes A-fusion's alpha
-    (Table 10). Logs each epoch's mean alpha over the training batches (``alpha_T``...) beside B-fusion's omega."""
+    A-fusion reads and weighs detached copies of the Z_i: it passes no gradient into the unimodal networks (the
+    paper: it "has no effect on the unimodal learning rate"), so their gradients, and B-fusion's g_i, come from
+    Z_GB alone. ``balance=False`` keeps every w at 1 (Table 7's rows without GB); ``attention=False`` removes
+    A-fusion: Z = Z_GB (Table 9). ``observe=True`` is Table 10's experiment (`observe`). Logs each epoch's mean
+    alpha over the training batches (``alpha_T``...) and its ratios (``ratio_T``... = alpha_i / sum alpha) beside
+    B-fusion's omega."""
 
     name = "awf"
     modalities = MODALITIES
@@ -68,36 +67,103 @@ class AdaptiveWeightFusion(Fusion, Callback):
         omega_lr: float = OMEGA_LR,
         omega_floor: float | None = 0.0,
         shared_attention: bool = False,
-        ratios: list[float] | None = None,
+        attention: bool = True,
+        observe: bool = False,
     ):
         super().__init__(in_dims, task)
+        if observe and not attention:
+            raise CatalogError("fusion 'awf': observe=true trains A-fusion alone, so it needs attention=true.")
         self.project = nn.ModuleDict({m: nn.Linear(in_dims[m], dim) for m in MODALITIES})
         self.balancer = Balancer(MODALITIES, omega_lr, omega_floor) if balance else None
         if self.balancer is not None:
             for m in MODALITIES:
                 self.balancer.bind(m, self.project[m].weight, f"fusion.project.{m}.weight")
-        self.attention = ModalAttention(len(MODALITIES), shared_attention, tuple(ratios) if ratios else None)
+        self.attention = ModalAttention(len(MODALITIES), shared_attention) if attention else None
         self.head = head(len(MODALITIES) * dim, post_fusion_dim, task.out_dim, dropout)
+        self.observe = observe
         self.alpha_sum, self.alpha_count = torch.zeros(len(MODALITIES)), 0
 
     def forward(self, features, lengths):
         z = {m: self.project[m](features[m]) for m in MODALITIES}
         weighted = self.balancer(z) if self.balancer is not None else z
-        alpha = self.attention(torch.stack([z[m] for m in MODALITIES], dim=1))
-        attended = [alpha[:, i : i + 1] * z[m] for i, m in enumerate(MODALITIES)]
-        fused = (torch.cat([weighted[m] for m in MODALITIES], dim=-1) + torch.cat(attended, dim=-1)) / 2
+        balanced = torch.cat([weighted[m] for m in MODALITIES], dim=-1)
+        if self.attention is None:
+            return {"prediction": self.head(balanced)}  # Table 9 without A-fusion: Z = Z_GB
+        detached = torch.stack([z[m].detach() for m in MODALITIES], dim=1)  # [B, M, d], no gradient into Z_i
+        alpha = self.attention(detached)
+        attended = (alpha.unsqueeze(-1) * detached).flatten(1)  # [a_T Z_T, a_A Z_A, a_V Z_V]
         if self.training:
             self.alpha_sum = self.alpha_sum + alpha.detach().sum(0).cpu()
             self.alpha_count += len(alpha)
-        return {"prediction": self.head(fused)}
+        return {"prediction": self.head((balanced + attended) / 2)}
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.observe:  # the frozen head keeps its dropout off while A-fusion alone learns
+            self.head.eval()
+        return self
+
+    def on_fit_start(self, run):
+        if self.observe:
+            observe(self, run)
 
     def on_epoch_start(self, run, epoch):
         self.alpha_sum, self.alpha_count = torch.zeros(len(MODALITIES)), 0
 
     def on_epoch_end(self, run, epoch, logs):
         if self.alpha_count:
+            alpha = self.alpha_sum / self.alpha_count
             for i, m in enumerate(MODALITIES):
-                logs[f"alpha_{SHORT[m]}"] = float(self.alpha_sum[i] / self.alpha_count)
+                logs[f"alpha_{SHORT[m]}"] = float(alpha[i])
+            for i, m in enumerate(MODALITIES):
+                logs[f"ratio_{SHORT[m]}"] = float(alpha[i] / alpha.sum())
+
+
+def observe(fusion: AdaptiveWeightFusion, run) -> None:
+    """Table 10's experiment: start every part of the model but A-fusion from a trained AWF and freeze it, so that
+    A-fusion alone learns (from its own initialisation) and its ratios show what it settles on for that network.
+
+    The trained AWF is the checkpoint the text encoder was started from (the method's stage, ``awf`` with the same
+    seed, data and protocol; or ``--set text.init_from=PATH``): its audio and vision encoders, W_i, B-fusion's omega
+    and head are loaded here; B-fusion takes no further step. Without such a checkpoint (``text.init_from=null``)
+    A-fusion is observed on the network as built, and a warning says so."""
+    started = getattr(run.model.encoders["text"], "started_from", None)
+    if started is None:
+        log.warning(
+            "%s: the text encoder starts from no trained AWF (text.init_from is not set): A-fusion is observed on the "
+            "network as built, not on a trained one",
+            run.method.name,
+        )
+    else:
+        state = torch.load(started["path"], map_location="cpu", weights_only=True)["model"]
+        for modality in ("audio", "vision"):
+            prefix = f"encoders.{modality}."
+            own = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+            load(run.model.encoders[modality], own, started["path"], f"the {modality} encoder")
+        own = {
+            key[len("fusion.") :]: value
+            for key, value in state.items()
+            if key.startswith("fusion.") and not key.startswith("fusion.attention.")
+        }
+        attention = {f"attention.{key}": value for key, value in fusion.attention.state_dict().items()}
+        load(fusion, {**own, **attention}, started["path"], "the fusion")
+    for parameter in run.model.parameters():
+        parameter.requires_grad_(False)
+    for parameter in fusion.attention.parameters():
+        parameter.requires_grad_(True)
+    if fusion.balancer is not None:
+        fusion.balancer.freeze()
+    fusion.train(fusion.training)
+
+
+def load(module: nn.Module, state: dict, path: str, what: str) -> None:
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise TrainingError(
+            f"awf: {path} does not hold weights that fit {what} (is it an awf checkpoint of the same recipe?): "
+            f"{str(error).splitlines()[0]}"
+        ) from None
 
 
 class BalancedFusion(Fusion):

@@ -1,5 +1,6 @@
-"""AWF's fusion against hand-computed values (A-fusion, Z = (Z_GB + Z_ATT) / 2, frozen ratios), Table 2's
-hyper-parameters per dataset, and `msabench run` on small pickles in MMSA's and MulT's layouts and on
+"""AWF's fusion against hand-computed values (A-fusion, Z = (Z_GB + Z_ATT) / 2, Z = Z_GB without A-fusion), A-fusion
+passing no gradient into the unimodal networks, Table 2's hyper-parameters per dataset, Table 10's observation
+(A-fusion alone on a trained AWF), and `msabench run` on small pickles in MMSA's and MulT's layouts and on
 synthetic IEMOCAP (word vectors: the text LSTM), with the paper's patience as a protocol variant."""
 
 import json
@@ -13,7 +14,7 @@ import torch  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from torch import nn  # noqa: E402
 
-from msabench import Catalog, Task, get_plugin_manager  # noqa: E402
+from msabench import Catalog, Stage, Task, get_plugin_manager  # noqa: E402
 from msabench.cli import cli  # noqa: E402
 from msabench_awf import PAPER_PATIENCE, AdaptiveWeightFusion, ModalAttention  # noqa: E402
 from msabench_core.iemocap import IEMOCAP  # noqa: E402
@@ -43,10 +44,6 @@ def test_a_fusion_weights_match_the_hand_computed_values():
     shared = attention(shared=True)
     assert shared.first is shared.second
     assert shared(Z)[0].tolist() == pytest.approx([sigmoid(2), sigmoid(1), sigmoid(5)])
-    frozen = ModalAttention(3, ratios=(0.38, 0.2, 0.42))(Z.repeat(2, 1, 1))
-    assert torch.allclose(frozen, torch.tensor([[0.38, 0.2, 0.42]] * 2))
-    with pytest.raises(ValueError, match="3 numbers >= 0"):
-        ModalAttention(3, ratios=(0.5, 0.5))
 
 
 def fusion(**hparams):
@@ -75,10 +72,31 @@ def test_the_fused_vector_averages_the_balanced_and_the_attended_concatenations(
     assert module(*features())["prediction"][0].tolist() == pytest.approx(expected)
 
 
-def test_frozen_ratios_and_no_balance():
-    module = fusion(ratios=[0.0, 0.0, 0.0], balance=False)  # awf-wo-afusion's alpha, awf-no-gb's omega
-    assert module.balancer is None and not list(module.attention.parameters())
-    assert module(*features())["prediction"][0].tolist() == pytest.approx([z / 2 for row in Z[0].tolist() for z in row])
+def test_without_a_fusion_the_fused_vector_is_z_gb_itself():
+    module = fusion(attention=False, balance=False)  # Table 9's "without A-fusion", awf-no-gb's omega
+    assert module.balancer is None and module.attention is None
+    assert module(*features())["prediction"][0].tolist() == pytest.approx([z for row in Z[0].tolist() for z in row])
+    with torch.no_grad():
+        (balanced := fusion(attention=False)).balancer.omega.copy_(torch.tensor([2.0, 1.0, 0.5]))
+    expected = [w * z for w, row in zip([2.0, 1.0, 0.5], Z[0].tolist(), strict=True) for z in row]
+    assert balanced(*features())["prediction"][0].tolist() == pytest.approx(expected)
+
+
+def test_a_fusion_passes_no_gradient_into_the_unimodal_networks():
+    module = fusion()
+    module.attention = attention()
+    with torch.no_grad():
+        module.balancer.omega.zero_()  # Z_GB = 0: the prediction depends on the Z_i through A-fusion alone
+    inputs = {m: z.clone().requires_grad_(True) for m, z in features()[0].items()}
+    module(inputs, features()[1])["prediction"].sum().backward()
+    assert all(torch.count_nonzero(inputs[m].grad) == 0 for m in inputs)  # nothing reaches the encoders' outputs
+    assert all(torch.count_nonzero(module.project[m].weight.grad) == 0 for m in inputs)  # nor W_i
+    assert module.attention.first.weight.grad.abs().sum() > 0  # A-fusion itself learns
+    with torch.no_grad():
+        module.balancer.omega.fill_(1.0)
+    module.zero_grad()
+    module(inputs, features()[1])["prediction"].sum().backward()  # through Z_GB, W_i gets its gradient
+    assert all(module.project[m].weight.grad.abs().sum() > 0 for m in inputs)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +122,13 @@ def test_table2_hyper_parameters_per_dataset(catalog):
     assert awf.for_dataset(IEMOCAP).encoders["text"] == "lstm-seq" and awf.encoders["text"] == "bert-text"
     assert catalog.methods["awf-adam"].hparams_for(MOSEI)["train"]["optimizer"] == "adam"
     assert catalog.methods["awf-no-gb"].hparams["fusion"]["balance"] is False
-    assert catalog.methods["awf-ratios-38-20-42"].hparams_for(MOSEI)["fusion"]["ratios"] == [0.38, 0.2, 0.42]
+    assert catalog.methods["awf-wo-afusion"].hparams_for(MOSEI)["fusion"]["attention"] is False
+    observed = catalog.methods["awf-afusion-observed"]
+    assert observed.stages == (Stage("awf", "text"),) and observed.hparams["text"] == {"finetune": False}
+    for dataset, (batch, hidden) in {MOSI: (64, 256), MOSEI: (64, 128), SIMS: (16, 128)}.items():
+        hparams = observed.hparams_for(dataset)
+        assert hparams["train"] == {"batch_size": batch, "lr": 1e-3, "optimizer": "adam", "max_epochs": 50}
+        assert hparams["fusion"]["observe"] is True and hparams["fusion"]["dim"] == hidden  # awf's own widths
     assert PAPER_PATIENCE == {"mosi": 20, "mosei": 1, "ch-sims": 8, "iemocap": 8}
 
 
@@ -115,6 +139,11 @@ def test_reported_numbers_are_the_papers_with_mae_and_corr_divided_by_100(catalo
     assert reported["iemocap"]["Acc_Neutral"] == 71.3 and reported["iemocap"]["F1_Happy"] == 84.2
     table3 = {name: catalog.methods[name].reported[0].metrics["Acc-2_non0"] for name in ("lf-dnn-gb", "lf-lstm-bert")}
     assert table3 == {"lf-dnn-gb": 79.42, "lf-lstm-bert": 77.99}
+    table10 = {r.source: r.metrics for r in catalog.methods["awf-afusion-observed"].reported}
+    assert table10 == {
+        "Table 10 (observed ratios .38:.20:.42)": {"Acc-2_non0": 86.05, "F1_non0": 86.18},
+        "Table 10 (observed ratios .35:.39:.26)": {"Acc-2_non0": 85.86, "F1_non0": 86.00},
+    }
 
 
 TINY_BERT = ["text.random_init=true", "text.hidden_size=16", "text.layers=1", "text.heads=2"]
@@ -178,3 +207,42 @@ def test_b_fusion_add_on_runs_on_an_mmsa_mosi_pickle(tmp_path):
     before = run(tmp_path, "lf-lstm-bert", "mosi", *TINY_BERT, "fusion.post_fusion_dim=8", results="b")
     assert "omega_T" not in before["history"][0]
     assert before["parameters"]["total"] == result["parameters"]["total"] - 3  # the same model, less omega
+
+
+def test_the_observation_freezes_everything_but_a_fusion_and_keeps_omega(catalog, caplog):
+    from msabench.testing import TinyMSA, tiny_data, tiny_hparams
+    from msabench.train import assemble
+
+    method = catalog.methods["awf-afusion-observed"]
+    hparams = tiny_hparams(catalog, method, TinyMSA)
+    run_ = assemble(method, tiny_data(TinyMSA), catalog=catalog, seed=1, hparams=hparams, device="cpu")
+    fusion_ = run_.model.fusion
+    fusion_.on_fit_start(run_)  # no trained AWF to start from here: a warning, and the same freezing
+    assert "starts from no trained AWF" in caplog.text
+    trainable = {name for name, p in run_.model.named_parameters() if p.requires_grad}
+    assert trainable == {"fusion.attention.first.weight", "fusion.attention.second.weight"}
+    assert fusion_.balancer.frozen and not fusion_.train().head.training and fusion_.attention.training
+
+
+def test_table_10_runs_awf_then_a_fusion_alone_on_it(tmp_path):
+    from msabench.testing import write_tiny_file
+
+    write_tiny_file(MOSI, tmp_path / "data")
+    same = [*TINY_BERT, *SMALL]
+    sets = [*same, *(f"awf:{value}" for value in same)]  # the awf stage is built as the final model is
+    args = ["run", "--method", "awf-afusion-observed", "--dataset", "mosi", "--data-root", str(tmp_path / "data")]
+    args += ["--no-verify", "--seeds", "1111", "--max-epochs", "2", "--results", str(tmp_path / "results"), "-q"]
+    args += ["--leaderboards", str(tmp_path / "boards"), "--no-progress"]
+    outcome = CliRunner().invoke(cli, [*args, *(arg for value in sets for arg in ("--set", value))])
+    assert outcome.exit_code == 0, outcome.output
+    (stage,) = (tmp_path / "results" / "mosi").glob("awf+*/*/seed-1111.pt")
+    (final,) = (tmp_path / "results" / "mosi").glob("awf-afusion-observed*/*/seed-1111.pt")
+    trained, observed = (torch.load(path, weights_only=True)["model"] for path in (stage, final))
+    assert set(trained) == set(observed)
+    frozen = [key for key in trained if not key.startswith("fusion.attention.")]
+    assert all(torch.equal(trained[key], observed[key]) for key in frozen)  # encoders, W_i, omega, head: awf's
+    assert not torch.equal(trained["fusion.attention.first.weight"], observed["fusion.attention.first.weight"])
+    result = json.loads(final.with_suffix(".json").read_text())
+    epoch = result["history"][result["best_epoch"] - 1]
+    assert sum(epoch[f"ratio_{m}"] for m in "TAV") == pytest.approx(1.0) and "omega_T" in epoch
+    assert result["method_info"]["reported"][0]["source"] == "Table 10 (observed ratios .38:.20:.42)"

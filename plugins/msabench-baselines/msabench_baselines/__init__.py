@@ -6,11 +6,14 @@ LF-LSTM is not in MMSA; it is the late-fusion baseline of MulT's tables and the 
 paper extends. Our choices (no recipe is published with it): one packed one-layer LSTM per modality
 (`lstm-seq`; widths 64/16/32 for text/audio/vision, dropout 0.2 on the final states), each sequence's last
 real state, concatenated into LF-DNN's head (`late-concat`: dropout 0.2, two ReLU layers of 64, linear
-output), L1 (cross-entropy per emotion on IEMOCAP), Adam at 1e-3, batch 32. No reported numbers.
+output), L1 (cross-entropy per emotion on IEMOCAP), Adam at 1e-3, batch 32.
 
 Hyper-parameters are MMSA's (src/MMSA/config/config_regression.json); reported numbers are
-MMSA's benchmark (results/result-stat.md, unaligned data, mean of 5 seeds). Each component's
-docstring lists where it departs from MMSA's code to follow its paper.
+MMSA's benchmark (results/result-stat.md at thuiar/MMSA 698bae0, 2023-12-27; unaligned data except EF-LSTM's
+aligned MOSI/MOSEI rows; mean of 5 seeds), and, on LF-DNN and LF-LSTM, the "before B-fusion" MOSI Acc-2 of the
+adaptive-weight-fusion paper's Table 3 (Luo et al., Journal of Software 2024: 76.68 and 74.78; its "after" rows
+are msabench-awf's lf-dnn-gb and lf-lstm-gb). Each component's docstring lists where it departs from MMSA's
+code to follow its paper.
 """
 
 import functools
@@ -23,7 +26,8 @@ from .lstm import METHODS as LSTM_METHODS
 from .lstm import EarlyFusionLSTM
 
 ENCODERS = {"text": "lstm-text", "audio": "mean-mlp", "vision": "mean-mlp"}
-MMSA = "MMSA results/result-stat.md"
+MMSA = "MMSA results/result-stat.md (thuiar/MMSA@698bae0, 2023-12-27)"
+LUO = "Luo et al., Journal of Software 2024, Table 3 (before B-fusion; msabench-awf has the after rows)"
 
 
 def sections(text_hidden, text_out, audio, vision, dropouts, fusion, train):
@@ -79,9 +83,11 @@ METHODS = [
             "ch-sims-v2": lf_dnn(64, 32, 64, 256, 32, (0.4, 0.4, 0.4, 0.4), 128, 5e-3, 0.0),
         },
         reported=(
-            Reported("mosi", MMSA, mosi([77.52, 77.58, 78.63, 78.63, 38.05, 34.52, 95.48, 65.84])),
-            Reported("mosei", MMSA, mosi([80.6, 80.35, 82.74, 82.95, 51.97, 50.83, 58.02, 70.87])),
+            Reported("mosi", MMSA, mosi([77.52, 77.46, 78.63, 78.63, 38.05, 34.52, 95.48, 65.84])),
+            Reported("mosei", MMSA, mosi([80.60, 80.85, 82.74, 82.52, 51.97, 50.83, 58.02, 70.87])),
             Reported("ch-sims", MMSA, sims([77.02, 64.33, 39.74, 77.27, 44.63, 55.51])),
+            Reported("ch-sims-v2", MMSA, sims([79.36, 72.59, 52.76, 79.46, 30.14, 71.20])),
+            Reported("mosi", LUO, {"Acc-2_non0": 76.68}),
         ),
     ),
     Method(
@@ -98,9 +104,10 @@ METHODS = [
             "ch-sims-v2": tfn(128, 32, 128, 128, 32, (0.3, 0.3, 0.3, 0.5), 128, 2e-3),
         },
         reported=(
-            Reported("mosi", MMSA, mosi([77.99, 78.03, 79.08, 79.06, 39.39, 34.46, 94.73, 67.33])),
-            Reported("mosei", MMSA, mosi([78.5, 78.05, 81.89, 82.04, 53.1, 51.6, 57.26, 71.41])),
+            Reported("mosi", MMSA, mosi([77.99, 77.95, 79.08, 79.11, 39.39, 34.46, 94.73, 67.33])),
+            Reported("mosei", MMSA, mosi([78.50, 78.96, 81.89, 81.74, 53.10, 51.60, 57.26, 71.41])),
             Reported("ch-sims", MMSA, sims([78.38, 65.12, 39.3, 78.62, 43.22, 59.1])),
+            Reported("ch-sims-v2", MMSA, sims([80.14, 72.21, 52.55, 80.14, 30.31, 70.73])),
         ),
     ),
     Method(
@@ -117,9 +124,10 @@ METHODS = [
             "ch-sims-v2": lmf(64, 32, 64, (0.3, 0.3, 0.3, 0.5), 4, 32, 2e-3, 5e-4, 1e-4),
         },
         reported=(
-            Reported("mosi", MMSA, mosi([77.9, 78.0, 79.18, 79.2, 38.13, 33.82, 95.04, 65.1])),
-            Reported("mosei", MMSA, mosi([80.54, 80.14, 83.48, 83.6, 52.99, 51.59, 57.57, 71.69])),
+            Reported("mosi", MMSA, mosi([77.9, 77.8, 79.18, 79.15, 38.13, 33.82, 95.04, 65.1])),
+            Reported("mosei", MMSA, mosi([80.54, 80.94, 83.48, 83.36, 52.99, 51.59, 57.57, 71.69])),
             Reported("ch-sims", MMSA, sims([77.77, 64.68, 40.53, 77.88, 44.12, 57.59])),
+            Reported("ch-sims-v2", MMSA, sims([74.18, 64.90, 47.79, 73.88, 36.72, 55.69])),
         ),
     ),
 ]

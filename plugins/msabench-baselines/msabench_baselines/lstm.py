@@ -71,7 +71,8 @@ class EarlyFusionLSTM(Fusion):
         return {"prediction": self.out(h)}
 
 
-MMSA = "MMSA results/result-stat.md"
+MMSA = "MMSA results/result-stat.md (thuiar/MMSA@698bae0, 2023-12-27)"
+LUO = "Luo et al., Journal of Software 2024, Table 3 (before B-fusion; msabench-awf has the after rows)"
 
 mosi = functools.partial(mmsa_reported, "mosi")  # a row of MMSA's result-stat.md (MOSI, MOSEI)
 sims = functools.partial(mmsa_reported, "sims")
@@ -101,9 +102,9 @@ METHODS = [
             "ch-sims": ef_lstm(32, 3, 0.5, 128, 5e-4, 1e-3),
         },
         reported=(
-            Reported("mosi-aligned", MMSA, mosi([77.38, 77.4, 78.48, 78.44, 40.15, 35.39, 94.88, 66.9])),
-            Reported("mosei-aligned", MMSA, mosi([73.96, 73.45, 78.55, 78.75, 51.76, 50.49, 59.28, 68.93])),
-            Reported("ch-sims", MMSA, sims([69.37, 54.27, 21.23, 81.91, 59.09, 2.74])),
+            Reported("mosi-aligned", MMSA, mosi([77.38, 77.35, 78.48, 78.51, 40.15, 35.39, 94.88, 66.9])),
+            Reported("mosei-aligned", MMSA, mosi([77.84, 78.34, 80.79, 80.67, 51.16, 50.01, 60.05, 68.25])),
+            Reported("ch-sims", MMSA, sims([69.37, 54.27, 21.23, 56.82, 59.07, 5.45])),
         ),
         tasks=("regression", "multilabel"),
     ),
@@ -121,6 +122,7 @@ METHODS = [
             "fusion": {"post_fusion_dim": 64, "dropout": 0.2},
             "train": {"batch_size": 32, "lr": 1e-3},
         },
+        reported=(Reported("mosi", LUO, {"Acc-2_non0": 74.78}),),
         tasks=("regression", "multilabel"),
     ),
 ]

@@ -24,7 +24,7 @@ not on a test split: they are shown beside ours as a rough reference only.
 
 from msabench import Method, Reported, Stage, hookimpl
 
-from .data import Lab5
+from .data import Lab5, Lab5Dev
 from .fusions import ConcatLinear, CrossModalAttention
 
 PAPER = "Lab5 course report (BERT + ResNet-50 on tweet text-image pairs)"
@@ -88,6 +88,7 @@ METHODS = [
 @hookimpl
 def register_datasets(register):
     register(Lab5)
+    register(Lab5Dev)
 
 
 @hookimpl

@@ -10,12 +10,17 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from msabench import DataError, Split
 from msabench.formats import ImageTextDataset, SyntheticImageText, open_image, read_samples, split_tensors, write_atomic
 
 CLASSES = ImageTextDataset.task.classes
+# lab5-dev's files (the 1,500-pair subset), so that neither dataset reads the other's: their results never mix.
+DEV_FILES = {
+    "train.txt": "845e8c6d05a72c432c2e819cc25707672b3408b6f969562d6e42bd6114790d6f",
+    "test_without_label.txt": "886084a09799502574d0e5fc756231e26e852f7d236ba2a175da3b0ff19075d4",
+}
 
 
 class Lab5(ImageTextDataset):
@@ -25,6 +30,7 @@ class Lab5(ImageTextDataset):
     folder = "lab5"
     hparams_from = "mvsa-single"  # MVSA-Single tweets: methods without Lab5 settings use their MVSA-Single ones
     files = {"train.txt": None, "test_without_label.txt": None}
+    belongs_to: ClassVar[dict[str, str]] = {DEV_FILES["train.txt"]: "lab5-dev"}  # train.txt SHA-256 -> its dataset
     source = (
         "the course's Lab5 archive (train.txt, test_without_label.txt, data/{guid}.txt|jpg); "
         "point --data-root at its folder"
@@ -32,6 +38,11 @@ class Lab5(ImageTextDataset):
 
     def labelled(self) -> tuple[list[str], list[str], dict[str, Any], dict[str, str]]:
         found = self._check("train.txt")
+        if other := self.belongs_to.get(found["sha256"]):
+            raise DataError(
+                f"{self.directory / 'train.txt'} is {other}'s: run it as --dataset {other}, so that the two datasets' "
+                "results never mix."
+            )
         rows = self._rows("train.txt", labelled=True)
         ids = [guid for guid, _ in rows]
         return ids, [tag for _, tag in rows], {"rows": len(rows), "kept": len(rows)}, {"train.txt": found["sha256"]}
@@ -71,6 +82,28 @@ class Lab5(ImageTextDataset):
             for guid, _ in self._rows("test_without_label.txt", labelled=False)
         ]
         write_atomic(path, "\n".join(lines) + "\n")
+
+
+class Lab5Dev(Lab5):
+    """The 1,500 labelled Lab5 tweet text+image pairs of lab5-dev, split 8:1:1 per label, apart from the full lab5.
+
+    The same files and reader as `lab5` (train.txt, test_without_label.txt with 100 unlabelled pairs,
+    data/{guid}.txt|jpg), under its own name so that its results and leaderboard never mix with the full data's,
+    and the same split rule: per label, round(0.8 n) train and round(0.1 n) valid samples drawn with a permutation
+    seeded by ``split_seed`` (default 42), test the rest: 1,201 / 151 / 148 of 896 positive, 157 neutral and 447
+    negative pairs. Its two label files are pinned by SHA-256: another train.txt (the full Lab5 data's, say) is
+    refused unless ``--no-verify``.
+    """
+
+    name = "lab5-dev"
+    folder = "lab5-dev"
+    files = DEV_FILES
+    belongs_to: ClassVar[dict[str, str]] = {}
+    sizes = {"train": 1201, "valid": 151, "test": 148}
+    source = (
+        "the project's lab5-dev folder: 1,500 labelled and 100 unlabelled pairs of the course's Lab5 data "
+        "(train.txt, test_without_label.txt, data/{guid}.txt|jpg); point --data-root at it or at the folder above it"
+    )
 
 
 class _Samples(SyntheticImageText):

@@ -15,7 +15,7 @@ from msabench import Method, Reported, hookimpl, mmsa_reported
 
 from .fusion import MemoryFusion
 
-MMSA = "MMSA results/result-stat.md"
+MMSA = "MMSA results/result-stat.md (thuiar/MMSA@698bae0, 2023-12-27)"
 
 mosi = functools.partial(mmsa_reported, "mosi")  # a row of MMSA's result-stat.md (MOSI, MOSEI)
 sims = functools.partial(mmsa_reported, "sims")
@@ -52,8 +52,8 @@ METHOD = Method(
         "ch-sims": recipe([64, 16, 64], 64, [128, 0.2], [128, 0.0], [64, 0.2], [64, 0.7], [64, 0.7], 32, 1e-3, 0.0),
     },
     reported=(
-        Reported("mosi-aligned", MMSA, mosi([77.67, 77.71, 78.87, 78.85, 40.47, 35.83, 92.68, 67.02])),
-        Reported("mosei-aligned", MMSA, mosi([78.94, 78.33, 82.86, 82.87, 52.76, 51.34, 57.33, 71.82])),
+        Reported("mosi-aligned", MMSA, mosi([77.67, 77.63, 78.87, 78.90, 40.47, 35.83, 92.68, 67.02])),
+        Reported("mosei-aligned", MMSA, mosi([78.94, 79.55, 82.86, 82.85, 52.76, 51.34, 57.33, 71.82])),
         Reported("ch-sims", MMSA, sims([77.9, 65.73, 39.47, 77.88, 43.49, 58.24])),
     ),
     tasks=("regression", "multilabel"),

@@ -35,7 +35,7 @@ from msabench import Method, Reported, hookimpl, mmsa_reported
 from .fusion import MultimodalTransformer
 
 ENCODERS = {"text": "identity", "audio": "identity", "vision": "identity"}
-MMSA = "MMSA results/result-stat.md"
+MMSA = "MMSA results/result-stat.md (thuiar/MMSA@698bae0, 2023-12-27)"
 PAPER = "Tsai et al., ACL 2019"
 URL = "https://github.com/yaohungt/Multimodal-Transformer"
 
@@ -81,8 +81,8 @@ OVERRIDES = {
     "ch-sims": recipe(50, 10, 16, 2e-3, 2, (5, 1, 1), (0.2, 0.1, 0.0, 0.0, 0.1, 0.2), 0.1, 0.3, 10),
 }
 REPORTED = (
-    Reported("mosi", MMSA, mosi([79.71, 79.79, 80.98, 81.0, 42.68, 36.91, 87.99, 70.22])),
-    Reported("mosei", MMSA, mosi([81.15, 80.73, 84.63, 84.73, 54.18, 52.84, 55.93, 73.31])),
+    Reported("mosi", MMSA, mosi([79.71, 79.63, 80.98, 80.95, 42.68, 36.91, 87.99, 70.22])),
+    Reported("mosei", MMSA, mosi([81.15, 81.56, 84.63, 84.52, 54.18, 52.84, 55.93, 73.31])),
     Reported("ch-sims", MMSA, sims([78.56, 64.77, 37.94, 79.66, 45.32, 56.41])),
 )
 
