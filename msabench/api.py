@@ -276,7 +276,7 @@ def execute(plan: Plan, *, data: Data | None = None, progress: bool = True) -> l
     and return the final runs' results, one per seed. Under ``torchrun`` every process trains each run together
     (DDP) and rank 0 writes. `data`: the plan's data, loaded already (a sweep's final runs)."""
     from msabench.runtime import init_distributed, select_device, set_threads
-    from msabench.store import DEFAULT_PAGES, check_outputs, page_folder, train_unit, write_page
+    from msabench.store import DEFAULT_PAGES, check_outputs, page_folder, stage_record, train_unit, write_page
 
     distributed = init_distributed()
     device = plan.request.device
@@ -294,13 +294,7 @@ def execute(plan: Plan, *, data: Data | None = None, progress: bool = True) -> l
             result = train_unit(
                 plan, unit, data, device=device, stages=staged, progress=progress, distributed=distributed
             )
-            for modality in unit.stage.modalities if unit.stage else ():
-                started[modality] = {
-                    "method": unit.method.name,
-                    "result": str(unit.path),
-                    "sha256": hashlib.sha256(unit.path.read_bytes()).hexdigest(),
-                    "checkpoint": str(unit.path.with_suffix(".pt")),
-                }
+            started.update(stage_record(unit))
         found.append(result)
     if distributed is None or distributed.rank == 0:
         write_page(plan.request.results, page_folder(plan.request, data.name), data.name)

@@ -36,7 +36,9 @@ class RunResult:
     best_epoch: int = 0
     epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)  # per epoch: train loss terms, valid loss + metrics
-    predictions: dict[str, list] = field(default_factory=dict)  # test split: ids, predictions, labels
+    epoch_seconds: list[dict[str, float]] = field(default_factory=list)  # per epoch: "train" and "valid" wall time
+    # test split: ids, predictions, and labels for synthetic data (real data: their digest in data.labels_sha256)
+    predictions: dict[str, list] = field(default_factory=dict)
     hparams: dict[str, Any] = field(default_factory=dict)
     method_info: dict[str, Any] = field(default_factory=dict)  # paper, components, plugin, reported numbers
     versions: dict[str, str] = field(default_factory=dict)

@@ -74,6 +74,7 @@ def save_state(run: Run, path: str | Path, key: dict[str, Any], started: float) 
         "step": run.step,
         "stale": run.stale,
         "history": json.dumps(run.history),
+        "seconds": json.dumps(run.seconds),
         "elapsed": run.elapsed + time.perf_counter() - started,
         "best": {"score": run.best.score, "epoch": run.best.epoch, "state": run.best.state},
         "model": run.model.state_dict(),
@@ -120,6 +121,7 @@ def restore(run: Run, path: str | Path, key: dict[str, Any]) -> None:
     run.best = replace(run.best, score=best["score"], epoch=best["epoch"], state=weights)
     run.epoch, run.step, run.stale = state["epoch"], state["step"], state["stale"]
     run.history, run.elapsed = json.loads(state["history"]), state["elapsed"]
+    run.seconds = json.loads(state.get("seconds", "[]"))
     rngs = state["rng"]
     if len(rngs) != (run.distributed.size if run.distributed else 1):
         raise TrainingError(

@@ -119,6 +119,15 @@ def json_schema(version: int = SCHEMA) -> dict[str, Any]:
                 "required": ["epoch", "train", "valid"],
             },
         },
+        "epoch_seconds": {
+            "description": "per epoch: the wall time of its training pass and of its validation, in seconds",
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"train": {"type": "number", "minimum": 0}, "valid": {"type": "number", "minimum": 0}},
+                "additionalProperties": False,
+            },
+        },
         "predictions": {
             "description": "the test split, in split order: sample ids, the model's answers, and the labels unless "
             "they are withheld (then data.labels_sha256 holds their digest)",
@@ -267,7 +276,7 @@ def json_schema(version: int = SCHEMA) -> dict[str, Any]:
         f"Format versions 1..{version}: version 2 requires `request`.",
         "type": "object",
         "properties": properties,
-        "required": [name for name in stored if name != "request"],
+        "required": [name for name in stored if name not in ("request", "epoch_seconds")],
         "additionalProperties": False,
         "allOf": conditions,
         "$defs": {name: metric_schema(name) for name in METRICS},

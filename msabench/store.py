@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -145,6 +146,20 @@ def train_unit(
             )
         _barrier(distributed)  # the other ranks read what rank 0 wrote (a stage's result and checkpoint)
         return result
+
+
+def stage_record(unit: Unit) -> dict[str, dict[str, str]]:
+    """What the final run records about a finished stage unit, per modality it starts: the stage's method, result
+    file, the result's SHA-256 (a retrained stage makes the final result stale) and checkpoint."""
+    if unit.stage is None:
+        return {}
+    record = {
+        "method": unit.method.name,
+        "result": str(unit.path),
+        "sha256": hashlib.sha256(unit.path.read_bytes()).hexdigest(),
+        "checkpoint": str(unit.path.with_suffix(".pt")),
+    }
+    return {modality: dict(record) for modality in unit.stage.modalities}
 
 
 def prepare(plan: Plan, unit: Unit, data: Data) -> None:

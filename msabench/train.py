@@ -51,6 +51,7 @@ from msabench.runtime import (
     select_device,
     versions,
 )
+from msabench.schema import labels_digest
 from msabench.settings import resolved
 
 log = logging.getLogger("msabench")
@@ -99,6 +100,7 @@ class Run:
     step: int = 0  # optimizer steps taken
     stale: int = 0  # epochs since the best one
     history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: list[dict[str, float]] = field(default_factory=list)  # per epoch: its training and validation time
     elapsed: float = 0.0  # seconds spent in earlier sessions of a resumed run
     distributed: Distributed | None = None  # this process's rank among the processes training the run (torchrun)
     scaler: torch.amp.GradScaler | None = None  # fp16 loss scaling
@@ -253,7 +255,9 @@ def train_epoch(run: Run, *, progress: bool = False) -> dict[str, float]:
 
     With ``train.accumulate`` = N, the gradients of N consecutive batches are averaged (each loss divided by the
     number of batches in its group) into one optimizer step; a last, shorter group steps too."""
+    started = time.perf_counter()
     run.epoch += 1
+    run.seconds.append({})
     for callback in run.callbacks:
         callback.on_epoch_start(run, run.epoch)
     run.model.train()
@@ -289,7 +293,9 @@ def train_epoch(run: Run, *, progress: bool = False) -> dict[str, float]:
         for name, value in losses.items():
             sums[name] += float(value.detach()) * shared
         seen += shared
-    return mean_over_ranks(run, sums, seen)
+    means = mean_over_ranks(run, sums, seen)
+    run.seconds[-1]["train"] = round(time.perf_counter() - started, 3)
+    return means
 
 
 def mean_over_ranks(run: Run, sums: dict[str, float], seen: float) -> dict[str, float]:
@@ -351,9 +357,13 @@ def validate(run: Run, train: dict[str, float] | None = None) -> dict[str, Any]:
         run.schedulers["plateau"].step(current)
     if "decay" in run.schedulers and not warming:
         run.schedulers["decay"].step()
+    if len(run.seconds) < run.epoch:  # validated without a training pass through train_epoch
+        run.seconds.append({})
+    run.seconds[-1]["valid"] = round(time.perf_counter() - started, 3)
     shown = "" if key == "loss" else f" {key} {current:.4f}"
+    spent = run.seconds[-1]
     (log.info if run.writes else log.debug)(
-        "%s %s seed %d | epoch %d/%d | train loss %.4f | valid loss %.4f%s | best epoch %d | %.1fs",
+        "%s %s seed %d | epoch %d/%d | train loss %.4f | valid loss %.4f%s | best epoch %d | train %.1fs, valid %.1fs",
         run.method.name,
         run.data.name,
         run.seed,
@@ -363,7 +373,8 @@ def validate(run: Run, train: dict[str, float] | None = None) -> dict[str, Any]:
         valid.loss,
         shown,
         run.best.epoch,
-        time.perf_counter() - started,
+        spent.get("train", 0.0),
+        spent["valid"],
     )
     return logs
 
@@ -422,7 +433,10 @@ def evaluate_split(
 
 
 def record(run: Run, test: Evaluation, catalog: Catalog, variant: str, wall_time: float) -> RunResult:
-    """The result of a finished run: test metrics and predictions, and everything it ran on."""
+    """The result of a finished run: test metrics and predictions, and everything it ran on. For real (not
+    synthetic) data, the test labels are withheld and their digest recorded (``data.labels_sha256``): a result can
+    be shared or committed without a copy of the dataset's labels; `msabench verify` recomputes its metrics from the
+    data where the data is present."""
     task = run.data.task
     return RunResult(
         dataset=run.data.name,
@@ -436,16 +450,19 @@ def record(run: Run, test: Evaluation, catalog: Catalog, variant: str, wall_time
         best_epoch=run.best.epoch,
         epochs=len(run.history),
         history=run.history,
+        epoch_seconds=run.seconds,
         predictions={
             "ids": [run.data.splits["test"].ids[i] for i in test.index],
             "predictions": test.predictions,
-            "labels": test.labels,
+            **({"labels": test.labels} if run.data.synthetic else {}),
         },
         hparams=run.hparams,
         method_info=catalog.describe(run.method),
         versions=versions(catalog.distributions(run.method)),
         hardware={**hardware(run.device), "world_size": run.distributed.size if run.distributed else 1},
-        data=run.data.provenance,
+        data=run.data.provenance
+        if run.data.synthetic
+        else {**run.data.provenance, "labels_sha256": labels_digest(test.labels)},
         wall_time_s=round(wall_time, 3),
         peak_memory_mb=peak_memory(run.device),
         parameters=run.parameters,
