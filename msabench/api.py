@@ -174,7 +174,8 @@ class Plan:
 
     def load(self) -> Data:
         """The data: only the inputs the encoders read (where the dataset can leave the rest in its files), checked
-        again against the method, with the host's train fraction applied."""
+        again against the method and for what every dataset must satisfy (`Data.checked`), with the host's train
+        fraction applied."""
         from msabench.splits import subsample_train
 
         load = self.dataset.load
@@ -185,6 +186,7 @@ class Plan:
         else:
             data = load()
         self.catalog.check(self.method, self.dataset)
+        data = data.checked()
         return subsample_train(data, *self.fraction) if self.fraction is not None else data
 
     def describe(self) -> str:
@@ -210,6 +212,7 @@ class Plan:
 def plan(request: Request, *, catalog: Catalog | None = None) -> Plan:
     """Resolve and check a request (see `Plan`); raises a `MsabenchError` naming what is wrong and the fix."""
     from msabench.runtime import check_device, usable_threads
+    from msabench.store import DEFAULT_PAGES, check_outputs
 
     protocol = _protocol(request)
     seeds = check_seeds(request.seeds, protocol.seeds)
@@ -241,6 +244,14 @@ def plan(request: Request, *, catalog: Catalog | None = None) -> Plan:
         f"data.{key}={_shown(value)}" for key, value in options.items() if key not in dataset_cls.identity_options
     )
     stages, hparams = _stages(catalog, recipe, dataset, hparams, own, staged, data_changes)
+    for name, values in [(recipe.name, hparams), *((s.method.name, s.hparams) for s in stages)]:
+        epochs = values["train"].get("max_epochs") if "train" in values else None
+        if epochs is not None and epochs > protocol.max_epochs and values.source("train", "max_epochs") == "user":
+            raise RequestError(
+                f"{name}: train.max_epochs={epochs} is more than the protocol's cap of {protocol.max_epochs} epochs, "
+                f"so the row would be labelled with epochs it never trains; pass --max-epochs {epochs} to raise the "
+                "cap (another protocol, ranked apart)."
+            )
     changes = [f"{m}={n}" for m, n in sorted(request.encoders.items())]
     changes += [f"objective={request.objective}"] if request.objective else []
     changes += _changes(own, Hparams.layered(*defaults))
@@ -255,6 +266,8 @@ def plan(request: Request, *, catalog: Catalog | None = None) -> Plan:
         tuned = tuned_record(request.tuned, recipe.name, hparams.to_dict())
         changes = ["tuned", *changes]
     threads = usable_threads(request.threads)
+    check_outputs(request.results, request.leaderboards or DEFAULT_PAGES)
+    _check_root(dataset)
     return Plan(
         request,
         catalog,
@@ -283,9 +296,10 @@ def execute(plan: Plan, *, data: Data | None = None, progress: bool = True) -> l
     if distributed is not None and device == "auto" and _cuda():
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     device = select_device(device)
-    check_outputs(plan.request.results, plan.request.leaderboards or DEFAULT_PAGES)
+    check_outputs(plan.request.results, plan.request.leaderboards or DEFAULT_PAGES, create=True)
     set_threads(plan.threads)
     data = data if data is not None else plan.load()
+    folder = page_folder(plan.request, data.name)  # decided before training: from the results as they were
     found = []
     for seed in plan.seeds:
         started: dict[str, dict[str, str]] = {}
@@ -297,7 +311,7 @@ def execute(plan: Plan, *, data: Data | None = None, progress: bool = True) -> l
             started.update(stage_record(unit))
         found.append(result)
     if distributed is None or distributed.rank == 0:
-        write_page(plan.request.results, page_folder(plan.request, data.name), data.name)
+        write_page(plan.request.results, folder, data.name)
     return found
 
 
@@ -390,10 +404,10 @@ def load_results(
     """One row per run under `results` (metrics, epochs, time, memory, data flags; see `msabench results`): a
     pandas DataFrame when pandas is installed, else a list of dicts."""
     from msabench.leaderboard import runs
-    from msabench.results import load_results as read
+    from msabench.store import valid_results
 
     wanted = set(datasets)
-    columns, rows = runs(r for r in read(results) if not wanted or r.dataset in wanted)
+    columns, rows = runs(r for r in valid_results(results) if not wanted or r.dataset in wanted)
     try:
         import pandas
     except ImportError:
@@ -428,11 +442,12 @@ def draw_plots(
     """Draw training curves per run, a chart per dataset and robustness curves from the result files; returns the
     files written."""
     from msabench.plot import plot_results
-    from msabench.results import result_files
+    from msabench.schema import read_valid
+    from msabench.store import valid_results
 
     wanted = set(datasets)
-    pairs = [(path, RunResult.load(path)) for path in result_files(results)]
-    pairs = [(path, result) for path, result in pairs if not wanted or result.dataset in wanted]
+    valid_results(results)  # warns about each invalid file, which is not drawn
+    pairs = [(path, result) for path, result in read_valid(results)[0] if not wanted or result.dataset in wanted]
     if not pairs:
         raise RequestError(
             f"no result files (seed-*.json) under {results}" + (f" for {', '.join(sorted(wanted))}." if wanted else ".")
@@ -568,6 +583,13 @@ def _stages(catalog, recipe, dataset, hparams: Hparams, own, staged, data_change
     with_stages = final.with_values("stage", {m: {"init_from": "stage"} for p in plans for m in p.modalities})
     catalog.check_hparams(recipe, with_stages.to_dict())
     return plans, final
+
+
+def _check_root(dataset: Dataset) -> None:
+    """The data root, where it exists, is a folder (a missing file is the dataset's first check when it loads)."""
+    root = Path(dataset.root)
+    if root.exists() and not root.is_dir():
+        raise RequestError(f"--data-root {root} is a file; pass the folder that holds the datasets' files.")
 
 
 def _cuda() -> bool:

@@ -51,6 +51,9 @@ class Registry:
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             broken = self.catalog.broken_plugins() if self.catalog is not None else []
             note = f" (Plugins with problems: {', '.join(broken)}; see the warnings.)" if broken else ""
+            if (only := os.environ.get("MSABENCH_LOAD_PLUGINS")) is not None:
+                loaded = "no plugins" if not only.strip() else f"only the plugins {only.strip()!r}"
+                note += f" MSABENCH_LOAD_PLUGINS={only!r} is set: it loads {loaded}; unset it to load every plugin."
             available = ", ".join(sorted(self.entries)) or "none"
             raise UnknownName(f"Unknown {singular} {name!r}.{hint} Available: {available}.{note}")
         return self.entries[name][0]

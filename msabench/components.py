@@ -123,6 +123,52 @@ class Data:
     tokenizer: str | None = None
     hparams_from: str | None = None  # see Dataset.hparams_from
 
+    def checked(self) -> Data:
+        """This data after the checks every loaded dataset passes, whatever read it, so that a bad file fails at load
+        with its dataset, split and sample named, not at the first batch: no split is empty; ids are unique within
+        a split; lengths are whole numbers within their sequence; features are real and finite. Ids that two splits
+        share (a possible leak of test samples into training) are logged as a warning and recorded in the
+        provenance (``shared_ids``)."""
+        for name, split in self.splits.items():
+            where = f"{self.name}, split {name!r}"
+            if not len(split):
+                raise DataError(f"{where} is empty: the dataset's files or its split options leave no samples there.")
+            if len(set(split.ids)) != len(split.ids):
+                seen: dict[str, int] = {}
+                for row, sample in enumerate(split.ids):
+                    if sample in seen:
+                        raise DataError(
+                            f"{where}: id {sample!r} names rows {seen[sample]} and {row}; each id names one sample."
+                        )
+                    seen[sample] = row
+            for key, value in split.tensors.items():
+                if torch.is_complex(value):
+                    raise DataError(f"{where}: {key} holds complex numbers; features and labels are real.")
+                if key.endswith("_lengths"):
+                    _check_lengths(where, key, value, _steps(split.tensors, key.removesuffix("_lengths")))
+                elif value.is_floating_point() and not key.startswith("label") and not torch.isfinite(value).all():
+                    raise DataError(
+                        f"{where}: {key} holds NaN or infinite values; the reader must set them (e.g. to 0, counted)."
+                    )
+        shared = {}
+        names = list(self.splits)
+        for i, first in enumerate(names):
+            for second in names[i + 1 :]:
+                both = set(self.splits[first].ids) & set(self.splits[second].ids)
+                if both:
+                    shared[f"{first}/{second}"] = {"count": len(both), "examples": sorted(both)[:5]}
+        if shared:
+            import logging
+
+            logging.getLogger("msabench").warning(
+                "%s: WARNING, splits share sample ids (%s): test or validation samples may have leaked into "
+                "training; recorded in the result's data.shared_ids",
+                self.name,
+                "; ".join(f"{pair}: {found['count']}" for pair, found in shared.items()),
+            )
+            self.provenance = {**self.provenance, "shared_ids": shared}
+        return self
+
     @property
     def specs(self) -> dict[str, InputSpec]:
         """Per-input shapes, read from the train split's arrays (or the only split's), never from config."""
@@ -141,6 +187,24 @@ class Data:
         for key in first.raw:
             specs[key] = InputSpec(key, ())  # raw inputs: their encoder's `preprocess` makes the tensors
         return specs
+
+
+def _steps(tensors: Mapping[str, torch.Tensor], modality: str) -> int | None:
+    """The longest sequence a modality's lengths may count: its features' steps, or for text also the token ids'
+    (``text_bert`` [N, 3, L]: MMSA's text lengths count tokens)."""
+    found = [tensors[modality].shape[1]] if modality in tensors and tensors[modality].dim() >= 2 else []
+    if modality == "text" and "text_bert" in tensors and tensors["text_bert"].dim() == 3:
+        found.append(tensors["text_bert"].shape[2])
+    return max(found) if found else None
+
+
+def _check_lengths(where: str, key: str, lengths: torch.Tensor, limit: int | None) -> None:
+    """Sequence lengths are whole numbers from 1 to the sequence's steps."""
+    if lengths.is_floating_point():
+        raise DataError(f"{where}: {key} holds {lengths.dtype} values; lengths are whole numbers of frames.")
+    low, high = int(lengths.min()), int(lengths.max())
+    if low < 1 or (limit is not None and high > limit):
+        raise DataError(f"{where}: {key} must lie in 1..{limit or 'the sequence length'}; it holds {low}..{high}.")
 
 
 class Dataset(ABC):

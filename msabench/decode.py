@@ -1,12 +1,17 @@
 """Decoding what datasets store as bytes: texts in whatever encoding they were saved in, and images
 in whatever format (and state) they are.
 
-**Texts** (`decode_text`): UTF-8 (a BOM is dropped); else GB18030 when the result does not look
-like a Windows-1252 text read as Chinese (Lab5's files are GBK-encoded: in lab5-dev, 378 of 1,600
-texts); else Windows-1252 (what "ISO-8859-1" text usually is), where the five bytes Windows-1252
-leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) are read as Latin-1 does (control characters
-U+0081...) and counted as replacements, so that one stray byte does not cost a text its accented
-letters.
+**Texts** (`decode_text`): UTF-8 (a BOM is dropped); else Shift-JIS when it reads as Japanese (kana, no
+half-width katakana); else GB18030 when the result does not look like a Windows-1252 text read as
+Chinese (Lab5's files are GBK-encoded: in lab5-dev, 378 of 1,600 texts); else a Cyrillic code page
+(KOI8-R or Windows-1251, whichever gives mostly lower-case words) when Windows-1252 would turn most
+letters into accented capitals; else Windows-1252 (what "ISO-8859-1" text usually is), where the five
+bytes Windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) are read as Latin-1 does (control
+characters U+0081...) and counted as replacements, so that one stray byte does not cost a text its
+accented letters. Every byte string decodes to something (no UnicodeDecodeError), and how it was read
+is returned, so a reader can count and report what was guessed. (charset-normalizer was tried and
+read 47 of lab5-dev's 378 GBK tweets as Shift-JIS, Windows-1252 or EUC-KR: short English tweets with
+a few GBK quotes defeat it.)
 
 **Images** (`open_image`) go through Pillow, which reads the format from the bytes, not the name;
 CMYK, grayscale, palette and alpha images are converted to RGB (transparency onto white); a
@@ -38,7 +43,8 @@ _UNDEFINED_AS_LATIN1 = {0xDC00 + ord(char): ord(char) for char in CP1252_UNDEFIN
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
-    """(text, how): how is "utf-8", "utf-16", "gb18030", "cp1252" or "cp1252+latin-1".
+    """(text, how): how is "utf-8", "utf-16", "shift_jis", "gb18030", "koi8-r", "cp1251", "cp1252" or
+    "cp1252+latin-1".
 
     GB18030 decodes most Windows-1252 texts too, as Chinese characters glued to Latin letters
     ("naïve" -> "na飗e"); such a reading is refused when most of its CJK characters touch a Latin
@@ -52,14 +58,45 @@ def decode_text(data: bytes) -> tuple[str, str]:
     with contextlib.suppress(UnicodeDecodeError):
         return data.decode("utf-8-sig"), "utf-8"
     with contextlib.suppress(UnicodeDecodeError):
+        text = data.decode("shift_jis")
+        kana = len(_KANA.findall(text))
+        if kana and 5 * kana >= len(_NON_ASCII.findall(text)) and not _HALFWIDTH_KANA.search(text):
+            return text, "shift_jis"
+    with contextlib.suppress(UnicodeDecodeError):
         text = data.decode("gb18030")
         cjk = len(_CJK_CHAR.findall(text))
         if 2 * len(_CJK_BESIDE_LATIN.findall(text)) <= cjk:
             return text, "gb18030"
+    if cyrillic := _cyrillic(data):
+        return cyrillic
     with contextlib.suppress(UnicodeDecodeError):
         return data.decode("cp1252"), "cp1252"
     text = data.decode("cp1252", errors="surrogateescape")  # the undefined bytes become U+DC81, U+DC8D...
     return text.translate(_UNDEFINED_AS_LATIN1), "cp1252+latin-1"
+
+
+_KANA = re.compile("[\u3040-\u30ff]")
+_HALFWIDTH_KANA = re.compile("[\uff61-\uff9f]")
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+_HIGH_LETTER = re.compile("[\u00c0-\u00ff]")
+_CYRILLIC_LOWER = re.compile("[\u0430-\u044f\u0451]")
+_CYRILLIC_UPPER = re.compile("[\u0410-\u042f\u0401]")
+
+
+def _cyrillic(data: bytes) -> tuple[str, str] | None:
+    """A KOI8-R or Windows-1251 reading, when Windows-1252 would make most of the letters accented Latin ones (the
+    mark of a Cyrillic code page): the one with more lower-case than upper-case letters, as running text has."""
+    latin = data.decode("latin-1")
+    letters = sum(char.isalpha() for char in latin)
+    if not letters or 2 * len(_HIGH_LETTER.findall(latin)) < letters:
+        return None
+    readings = []
+    for codec in ("koi8-r", "cp1251"):  # Windows-1251 leaves 0x98 undefined
+        with contextlib.suppress(UnicodeDecodeError):
+            readings.append((data.decode(codec), codec))
+    scored = [(len(_CYRILLIC_LOWER.findall(t)) - len(_CYRILLIC_UPPER.findall(t)), t, c) for t, c in readings]
+    score, text, codec = max(scored, key=lambda item: item[0])
+    return (text, codec) if score > 0 else None
 
 
 def undefined_bytes(text: str) -> int:

@@ -6,7 +6,7 @@ that define them (which may move).
 """
 
 from msabench.decode import decode_text, open_image
-from msabench.imagetext import ImageTextDataset, Sample, read_samples, split_tensors
+from msabench.imagetext import ImageTextDataset, Sample, index_lines, read_samples, safe_id, split_tensors
 from msabench.integrity import check_file, sha256
 from msabench.mmsa import MMSADataset, mmsa_data
 from msabench.mult import MulTDataset, mult_data
@@ -27,12 +27,14 @@ __all__ = [
     "check_file",
     "decode_text",
     "flag",
+    "index_lines",
     "mmsa_data",
     "mult_data",
     "open_image",
     "read_pickle",
     "read_samples",
     "read_split_file",
+    "safe_id",
     "sha256",
     "split_tensors",
     "stratified_split",

@@ -13,11 +13,13 @@ keyword arguments), ``fusion`` and ``objective``. They are resolved in layers, e
 A component declares what each argument takes in its constructor's signature: the annotation (``int``, ``float``,
 ``bool``, ``str``, a ``Literal``, a union with ``None``) and, for a range, ``Annotated[float, Range(0, 1)]``.
 Whole-number arguments whose default is positive are sizes or counts (at least 1); float arguments are finite, and
-those named ``dropout`` / ``*_dropout`` / ``p`` are probabilities in [0, 1).
+those named ``dropout`` / ``*_dropout`` / ``p`` are probabilities in [0, 1); a ``Sequence[int]`` (layer widths) is a
+list whose elements follow the same rules.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import copy
 import inspect
 import json
@@ -234,4 +236,14 @@ def _check_one(name: str, value: Any, kind: Any, default: Any, ranges: list[Rang
         return None
     if kind is str:
         return None if isinstance(value, str) else "text"
-    return None  # containers and anything else: the constructor checks them
+    if typing.get_origin(kind) in (list, tuple, collections.abc.Sequence):
+        items = typing.get_args(kind)
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            return "a list"
+        item = items[0] if items else None
+        example = default[0] if isinstance(default, list | tuple) and default else None
+        for element in value if item is not None and item is not Ellipsis else ():
+            if problem := _check_one(name, element, item, example, ranges):
+                return f"a list of {problem.removeprefix('a ').removeprefix('an ')}s"
+        return None
+    return None  # mappings and anything else: the constructor checks them

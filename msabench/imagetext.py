@@ -81,10 +81,37 @@ class Reading:
         }
 
 
+def index_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of an index file (ids and labels: ASCII in practice), a UTF-8 BOM dropped; a line that is
+    not UTF-8 is a one-line DataError naming the file, the line and the byte, never a UnicodeDecodeError."""
+    lines = []
+    for number, raw in enumerate(path.read_bytes().removeprefix(b"\xef\xbb\xbf").splitlines(), 1):
+        try:
+            lines.append((number, raw.decode("utf-8")))
+        except UnicodeDecodeError as error:
+            raise DataError(
+                f"{path}:{number}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column {error.start + 1}); an "
+                "index line holds an id and its label(s): fix or remove that line."
+            ) from None
+    return lines
+
+
+def safe_id(sample: str, where: str) -> str:
+    """A sample id that becomes a file name (data/{id}.txt): refused, naming `where` (the file and line), when it
+    could name a file outside the data folder (a path separator, '..', a leading '.', a NUL byte)."""
+    if not sample or any(char in sample for char in "/\\\0") or sample.startswith(".") or sample != sample.strip():
+        raise DataError(
+            f"{where}: id {sample!r} is not a plain file name (it would read outside the dataset's data/ folder); "
+            "ids are names such as 1234."
+        )
+    return sample
+
+
 def read_samples(folder: Path, ids: Sequence[str], labels: Sequence[int | None], *, where: str) -> Reading:
     """Read and check data/{id}.txt and data/{id}.jpg for every id (each image is decoded once, at reduced scale)."""
     reading = Reading()
     for sample, label in zip(ids, labels, strict=True):
+        safe_id(sample, where)
         text_path, image_path = folder / "data" / f"{sample}.txt", folder / "data" / f"{sample}.jpg"
         try:
             text_bytes = text_path.read_bytes()

@@ -27,6 +27,7 @@ from msabench.components import Data, Dataset, Method, Task
 from msabench.errors import DataError
 from msabench.features import Precomputed
 from msabench.results import RunResult
+from msabench.runtime import load_torch
 from msabench.train import Run, assemble, predict_batches
 
 log = logging.getLogger("msabench")
@@ -53,9 +54,9 @@ def load_run(path: str | Path) -> tuple[dict[str, Any], RunResult | None]:
             "rerun the method to get it."
         )
     try:
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise DataError(f"cannot read checkpoint {checkpoint_path}: {type(error).__name__}: {error}") from None
+        checkpoint = load_torch(checkpoint_path)
+    except ValueError as error:
+        raise DataError(f"cannot read checkpoint {checkpoint_path}: {error}; rerun the method to get it.") from None
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "method" not in checkpoint:
         raise DataError(f"{checkpoint_path} is not an msabench run checkpoint (it lacks 'model' and 'method').")
     result = RunResult.load(result_path) if result_path.is_file() else None

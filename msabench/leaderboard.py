@@ -140,7 +140,7 @@ DIGEST = "msabench results digest: "
 def results_digest(results: Iterable[RunResult]) -> str:
     """A digest of the results a page is rendered from (their JSON, in any order): the page records it, so that a
     page rendered from one results folder is not replaced by a run writing into another (`msabench.store`)."""
-    each = sorted(hashlib.sha256(json.dumps(r.to_dict(), sort_keys=True).encode()).hexdigest() for r in results)
+    each = sorted(hashlib.sha256(json.dumps(r.content(), sort_keys=True).encode()).hexdigest() for r in results)
     return hashlib.sha256("\n".join(each).encode()).hexdigest()
 
 

@@ -219,10 +219,19 @@ class _SplitReader:
                 f"{self.where}: {self.split}/{key} has shape {value.shape}; expected {ndim} dims with "
                 f"{len(self.ids)} samples (one per id)."
             )
-        try:
-            return value.astype(dtype, copy=False)
-        except (TypeError, ValueError) as error:
-            raise DataError(f"{self.where}: {self.split}/{key} is not numeric ({value.dtype}): {error}") from None
+        if value.dtype.kind not in "biuf":  # complex, strings, objects: never cast (a cast drops imaginary parts)
+            raise DataError(
+                f"{self.where}: {self.split}/{key} holds {value.dtype} values; expected real numbers (int or float)."
+            )
+        if np.issubdtype(dtype, np.integer) and value.dtype.kind == "f":
+            whole = np.isfinite(value) & (value == np.round(value))
+            if not whole.all():
+                row = int(np.flatnonzero(~whole)[0])
+                raise DataError(
+                    f"{self.where}: {self.split}/{key} of row {row} (id {self.ids[row]}) is {value[row]:g}; "
+                    "expected a whole number."
+                )
+        return value.astype(dtype, copy=False)
 
     def checked(self, values: np.ndarray, key: str, low: float, high: float, what: str) -> np.ndarray:
         """`values` when all lie in [low, high]; else an error naming the first bad row, or clipped (repair)."""

@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from msabench.leaderboard import summarize
 from msabench.metrics import FAMILIES, HEADLINE, METRICS
 from msabench.protocol import PROTOCOL
-from msabench.results import RunResult, write_atomic
+from msabench.results import RunResult, protect, write_atomic
 
 FORMATS = ("png", "svg")
 STYLE = {
@@ -60,6 +60,7 @@ def save(figure: Figure, stem: str | Path, formats: Sequence[str] = FORMATS) -> 
             buffer = io.BytesIO()
             figure.savefig(buffer, format=fmt, metadata=METADATA.get(fmt))
             path = Path(f"{stem}.{fmt}")
+            protect(path)
             write_atomic(path, buffer.getvalue())
             paths.append(path)
     return paths

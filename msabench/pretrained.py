@@ -30,6 +30,7 @@ from msabench.components import Encoder
 from msabench.decode import open_image
 from msabench.errors import CatalogError, DataError
 from msabench.integrity import sha256
+from msabench.runtime import load_torch
 
 log = logging.getLogger("msabench")
 
@@ -107,11 +108,9 @@ def start_from_checkpoint(encoder: Encoder, path: str | os.PathLike, section: st
             f"or set --set {section}.init_from=null to start from the pretrained weights."
         )
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise DataError(
-            f"encoder {encoder.name!r}: cannot read checkpoint {path}: {type(error).__name__}: {error}"
-        ) from None
+        checkpoint = load_torch(path)
+    except ValueError as error:
+        raise DataError(f"encoder {encoder.name!r}: cannot read checkpoint {path}: {error}.") from None
     owners = [modality for modality, name in (checkpoint.get("encoders") or {}).items() if name == encoder.name]
     if section in owners:  # the same modality's encoder, where the checkpoint has several of this kind
         owners = [section]

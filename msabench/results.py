@@ -11,7 +11,7 @@ import re
 import secrets
 import shutil
 import socket
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,15 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return _nan_to_none(asdict(self))
+
+    def content(self) -> dict[str, Any]:
+        """`to_dict` without the fields left at their defaults (other than `schema`): what a result says, the same
+        whichever later version of the format (with fields it never set) reads it."""
+        defaults = {
+            f.name: f.default_factory() if f.default_factory is not MISSING else f.default for f in fields(self)
+        }
+        stored = self.to_dict()
+        return {k: v for k, v in stored.items() if k == "schema" or k not in defaults or v != defaults[k]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:

@@ -20,6 +20,7 @@ from msabench.errors import TrainingError
 from msabench.features import split_record
 from msabench.protocol import Protocol
 from msabench.results import DATA_KEYS, write_atomic
+from msabench.runtime import load_torch
 
 if TYPE_CHECKING:
     from msabench.train import Run
@@ -95,10 +96,10 @@ def save_state(run: Run, path: str | Path, key: dict[str, Any], started: float) 
 def restore(run: Run, path: str | Path, key: dict[str, Any]) -> None:
     """Continue a run from its resume file; refuse one written for another run."""
     try:
-        state = torch.load(path, map_location=run.device, weights_only=True)
-    except Exception as error:
+        state = load_torch(path, map_location=run.device)
+    except ValueError as error:
         raise TrainingError(
-            f"cannot read the resume state {path} ({type(error).__name__}: {error}); delete it to start this seed over."
+            f"cannot read the resume state {path} ({error}); delete it to start this seed over."
         ) from None
     saved = json.loads(state["key"])
     expected = json.loads(json.dumps(key, sort_keys=True, default=str))

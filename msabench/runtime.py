@@ -220,3 +220,19 @@ def source_commit() -> tuple[str | None, bool | None]:
     if head.returncode != 0:
         return None, None
     return head.stdout.strip(), bool(changes.stdout.strip()) if changes.returncode == 0 else None
+
+
+def load_torch(path: str | Path, map_location: Any = "cpu") -> Any:
+    """`torch.load` with weights only (a checkpoint never runs code); a file that is not such a checkpoint raises
+    ValueError with one line saying why (not torch's advice to load it with ``weights_only=False``)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        text = " ".join(str(error).split())
+        if "weights_only" in text or "Weights only load failed" in text:
+            why = "it holds objects other than tensors and plain containers, which msabench does not load"
+        elif isinstance(error, (EOFError, RuntimeError)) and ("zip" in text.lower() or "central directory" in text):
+            why = "it is not a complete torch file (truncated or another format)"
+        else:
+            why = f"{type(error).__name__}: {text[:160]}"
+        raise ValueError(why) from None

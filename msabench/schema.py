@@ -29,7 +29,7 @@ from jsonschema import Draft202012Validator
 
 from msabench.metrics import FAMILIES, METRICS
 from msabench.protocol import Protocol
-from msabench.results import SCHEMA, RunResult
+from msabench.results import SCHEMA, RunResult, result_files
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # Metrics that are legitimately undefined on some data (NaN in Python, null in JSON).
@@ -387,3 +387,17 @@ def to_result(data: dict[str, Any]) -> tuple[RunResult, dict[str, Any] | None]:
     known = {f.name for f in fields(RunResult)}
     request = data.get("request")
     return RunResult.from_dict({key: value for key, value in data.items() if key in known}), request
+
+
+def read_valid(root: str | Path) -> tuple[list[tuple[Path, RunResult]], list[tuple[Path, list[str]]]]:
+    """The result files under `root` that validate, as (path, result), and those that do not, as (path, problems):
+    a tampered or corrupt result is listed, never rendered, plotted, exported or ranked."""
+    valid, invalid = [], []
+    for path in result_files(root):
+        data, problems = load(path)
+        problems = problems or validate(data)
+        if problems:
+            invalid.append((path, problems))
+        else:
+            valid.append((path, to_result(data)[0]))
+    return valid, invalid

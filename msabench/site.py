@@ -38,7 +38,7 @@ from msabench.leaderboard import SIGNIFICANCE, TIED, Comparison, comparisons, fo
 from msabench.markup import facts, link, metric_header, stat, table
 from msabench.metrics import FAMILIES, METRICS
 from msabench.plot import leaderboard_chart, robustness_curves, save, training_curves
-from msabench.results import RunResult, remove_stale_temporaries, result_files, result_path, temporary_path
+from msabench.results import RunResult, remove_stale_temporaries, result_path, temporary_path
 from msabench.robustness import read, report_path
 from msabench.stats import MIN_SEEDS
 
@@ -96,15 +96,9 @@ def render_site(results_dir: str | Path, out_dir: str | Path, *, title: str = "m
 
 def read_results(root: Path) -> tuple[list[Run], list[tuple[Path, list[str]]]]:
     """(the valid results, [(path relative to `root`, its problems)] of the files that do not validate)."""
-    runs, invalid = [], []
-    for path in result_files(root):
-        data, problems = schema.load(path)
-        problems = problems or schema.validate(data)
-        if problems:
-            invalid.append((path.relative_to(root), problems))
-        else:
-            runs.append(Run(path, *schema.to_result(data)))
-    return runs, invalid
+    valid, invalid = schema.read_valid(root)
+    runs = [Run(path, result, result.request or None) for path, result in valid]
+    return runs, [(path.relative_to(root), problems) for path, problems in invalid]
 
 
 def pages(root: Path, runs: list[Run], invalid: list, title: str) -> dict[str, bytes | Callable[[], Figure]]:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from msabench.components import Callback, Data
 from msabench.errors import MsabenchError, RunError
 from msabench.leaderboard import page_digest, render, render_dataset, results_digest
-from msabench.results import RunResult, differences, load_results, resume_path, write_atomic
+from msabench.results import RunResult, differences, protect, resume_path, write_atomic
 
 if TYPE_CHECKING:
     from msabench.api import Plan, Request, Unit
@@ -269,20 +269,28 @@ class Room(Callback):
 # -- output folders and pages -----------------------------------------------------------------------
 
 
-def check_outputs(*folders: str | os.PathLike) -> None:
-    """Each folder can be created and written, with some room, before any data loads; else a one-line error."""
+def check_outputs(*folders: str | os.PathLike, create: bool = False) -> None:
+    """Each folder can be written (created if it does not exist), with some room, before any data loads; else a
+    one-line error. Without `create`, nothing is written (the plan step); with it, the folders are made and a file
+    written and removed in each (a read-only mount that permissions do not show)."""
     for folder in map(Path, folders):
+        existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), Path("/"))
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / f".msabench-write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
+            if not existing.is_dir():
+                raise NotADirectoryError(0, f"{existing} is a file, not a folder")
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise PermissionError(0, f"{existing} is not writable")
+            if create:
+                folder.mkdir(parents=True, exist_ok=True)
+                probe = folder / f".msabench-write-test-{os.getpid()}"
+                probe.write_bytes(b"")
+                probe.unlink()
         except OSError as error:
             raise RunError(
                 f"cannot write to {folder} ({error.strerror or error}); pass a writable folder "
                 "(--results DIR / --leaderboards DIR)."
             ) from None
-        if (free := shutil.disk_usage(folder).free) < MIN_FREE:
+        if (free := shutil.disk_usage(existing).free) < MIN_FREE:
             raise RunError(f"{folder} has only {free >> 10} KiB free; free some space or write elsewhere.")
 
 
@@ -296,7 +304,7 @@ def page_folder(request: Request, dataset: str) -> Path:
     if not page.is_file():
         return Path(DEFAULT_PAGES)
     recorded = page_digest(page.read_text(encoding="utf-8"))
-    current = results_digest([r for r in _readable(request.results) if r.dataset == dataset])
+    current = results_digest([r for r in valid_results(request.results) if r.dataset == dataset])
     if recorded == current:
         return Path(DEFAULT_PAGES)
     log.warning(
@@ -311,7 +319,8 @@ def page_folder(request: Request, dataset: str) -> Path:
 def write_page(results: str | os.PathLike, folder: str | os.PathLike, dataset: str) -> Path:
     """Render `dataset`'s page from the results under `results` into `folder`."""
     path = Path(folder) / f"{dataset}.md"
-    write_atomic(path, render_dataset(dataset, [r for r in _readable(results) if r.dataset == dataset]))
+    protect(path)
+    write_atomic(path, render_dataset(dataset, [r for r in valid_results(results) if r.dataset == dataset]))
     log.log(NOTICE, "Leaderboard: %s", path)
     return path
 
@@ -334,7 +343,7 @@ def render_pages(
 
     if not Path(results).is_dir():
         raise RunError(f"no results folder {results}: run `msabench run` first, or pass --results.")
-    found = _readable(results)
+    found = valid_results(results)
     links = leaderboard_charts(found, Path(out) / "charts", draw=charts and write, only=datasets)
     reports = [read(report_path(p)) for p in result_files(results) if report_path(p).is_file()] if robustness else []
     pages = render(found, links, reports)
@@ -344,6 +353,7 @@ def render_pages(
         raise RunError(f"no results for {', '.join(missing)} under {results}; results cover {', '.join(pages)}.")
     pages = {name: page for name, page in pages.items() if not datasets or name in datasets}
     for name, page in pages.items() if write else ():
+        protect(Path(out) / f"{name}.md")
         write_atomic(Path(out) / f"{name}.md", page)
     return pages
 
@@ -364,8 +374,24 @@ def stale_pages(pages: dict[str, str], out: str | os.PathLike, *, every: bool) -
     return stale
 
 
-def _readable(results: str | os.PathLike) -> list[RunResult]:
-    return load_results(results) if Path(results).is_dir() else []
+def valid_results(results: str | os.PathLike) -> list[RunResult]:
+    """The valid results under `results`; each invalid file is a warning (listed, never ranked)."""
+    from msabench.schema import read_valid
+
+    if not Path(results).is_dir():
+        return []
+    valid, invalid = read_valid(results)
+    for path, problems in invalid:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        log.warning(
+            "Warning: skipped %s, which is not a valid result: %s%s. It is not ranked; `msabench verify %s` lists "
+            "every problem.",
+            path,
+            problems[0],
+            more,
+            results,
+        )
+    return [result for _, result in valid]
 
 
 def _barrier(distributed: Distributed | None) -> None:

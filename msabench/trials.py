@@ -187,6 +187,7 @@ def run_on_ray(
         from ray import tune
     except ImportError:
         raise CatalogError(f"msabench sweep runs its trials on Ray Tune, which is not installed: {INSTALL}.") from None
+    check_client(address)
     folder = Path(folder).absolute()
     storage = storage if storage and "://" in storage else str(Path(storage or folder / "ray").absolute())
     started_here = not ray.is_initialized()
@@ -267,6 +268,19 @@ def run_on_ray(
             "command again to continue: finished trials are kept and not rerun."
         )
     return [records[spec["id"]] for spec in specs]
+
+
+def check_client(address: str | None) -> None:
+    """A ``ray://`` address goes through Ray Client, which needs grpcio (Ray's ``client`` extra, part of msabench's
+    ``sweep`` extra): without it, one line saying so, before Ray starts."""
+    if address and address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401
+        except ImportError:
+            raise CatalogError(
+                f"--address {address} connects through Ray Client, which needs grpcio (ray[client]): {INSTALL}, "
+                "or pip install 'ray[client]'."
+            ) from None
 
 
 def _trainable(config: dict[str, Any], *, specs: dict, quiet: bool, **context: Any) -> None:

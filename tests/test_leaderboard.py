@@ -47,7 +47,16 @@ def result(
         task={"kind": "regression", "family": family, "classes": []},
         variant=variant,
         method_info={"paper": f"{method} paper", "reported": list(reported)},
-        data={"verified": verified, "synthetic": False},
+        data={"verified": verified, "synthetic": False, "labels_sha256": "0" * 64},
+        predictions={"ids": ["a"], "predictions": [0.0]},
+        hardware={"device": "cpu"},
+        versions={"msabench": "0.1.0"},
+        request={
+            "command": f"msabench run --method {method} --dataset {dataset} --seeds {seed}",
+            "commit": None,
+            "timestamp": "2026-12-07T00:00:00+00:00",
+            "threads": 1,
+        },
     )
 
 

@@ -30,8 +30,10 @@ from msabench.cli.options import DATASETS, RESULTS
 )
 def command(results_dir, out_dir, datasets, check, charts, with_robustness):
     """Render one Markdown leaderboard per dataset from result files (and print it)."""
+    from msabench.cli import show_logs
     from msabench.store import render_pages, stale_pages
 
+    show_logs(quiet=True)  # each invalid result file is a warning
     pages = render_pages(
         results_dir, out_dir, write=not check, datasets=datasets, charts=charts, robustness=with_robustness
     )

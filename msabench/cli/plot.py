@@ -28,7 +28,9 @@ from msabench.cli.options import DATASETS, RESULTS
 def command(results_dir, out_dir, datasets, kinds, formats):
     """Draw training curves per run, a leaderboard chart per dataset and robustness curves, from result files."""
     from msabench import api
+    from msabench.cli import show_logs
 
+    show_logs(quiet=True)  # each invalid result file is a warning
     if not Path(results_dir).is_dir():
         raise click.ClickException(f"no results folder {results_dir}: run `msabench run` first, or pass --results.")
     written = api.draw_plots(

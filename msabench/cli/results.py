@@ -15,12 +15,14 @@ from msabench.cli.options import DATASETS, RESULTS
 @DATASETS
 def command(results_dir, fmt, datasets):
     """One row per run (metrics, epochs, time, memory, flags): `pandas.read_csv` reads the CSV as is."""
+    from msabench.cli import show_logs
     from msabench.leaderboard import format_runs
-    from msabench.results import load_results
+    from msabench.store import valid_results
 
     if not Path(results_dir).is_dir():
         raise click.ClickException(f"no results folder {results_dir}: run `msabench run` first, or pass --results.")
-    found = [r for r in load_results(results_dir) if not datasets or r.dataset in datasets]
+    show_logs(quiet=True)
+    found = [r for r in valid_results(results_dir) if not datasets or r.dataset in datasets]
     if not found:
         raise click.ClickException(
             f"no result files (seed-*.json) under {results_dir}" + (f" for {', '.join(datasets)}." if datasets else ".")

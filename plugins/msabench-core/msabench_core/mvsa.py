@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from msabench import DataError
-from msabench.formats import ImageTextDataset
+from msabench.formats import ImageTextDataset, index_lines, safe_id
 
 CLASSES = ImageTextDataset.task.classes
 
@@ -60,7 +60,7 @@ class MVSA(ImageTextDataset):
         path = self.directory / relative
         ids, labels = [], []
         counts = Counter()
-        for number, line in enumerate(path.read_text(encoding="utf-8-sig", errors="replace").splitlines(), 1):
+        for number, line in index_lines(path):
             fields = line.split()
             if not fields or (number == 1 and not fields[0][:1].isdigit()):
                 continue  # blank line or the "ID text,image ..." header
@@ -80,7 +80,7 @@ class MVSA(ImageTextDataset):
             if label is None:
                 counts["discarded_conflict"] += 1
                 continue
-            ids.append(fields[0])
+            ids.append(safe_id(fields[0], f"{path}:{number}"))
             labels.append(label)
         if len(set(ids)) != len(ids):
             duplicated = [sample for sample, n in Counter(ids).items() if n > 1]

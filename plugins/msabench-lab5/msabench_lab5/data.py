@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from msabench import DataError, Split
-from msabench.formats import ImageTextDataset, SyntheticImageText, open_image, read_samples, split_tensors, write_atomic
+from msabench.formats import (
+    ImageTextDataset,
+    SyntheticImageText,
+    index_lines,
+    open_image,
+    read_samples,
+    safe_id,
+    split_tensors,
+    write_atomic,
+)
 
 CLASSES = ImageTextDataset.task.classes
 # lab5-dev's files (the 1,500-pair subset), so that neither dataset reads the other's: their results never mix.
@@ -52,7 +61,7 @@ class Lab5(ImageTextDataset):
         if not path.is_file():
             self._check(relative)  # raises the missing-file error
         rows, seen = [], set()
-        for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        for number, line in index_lines(path):
             line = line.strip()
             if not line or (number == 1 and line.lower().startswith("guid")):
                 continue
@@ -60,6 +69,7 @@ class Lab5(ImageTextDataset):
             if not sep or not guid or (labelled and tag not in CLASSES) or (not labelled and tag not in ("null", "")):
                 expected = "|".join(CLASSES) if labelled else "null"
                 raise DataError(f"{path}:{number}: expected 'guid,{expected}'; got {line!r}")
+            safe_id(guid, f"{path}:{number}")
             if guid in seen:
                 raise DataError(f"{path}:{number}: guid {guid} appears twice")
             seen.add(guid)
