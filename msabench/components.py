@@ -312,6 +312,7 @@ class Encoder(nn.Module, ABC):
     # random init), and for an encoder started from an earlier msabench run's checkpoint (``init_from``), that
     # checkpoint's path, SHA-256, method, seed, dataset and split record (`msabench.features.split_record`).
     pretrained: str | None = None
+    weights_sha256: str | None = None  # of the pretrained weight files, where they are local
     started_from: dict[str, Any] | None = None
 
     def __init__(self, spec: InputSpec, **hparams: Any):

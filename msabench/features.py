@@ -54,6 +54,7 @@ class Precomputed(Encoder):
         nn.Module.__init__(self)
         self.name = encoder.name
         self.pretrained, self.started_from = encoder.pretrained, encoder.started_from
+        self.weights_sha256 = encoder.weights_sha256
         self.returns = encoder.returns
         self.out_dim = encoder.out_dim
         self.weights = weights

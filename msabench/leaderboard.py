@@ -118,7 +118,13 @@ def render_dataset(
                 "‡ hyper-parameters chosen by `msabench sweep` on the validation split (the result's `tuned` record "
                 "names the sweep and its grid); each seed's test split was evaluated once.",
             ]
-        reported = _reported(dataset, group, columns)
+        reported = "" if synthetic else _reported(dataset, group, columns)
+        if synthetic and any(r.method_info.get("reported") for r in group):
+            lines += [
+                "",
+                "The papers' reported numbers (kept in each result's `method_info`) were measured on real data; they "
+                "are not set beside synthetic results.",
+            ]
         if reported:
             lines += [
                 "",

