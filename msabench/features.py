@@ -152,7 +152,7 @@ def _precompute(
         "fingerprint": fingerprint,
         "cache": outcome,
         "seconds": seconds,
-        "cache_root": str(cache.root) if cache.enabled else None,
+        "cached": cache.enabled,  # where the cache lies is this machine's business: no path in a shareable result
     }
 
 
