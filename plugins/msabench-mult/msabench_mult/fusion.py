@@ -129,7 +129,7 @@ class MultimodalTransformer(Fusion):
             steps = x.shape[1]
             if m in self.project:
                 if steps < self.kernels[m]:
-                    raise ValueError(
+                    raise CatalogError(
                         f"MulT's temporal convolution over {m} has kernel {self.kernels[m]}, longer than its "
                         f"{steps} frames; set --set fusion.kernel_{m}=1 (or a kernel <= {steps})."
                     )

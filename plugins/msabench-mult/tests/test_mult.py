@@ -6,7 +6,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from msabench import Task, layers
+from msabench import CatalogError, Task, layers
 from msabench.cli import cli
 from msabench.testing import write_tiny_file
 from msabench_core.iemocap import IEMOCAP
@@ -101,7 +101,7 @@ def test_mult_causal_attends_over_padding_as_mmsa_does():
 def test_a_kernel_longer_than_the_sequence_is_a_clear_error():
     model = fusion("padding", kernel_vision=6)
     features, lengths = batch()
-    with pytest.raises(ValueError, match="kernel 6, longer than its 5 frames; set --set fusion.kernel_vision=1"):
+    with pytest.raises(CatalogError, match="kernel 6, longer than its 5 frames; set --set fusion.kernel_vision=1"):
         model(features, lengths)
 
 
