@@ -257,6 +257,39 @@ def _hub_unreachable(name: str) -> str | None:
     return None
 
 
+def random_bert(
+    spec: Any,
+    *,
+    encoder: str,
+    hidden_size: int,
+    layers: int,
+    heads: int,
+    intermediate_size: int,
+    dropout: float,
+    pooler: bool = True,
+) -> Any:
+    """A BERT with random weights sized by the arguments, for a token-id input's vocabulary and length (synthetic
+    data, tests, a model trained from scratch)."""
+    from transformers import BertConfig, BertModel
+
+    if not spec.vocab_size:
+        raise CatalogError(
+            f"encoder {encoder!r}: input {spec.name!r} declares no vocabulary size, so no random BERT can be built "
+            "for it."
+        )
+    config = BertConfig(
+        vocab_size=spec.vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate_size,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        max_position_embeddings=max(512, spec.shape[-1]),
+    )
+    return BertModel(config, add_pooling_layer=pooler)
+
+
 def pool(outputs: Any, mask: torch.Tensor, pooling: str) -> torch.Tensor:
     """One vector per text from a transformers encoder's outputs: ``cls`` (first token), ``mean`` (over real tokens)
     or ``pooler``."""

@@ -270,21 +270,7 @@ class SyntheticMulT(MulTDataset):
 
 # -- image-text -------------------------------------------------------------------------------
 
-POSITIVE = [
-    "good",
-    "great",
-    "love",
-    "happy",
-    "excellent",
-    "wonderful",
-    "enjoy",
-    "best",
-    "fun",
-    "beautiful",
-    "amazing",
-    "nice",
-]
-NEGATIVE = ["bad", "awful", "hate", "boring", "worst", "terrible", "sad", "poor", "annoying", "ugly", "waste", "dull"]
+POSITIVE, NEGATIVE = ENGLISH["positive"], ENGLISH["negative"]  # the MMSA-layout data's sentiment words
 NEUTRAL = ["the", "a", "it", "this", "photo", "day", "city", "street", "people", "car", "table", "window", "today"]
 
 

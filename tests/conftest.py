@@ -21,3 +21,32 @@ def isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("MSABENCH_CACHE", raising=False)
     monkeypatch.delenv("MSABENCH_MODELS", raising=False)
     monkeypatch.delenv("MSABENCH_LOAD_PLUGINS", raising=False)
+
+
+@pytest.fixture
+def fakes(tmp_path, monkeypatch):
+    """The host's fake plugin (`fakes.Plugin`: tiny-data, mean-linear, fake-concat, the method `tiny`) beside the
+    installed plugins, for anything that builds its own plugin manager (the run API, the command); and a scratch
+    working directory."""
+    import msabench.plugins
+    from fakes import Plugin
+
+    monkeypatch.chdir(tmp_path)
+    real = msabench.plugins.get_plugin_manager
+
+    def with_fakes(load_entrypoints=True):
+        pm = real(load_entrypoints)
+        pm.register(Plugin(), name="fakes")
+        return pm
+
+    monkeypatch.setattr(msabench.plugins, "get_plugin_manager", with_fakes)
+
+
+@pytest.fixture
+def invoke(fakes):
+    """`msabench ARGS` in-process, with the fake plugin installed: ``invoke("run", "-m", "tiny", ...)``."""
+    from click.testing import CliRunner
+
+    from msabench.cli import cli
+
+    return lambda *args: CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)

@@ -13,32 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 import msabench.plugins
-from fakes import Plugin
 from msabench import RunResult, hookimpl
 from msabench.cli import cli
 
 FAKECLI = Path(__file__).parent / "fakecli.py"
 RESULT = "results/synthetic-mosi/tiny/mmsa-1+max_epochs={epochs}/seed-{seed}.json"
-
-
-@pytest.fixture
-def invoke(tmp_path, monkeypatch):
-    """Run the command in-process, with the fake plugin installed beside the real ones."""
-    monkeypatch.chdir(tmp_path)
-    real = msabench.plugins.get_plugin_manager
-
-    def with_fakes(load_entrypoints=True):
-        pm = real(load_entrypoints)
-        pm.register(Plugin(), name="fakes")
-        return pm
-
-    monkeypatch.setattr(msabench.plugins, "get_plugin_manager", with_fakes)
-    runner = CliRunner()
-
-    def call(*args):
-        return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-    return call
 
 
 def tiny(*extra, seeds="1111", epochs=2):

@@ -8,13 +8,10 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-import msabench.plugins
 import msabench_core
 from fakes import Plugin
 from msabench import Catalog, DataError, Method, RunResult, fit, get_plugin_manager
-from msabench.cli import cli
 from msabench.protocol import Protocol
 from msabench_core.custom import MMSACustom
 
@@ -45,24 +42,6 @@ def write_features(path, dims=(7, 3, 11), sizes=(40, 12, 12), seed=0, **kwargs):
     raw = {s: features(n, dims, rng, **kwargs) for s, n in zip(("train", "valid", "test"), sizes, strict=True)}
     path.write_bytes(pickle.dumps(raw, protocol=4))
     return path
-
-
-@pytest.fixture
-def invoke(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    real = msabench.plugins.get_plugin_manager
-
-    def with_fakes(load_entrypoints=True):
-        pm = real(load_entrypoints)
-        pm.register(Plugin(), name="fakes")
-        return pm
-
-    monkeypatch.setattr(msabench.plugins, "get_plugin_manager", with_fakes)
-
-    def call(*args):
-        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-    return call
 
 
 def test_any_dims_load_with_shapes_and_inputs_from_the_arrays(tmp_path):

@@ -9,12 +9,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-import msabench.plugins
-from fakes import Plugin
 from msabench import Data, DataError, Split, Task
-from msabench.cli import cli
 from msabench.metrics import polarity
 from msabench.splits import subsample_train
 from msabench_core.synthetic import SyntheticMOSI
@@ -101,20 +97,6 @@ def test_sims_bins_and_classes_stratify_too():
 def test_a_fraction_outside_zero_to_one_is_refused(fraction):
     with pytest.raises(DataError, match="expected a number in \\(0, 1\\]"):
         subsample_train(regression_data(MIXED), fraction)
-
-
-@pytest.fixture
-def invoke(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    real = msabench.plugins.get_plugin_manager
-
-    def with_fakes(load_entrypoints=True):
-        pm = real(load_entrypoints)
-        pm.register(Plugin(), name="fakes")
-        return pm
-
-    monkeypatch.setattr(msabench.plugins, "get_plugin_manager", with_fakes)
-    return lambda *args: CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def tiny(*options):

@@ -7,23 +7,9 @@ from pathlib import Path
 import pytest
 
 import msabench
-from fakes import Plugin
 from msabench import Request
 
 DOC = Path(__file__).parent.parent / "docs" / "python-api.md"
-
-
-@pytest.fixture
-def fakes(monkeypatch):
-    """The fake plugin beside the installed ones, for `msabench.run` (which loads the installed plugins)."""
-    real = msabench.plugins.get_plugin_manager
-
-    def with_fakes(load_entrypoints=True):
-        pm = real(load_entrypoints)
-        pm.register(Plugin(), name="fakes")
-        return pm
-
-    monkeypatch.setattr(msabench.plugins, "get_plugin_manager", with_fakes)
 
 
 def test_the_python_api_page_runs_as_written(tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ import torch
 
 import msabench
 import msabench.plugins
-from fakes import Plugin, TinyData, write_tweets
+from fakes import TinyData, write_tweets
 from msabench import Data, DataError, Request, RunResult, Split, Task
 from msabench.errors import CatalogError, RequestError, RunError
 from msabench.formats import decode_text, mmsa_data, read_samples
@@ -32,20 +32,6 @@ from msabench.trials import check_client
 
 FAKECLI = Path(__file__).parent / "fakecli.py"
 ROW = "tiny-data/tiny/mmsa-1+max_epochs=2"
-
-
-@pytest.fixture
-def fakes(monkeypatch, tmp_path):
-    """The fake plugin beside the installed ones, in a scratch working directory."""
-    monkeypatch.chdir(tmp_path)
-    real = msabench.plugins.get_plugin_manager
-
-    def with_fakes(load_entrypoints=True):
-        pm = real(load_entrypoints)
-        pm.register(Plugin(), name="fakes")
-        return pm
-
-    monkeypatch.setattr(msabench.plugins, "get_plugin_manager", with_fakes)
 
 
 def run(results="results", **fields):

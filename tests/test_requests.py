@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import msabench
 import msabench.plugins
-from fakes import Plugin, TinyData
+from fakes import TinyData
 from msabench.api import Request, load_catalog, plan
 from msabench.cli import cli
 from msabench.cli.run import command as run_command
@@ -63,25 +63,18 @@ def cases() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def fakes(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    real = msabench.plugins.get_plugin_manager
-
-    def with_fakes(load_entrypoints=True):
-        pm = real(load_entrypoints)
-        pm.register(Plugin(), name="fakes")
-        return pm
+def unloadable(fakes, monkeypatch, tmp_path):
+    """The fakes, whose tiny data must not load (every check comes first), and a file where a folder is expected."""
 
     def never(self, *args, **kwargs):
         raise AssertionError("the data was loaded")
 
-    monkeypatch.setattr(msabench.plugins, "get_plugin_manager", with_fakes)
     monkeypatch.setattr(TinyData, "load", never)
     (tmp_path / "a-file").write_text("")
 
 
 @pytest.mark.parametrize(("flag", "value"), cases())
-def test_every_run_option_refuses_a_bad_value_in_one_line_before_data_loads(fakes, flag, value):
+def test_every_run_option_refuses_a_bad_value_in_one_line_before_data_loads(unloadable, flag, value):
     assert value != "<no bad value>", f"add an out-of-range value for {flag} to BAD in {__file__}"
     value = value.format(file="a-file", missing="missing/summary.json")
     args = ["run", "--dry-run", "-m", "tiny", "-d", "tiny-data", "--seeds", "1"]

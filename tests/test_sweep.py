@@ -9,12 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-import msabench.plugins
 from fakes import TINY, Plugin, TinyData
 from msabench import Callback, CatalogError, Protocol, RunResult, TrainingError, fit
-from msabench.cli import cli
 from msabench.components import Split
 from msabench.leaderboard import render_dataset
 from msabench.sweep import choose, configurations, parse_grid, trial_id, tuned_record, with_config
@@ -194,20 +191,6 @@ def test_the_leaderboard_marks_tuned_rows(data, catalog):
     page = render_dataset(data.name, [result])
     assert "| tiny [tuned, train.lr=0.01]‡ " in page and "‡ hyper-parameters chosen by `msabench sweep`" in page
     assert RunResult.from_dict(json.loads(json.dumps(result.to_dict()))).tuned == result.tuned
-
-
-@pytest.fixture
-def invoke(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    real = msabench.plugins.get_plugin_manager
-
-    def with_fakes(load_entrypoints=True):
-        pm = real(load_entrypoints)
-        pm.register(Plugin(), name="fakes")
-        return pm
-
-    monkeypatch.setattr(msabench.plugins, "get_plugin_manager", with_fakes)
-    return lambda *args: CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.mark.parametrize(

@@ -108,13 +108,35 @@ def open_clip_model(model_name: str, pretrained: str | None, encoder: str) -> An
     return model, open_clip
 
 
-class ClipImage(PretrainedEncoder):
+class ClipTower(PretrainedEncoder):
+    """What CLIP's two towers share: the backend (transformers or open_clip), L2-normalised outputs on request, and
+    the settings their fingerprint records."""
+
+    tiny = {"config": TINY_CONFIG, "init_from": None}
+
+    def start(self, backend: str, normalize: bool) -> None:
+        check_backend(backend, self.name, self.modality)
+        self.backend, self.normalize = backend, normalize
+        self.library = "transformers" if backend == "transformers" else "open_clip"
+
+    def describe(self, model_name: str, **settings: Any) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "model_name": model_name if self.backend == "open_clip" else None,
+            **settings,
+            "normalize": self.normalize,
+        }
+
+    def output(self, features: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(features, dim=-1) if self.normalize else features
+
+
+class ClipImage(ClipTower):
     """CLIP's image tower and projection (ViT-B/32, OpenAI weights by default); reads image bytes."""
 
     name = "clip-image"
     consumes = "image"
     modality = "image"
-    tiny = {"config": TINY_CONFIG, "init_from": None}
 
     def __init__(
         self,
@@ -130,9 +152,8 @@ class ClipImage(PretrainedEncoder):
         normalize: bool = False,
     ):
         super().__init__(spec)
-        check_backend(backend, self.name, "image")
+        self.start(backend, normalize)
         image_size = check_positive(image_size, encoder=self.name, section="image", key="image_size", optional=True)
-        self.backend, self.normalize = backend, normalize
         if backend == "transformers":
             model = clip_model(pretrained, config, self.name, "image")
             self.vision, self.projection = model.vision_model, model.visual_projection
@@ -151,13 +172,7 @@ class ClipImage(PretrainedEncoder):
             mean = tuple(getattr(model.visual, "image_mean", None) or OPENAI_MEAN)
             std = tuple(getattr(model.visual, "image_std", None) or OPENAI_STD)
             self.processing = ImageProcessing(size, (size, size), mean=mean, std=std)
-        self.library = "transformers" if backend == "transformers" else "open_clip"
-        self.settings = {
-            "backend": backend,
-            "model_name": model_name if backend == "open_clip" else None,
-            "processing": self.processing.describe(),
-            "normalize": normalize,
-        }
+        self.settings = self.describe(model_name, processing=self.processing.describe())
         self.finish(freeze=freeze, init_from=init_from, pretrained=None if config is not None else pretrained)
 
     def preprocess(self, values):
@@ -169,16 +184,15 @@ class ClipImage(PretrainedEncoder):
             features = self.projection(self.vision(pixel_values=pixels).pooler_output)
         else:
             features = self.visual(pixels)
-        return nn.functional.normalize(features, dim=-1) if self.normalize else features
+        return self.output(features)
 
 
-class ClipText(PretrainedEncoder):
+class ClipText(ClipTower):
     """CLIP's text tower and projection (77 tokens, OpenAI weights by default); reads raw text."""
 
     name = "clip-text"
     consumes = "raw_text"
     modality = "text"
-    tiny = {"config": TINY_CONFIG, "init_from": None}
 
     def __init__(
         self,
@@ -194,9 +208,8 @@ class ClipText(PretrainedEncoder):
         normalize: bool = False,
     ):
         super().__init__(spec)
-        check_backend(backend, self.name, "text")
+        self.start(backend, normalize)
         max_length = check_positive(max_length, encoder=self.name, section="text", key="max_length", optional=True)
-        self.backend, self.normalize = backend, normalize
         if backend == "transformers":
             model = clip_model(pretrained, config, self.name, "text")
             self.text, self.projection = model.text_model, model.text_projection
@@ -225,15 +238,9 @@ class ClipText(PretrainedEncoder):
             self.tokenizer = open_clip.get_tokenizer(model_name)
             self.max_length = int(getattr(self.tokenizer, "context_length", 77))
             vocabulary = f"open_clip:{model_name}:{self.max_length}"
-        self.library = "transformers" if backend == "transformers" else "open_clip"
-        self.settings = {
-            "backend": backend,
-            "model_name": model_name if backend == "open_clip" else None,
-            "max_length": self.max_length,
-            "tokenizer": vocabulary,
-            "padding_side": "right",
-            "normalize": normalize,
-        }
+        self.settings = self.describe(
+            model_name, max_length=self.max_length, tokenizer=vocabulary, padding_side="right"
+        )
         self.finish(freeze=freeze, init_from=init_from, pretrained=None if config is not None else pretrained)
 
     def preprocess(self, values):
@@ -248,4 +255,4 @@ class ClipText(PretrainedEncoder):
             features = self.projection(self.text(input_ids=ids, attention_mask=mask).pooler_output)
         else:
             features = self.model.encode_text(x[:, 0])
-        return nn.functional.normalize(features, dim=-1) if self.normalize else features
+        return self.output(features)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from msabench import CatalogError, Encoder
-from msabench.pretrained import load_pretrained, pool, start_from_checkpoint, weights_sha256
+from msabench.pretrained import load_pretrained, pool, random_bert, start_from_checkpoint, weights_sha256
 
 
 class BertText(Encoder):
@@ -57,7 +57,10 @@ class BertText(Encoder):
             raise CatalogError(f"encoder 'bert-text': pooling {pooling!r} is not one of cls, pooler, mean.")
         checkpoint = pretrained or spec.tokenizer
         if random_init or checkpoint is None:
-            self.bert = random_bert(spec, hidden_size, layers, heads, intermediate_size, dropout)
+            self.bert = random_bert(
+                spec, encoder=self.name, hidden_size=hidden_size, layers=layers, heads=heads,
+                intermediate_size=intermediate_size, dropout=dropout,
+            )  # fmt: skip
             self.pretrained = None
         else:
             from transformers import AutoModel
@@ -107,28 +110,6 @@ class BertText(Encoder):
                 f"encoder 'bert-text': {self.pretrained or 'this model'} has no pooler; use pooling='cls'."
             )
         return pool(output, mask, self.pooling)
-
-
-def random_bert(spec, hidden_size: int, layers: int, heads: int, intermediate_size: int, dropout: float):
-    """A BERT with random weights sized by the arguments, for the dataset's vocabulary and length."""
-    from transformers import BertConfig, BertModel
-
-    if not spec.vocab_size:
-        raise CatalogError(
-            f"encoder 'bert-text': input {spec.name!r} declares no vocabulary size, "
-            "so no random BERT can be built for it."
-        )
-    config = BertConfig(
-        vocab_size=spec.vocab_size,
-        hidden_size=hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=intermediate_size,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-        max_position_embeddings=max(512, spec.shape[-1]),
-    )
-    return BertModel(config)
 
 
 class BertEmbeddings(BertText):

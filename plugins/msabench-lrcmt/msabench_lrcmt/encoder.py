@@ -8,7 +8,7 @@ import functools
 import torch
 
 from msabench import CatalogError, Encoder
-from msabench.pretrained import load_pretrained
+from msabench.pretrained import load_pretrained, random_bert
 
 ADAPTERS = ("lora", "frozen", "full")
 # LoRA's adapted matrices: every attention projection of every layer (query, key, value, output). r = 8 on them
@@ -81,25 +81,12 @@ class LoraBert(Encoder):
 
 def bert_model(spec, pretrained, random_init, hidden_size, layers, heads, intermediate_size, dropout):
     """(BertModel without pooler, the checkpoint's name or None) for a `text_bert` input."""
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     checkpoint = pretrained or spec.tokenizer
     if random_init or checkpoint is None:
-        if not spec.vocab_size:
-            raise CatalogError(
-                f"encoder 'lora-bert': input {spec.name!r} declares no vocabulary size, so no random BERT can be built."
-            )
-        config = BertConfig(
-            vocab_size=spec.vocab_size,
-            hidden_size=hidden_size,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            intermediate_size=intermediate_size,
-            hidden_dropout_prob=dropout,
-            attention_probs_dropout_prob=dropout,
-            max_position_embeddings=max(512, spec.shape[-1]),
-        )
-        return BertModel(config, add_pooling_layer=False), None
+        dims = {"hidden_size": hidden_size, "layers": layers, "heads": heads, "intermediate_size": intermediate_size}
+        return random_bert(spec, encoder="lora-bert", dropout=dropout, pooler=False, **dims), None
     loader = functools.partial(BertModel.from_pretrained, add_pooling_layer=False)
     hint = "; or --set text.random_init=true to train from random weights"
     bert = load_pretrained(loader, checkpoint, encoder="lora-bert", section="text", what="BERT model", hint=hint)
