@@ -29,6 +29,7 @@ from msabench.plugins import Problem, distribution
 from msabench.settings import check_train
 
 KINDS = {"datasets": Dataset, "encoders": Encoder, "fusions": Fusion, "objectives": Objective, "methods": Method}
+BATCHES = ("samples", "groups")  # Method.batches
 _ACTIVE: ContextVar[Catalog | None] = ContextVar("msabench_catalog", default=None)
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -250,6 +251,15 @@ class Catalog:
         for key in {method.key_metric, *method.key_metrics.values()} - {None}:
             if key not in METRICS:
                 raise CatalogError(f"{where} selects on unknown metric {key!r}. Known: {', '.join(METRICS)}.")
+        if unknown := [key for key in method.metrics if key not in METRICS]:
+            raise CatalogError(f"{where} reports unknown metrics {unknown}. Known: {', '.join(METRICS)}.")
+        if method.metrics and (
+            unreported := {method.key_metric, *method.key_metrics.values()} - {None, *method.metrics}
+        ):
+            raise CatalogError(
+                f"{where} selects on {sorted(unreported)}, which it does not report (its metrics: "
+                f"{', '.join(method.metrics)}); select on a metric it reports, or on the validation loss."
+            )
 
     def check_components(self, method: Method, where: str | None = None) -> None:
         """The encoders, fusion and objective of a method fit together."""
@@ -278,6 +288,15 @@ class Catalog:
                 f"{where}: objective {method.objective!r} does not support {unsupported} tasks "
                 f"(only {list(objective.tasks)})."
             )
+        if method.batches not in BATCHES:
+            raise CatalogError(f"{where}: batches={method.batches!r}; use one of {', '.join(BATCHES)}.")
+        contextual = [f"encoder {name!r}" for name in method.encoders.values() if self.encoders[name].contextual]
+        contextual += [f"fusion {method.fusion!r}"] if fusion.contextual else []
+        if contextual and method.batches != "groups":
+            raise CatalogError(
+                f"{where}: {' and '.join(contextual)} read the other samples of each sample's group, which only "
+                'batches of whole groups hold: set batches="groups" on the method.'
+            )
 
     def check(self, method: Method, dataset: type[Dataset]) -> None:
         """The method can run on the dataset: the task matches and every encoder's input is provided."""
@@ -292,6 +311,18 @@ class Catalog:
             raise CatalogError(
                 f"method {method.name!r} selects on {key!r}, which {dataset.task.family} datasets do "
                 f"not report (they report {', '.join(FAMILIES[dataset.task.family])})."
+            )
+        if method.batches == "groups" and dataset.groups is None:
+            grouped = [name for name in self.datasets if self.datasets[name].groups is not None]
+            raise CatalogError(
+                f"method {method.name!r} trains on whole groups of samples (batches='groups', e.g. the utterances "
+                f"of a video), but dataset {dataset.name!r} declares no groups; datasets with groups: "
+                f"{', '.join(grouped) or 'none installed'}."
+            )
+        if unreported := [key for key in method.metrics if key not in FAMILIES[dataset.task.family]]:
+            raise CatalogError(
+                f"method {method.name!r} reports {', '.join(unreported)}, which {dataset.task.family} datasets do not "
+                f"have (they report {', '.join(FAMILIES[dataset.task.family])})."
             )
         borrowed = dataset.hparams_from
         if borrowed is not None and borrowed not in self.datasets and borrowed not in method.overrides:
@@ -364,7 +395,9 @@ class Catalog:
         objective = _construct(
             objective_cls, f"objective {method.objective!r}", "objective", data.task, **hparams.get("objective", {})
         )
-        return Model(encoders, inputs, fusion), objective
+        if method.batches == "groups" and data.groups is None:
+            raise CatalogError(f"method {method.name!r} trains on whole groups of samples; {data.name} has no groups.")
+        return Model(encoders, inputs, fusion, groups=data.groups if method.batches == "groups" else None), objective
 
     def describe(self, method: Method) -> dict[str, Any]:
         """What a result records about its method, so leaderboards need nothing but result files."""
@@ -379,6 +412,8 @@ class Catalog:
             "plugin": plugin,
             "distribution": self.plugin_distributions.get(plugin, ("unknown", ""))[0],
             "reported": [{**asdict(r), "metrics": dict(r.metrics)} for r in method.reported],
+            **({"metrics": list(method.metrics)} if method.metrics else {}),
+            **({"batches": method.batches} if method.batches != "samples" else {}),
         }
 
     def distributions(self, method: Method) -> dict[str, str]:
@@ -435,6 +470,11 @@ def _check_declarations(kind: str, obj: Any, plugin: str) -> None:
             problems.append("list its `inputs`")
     elif kind == "encoders" and obj.returns not in ("vector", "sequence"):
         problems.append(f"`returns` is {obj.returns!r}; use 'vector' or 'sequence'")
+    elif kind == "encoders" and obj.contextual and obj.fingerprint is not Encoder.fingerprint:
+        problems.append(
+            "it is contextual and defines fingerprint(): frozen encoders with a fingerprint are run once per split, "
+            "sample by sample, without their groups; a contextual encoder must not define one"
+        )
     elif kind == "fusions" and obj.accepts not in ("vector", "sequence"):
         problems.append(f"`accepts` is {obj.accepts!r}; use 'vector' or 'sequence'")
     elif kind == "fusions" and "prediction" not in obj.produces:

@@ -66,7 +66,8 @@ class InputSpec:
 
 class Batch(dict):
     """A mini-batch: input name -> tensor, plus `label` (and `label_T`/`label_A`/`label_V` where present)
-    and `index` (row numbers in the split)."""
+    and `index` (row numbers in the split). A batch of whole groups (`Split.batches` with ``groups``) also holds
+    `group`: each sample's group within the batch (0, 1, ...), each group's samples contiguous and in split order."""
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch({key: value.to(device, non_blocking=True) for key, value in self.items()})
@@ -101,13 +102,65 @@ class Split:
         return len(self.ids)
 
     def batches(
-        self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        groups: str | None = None,
     ) -> Iterator[Batch]:
-        """Mini-batches in split order, or shuffled with `generator` (seeded by the trainer)."""
-        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
-        for start in range(0, len(self), batch_size):
-            index = order[start : start + batch_size]
-            yield Batch({key: value[index] for key, value in self.tensors.items()}, index=index)
+        """Mini-batches in split order, or shuffled with `generator` (seeded by the trainer).
+
+        With `groups` (the tensor holding each sample's group id, `Dataset.groups`), a batch is `batch_size` whole
+        groups: shuffling permutes the groups, never the samples inside one, and each batch carries ``group``, the
+        samples' group within the batch (see `Batch`)."""
+        if groups is None:
+            order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+            for start in range(0, len(self), batch_size):
+                index = order[start : start + batch_size]
+                yield Batch({key: value[index] for key, value in self.tensors.items()}, index=index)
+            return
+        bounds = self.group_bounds(groups)
+        count = len(bounds) - 1
+        order = torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
+        for start in range(0, count, batch_size):
+            chosen = order[start : start + batch_size]
+            sizes = bounds[chosen + 1] - bounds[chosen]
+            index = torch.cat([torch.arange(int(bounds[g]), int(bounds[g + 1])) for g in chosen])
+            group = torch.repeat_interleave(torch.arange(len(chosen)), sizes)
+            yield Batch({key: value[index] for key, value in self.tensors.items()}, index=index, group=group)
+
+    def batch_count(self, batch_size: int, groups: str | None = None) -> int:
+        """How many batches `batches` yields (of samples, or with `groups` of whole groups)."""
+        units = len(self) if groups is None else len(self.group_bounds(groups)) - 1
+        return -(-units // batch_size)
+
+    def group_bounds(self, key: str) -> torch.Tensor:
+        """Where each group starts: ``[G + 1]`` row offsets (the last is the split's length), groups in split order,
+        read from the tensor `key` (one group id per sample). A group whose samples are not contiguous is refused."""
+        if key not in self.tensors:
+            raise DataError(
+                f"split {self.name!r} has no tensor {key!r} to group its samples by (it has {', '.join(self.tensors)})."
+            )
+        ids = self.tensors[key]
+        if ids.dim() != 1 or ids.is_floating_point():
+            raise DataError(
+                f"split {self.name!r}: the group ids {key!r} must be one whole number per sample, not a "
+                f"{ids.dtype} tensor of shape {tuple(ids.shape)}."
+            )
+        values, counts = torch.unique_consecutive(ids, return_counts=True)
+        if len(torch.unique(values)) != len(values):
+            seen: set[int] = set()
+            row = 0
+            for value, size in zip(values.tolist(), counts.tolist(), strict=True):
+                if value in seen:
+                    raise DataError(
+                        f"split {self.name!r}: the samples of group {value} ({key}) are not contiguous (again at row "
+                        f"{row}, id {self.ids[row]}); a dataset with groups lists each group's samples together."
+                    )
+                seen.add(value)
+                row += size
+        return torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
 
 
 @dataclass
@@ -122,6 +175,7 @@ class Data:
     vocab_size: int | None = None
     tokenizer: str | None = None
     hparams_from: str | None = None  # see Dataset.hparams_from
+    groups: str | None = None  # see Dataset.groups
 
     def checked(self) -> Data:
         """This data after the checks every loaded dataset passes, whatever read it, so that a bad file fails at load
@@ -229,6 +283,10 @@ class Dataset(ABC):
     # Options that say which data this is (a file and its name) rather than how it is read: they are recorded with the
     # data and kept out of a row's variant.
     identity_options: ClassVar[tuple[str, ...]] = ()
+    # The tensor that groups samples (e.g. "video": the utterances of one video), one whole-number id per sample, each
+    # group's samples contiguous and in order in every split; `Data.groups` names it too. Methods that batch whole
+    # groups (`Method.batches = "groups"`) need it; None: the samples are independent.
+    groups: ClassVar[str | None] = None
 
     def __init__(self, root: str | Path | None = None, *, verify: bool = True):
         self.root = data_root(root)
@@ -301,11 +359,15 @@ class Encoder(nn.Module, ABC):
     ``__init__(spec, **hparams)`` must set ``self.out_dim``; ``forward(x, lengths)`` returns
     ``[B, out_dim]`` (``returns = "vector"``) or ``[B, L, out_dim]`` (``returns = "sequence"``).
     ``tiny`` holds keyword arguments that build a small, offline version (tests, the conformance kit).
+    A ``contextual`` encoder sees the other samples of each sample's group (e.g. the utterances of its video):
+    ``forward(x, lengths, groups)`` gets the batch's ``group`` ids (`Batch`; None: each sample alone), and only
+    methods that batch whole groups may use it.
     """
 
     name: ClassVar[str]
     consumes: ClassVar[str] = "features"
     returns: ClassVar[str] = "vector"
+    contextual: ClassVar[bool] = False
     tiny: ClassVar[Mapping[str, Any]] = {}
     out_dim: int
     # Where the weights came from, for the host to check and record: the pretrained name or folder (None:
@@ -353,10 +415,12 @@ class Fusion(nn.Module, ABC):
 
     ``__init__(in_dims, task, **hparams)``: ``in_dims`` maps modality -> encoder width. ``produces``
     lists the output keys, so objectives needing more than ``prediction`` are checked before training.
+    A ``contextual`` fusion gets the batch's ``group`` ids as a third argument, as a contextual `Encoder` does.
     """
 
     name: ClassVar[str]
     accepts: ClassVar[str] = "vector"  # "vector" or "sequence" encoder outputs
+    contextual: ClassVar[bool] = False
     produces: ClassVar[tuple[str, ...]] = ("prediction",)
     modalities: ClassVar[tuple[str, ...] | None] = None  # the modalities it needs (e.g. ("text", "image")); None: any
     # True for late fusion as MultiBench means it (LF): each modality's own encoder, the vectors concatenated and a
@@ -408,21 +472,35 @@ class Objective(nn.Module, Callback, ABC):
 
 
 class Model(nn.Module):
-    """Encoders (one per modality) feeding a fusion. Built by the catalog from a Method."""
+    """Encoders (one per modality) feeding a fusion. Built by the catalog from a Method.
 
-    def __init__(self, encoders: Mapping[str, Encoder], inputs: Mapping[str, str], fusion: Fusion):
+    ``groups`` names the split tensor whose groups its batches hold whole (a method with ``batches="groups"`` on data
+    with `Dataset.groups`; None: batches of samples): every split is batched that way for it (`Split.batches`), and
+    its contextual encoders and fusion get each batch's ``group`` ids."""
+
+    def __init__(
+        self, encoders: Mapping[str, Encoder], inputs: Mapping[str, str], fusion: Fusion, groups: str | None = None
+    ):
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
         self.inputs = dict(inputs)  # modality -> input key in the batch
         self.fusion = fusion
+        self.groups = groups
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.groups is not None and "group" not in batch:
+            raise ValueError(
+                f"this model batches whole groups of samples (by {self.groups!r}): make its batches with "
+                f"split.batches(..., groups={self.groups!r})."
+            )
+        context = {"groups": batch["group"]} if self.groups is not None else {"groups": None}
         features, lengths = {}, {}
         for modality, encoder in self.encoders.items():
             length = batch.get(f"{modality}_lengths")
-            features[modality] = encoder(batch[self.inputs[modality]], length)
+            extra = context if encoder.contextual else {}
+            features[modality] = encoder(batch[self.inputs[modality]], length, **extra)
             lengths[modality] = length if encoder.returns == "sequence" else None
-        return self.fusion(features, lengths)
+        return self.fusion(features, lengths, **(context if self.fusion.contextual else {}))
 
 
 @dataclass(frozen=True)
@@ -460,6 +538,11 @@ class Method:
     ``{dataset}``, ``{protocol}`` and ``{results}``, which `fit` replaces with the run's values.
     ``stages`` lists earlier runs that start some encoders (`Stage`); ``key_metrics`` gives a dataset its own
     selection metric where the paper selects differently per dataset.
+
+    ``batches="groups"`` trains and evaluates on batches of whole groups (the utterances of a video, in order) of a
+    dataset that declares them (`Dataset.groups`); ``train.batch_size`` and ``eval_batch_size`` then count groups.
+    ``metrics`` lists the only metrics of its dataset's family the method reports (e.g. a binary classifier's
+    ``("Acc-2_has0", "F1_has0")`` on a regression dataset); empty: all of them.
     """
 
     name: str
@@ -478,6 +561,8 @@ class Method:
     # Per dataset (its name or its `hparams_from`): encoders that replace the defaults there, for data that lacks an
     # input the defaults read (IEMOCAP has word vectors, no BERT token ids). See `for_dataset`.
     dataset_encoders: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    batches: str = "samples"  # "samples", or "groups": batches of whole groups (see above)
+    metrics: tuple[str, ...] = ()  # the metrics it reports (empty: all of its dataset family's)
 
     def key_metric_for(self, dataset: type[Dataset] | Dataset | Data) -> str | None:
         """The validation metric this method selects on for a dataset (None: the validation loss)."""

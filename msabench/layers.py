@@ -1,6 +1,6 @@
 """Building blocks several methods share: masks and pooling by sequence length, a packed LSTM, sinusoidal
-positions, attention over the real frames of each sequence (MulT's crossmodal Transformer), and average
-pooling of a sequence to a target length.
+positions, attention over the real frames of each sequence (MulT's crossmodal Transformer), average
+pooling of a sequence to a target length, and the groups of a flat batch as padded sequences (contextual methods).
 
 Sequences are ``[B, L, D]`` with their real lengths ``[B]`` (frames ``0 .. length-1`` are real, the rest is
 padding); ``lengths=None`` means every frame is real.
@@ -489,3 +489,39 @@ def align_to_text(features: dict[str, torch.Tensor], who: str = "") -> dict[str,
             steps,
         )
     return {**features, "audio": pool_to(features["audio"], steps), "vision": pool_to(features["vision"], steps)}
+
+
+# -- groups of samples as sequences (contextual methods) ----------------------------------------------------------
+
+
+class Groups:
+    """The groups of a flat batch as padded sequences, and back: what a contextual model (the utterances of a video
+    read as one sequence) needs from a batch of whole groups (`msabench.Split.batches` with ``groups``).
+
+    ``Groups(ids)`` takes one group id per sample (``[N]``, e.g. a batch's ``group``); groups are ordered by id and
+    each keeps its samples in batch order. `pad` turns ``[N, ...]`` into ``[G, L, ...]`` (zero after each group's
+    `lengths` ``[G]``, L the largest group), `flat` turns ``[G, L, ...]`` back into ``[N, ...]`` in batch order; both
+    pass gradients. A component given ``groups=None`` treats each sample as a group of its own:
+    ``Groups(torch.arange(N))``."""
+
+    def __init__(self, ids: torch.Tensor):
+        ids = ids.reshape(-1)
+        _, self.group = torch.unique(ids, return_inverse=True)  # [N]: each sample's group, 0 .. G-1
+        self.lengths = torch.bincount(self.group, minlength=int(self.group.max()) + 1 if len(ids) else 0)
+        order = torch.argsort(self.group, stable=True)
+        starts = torch.cumsum(self.lengths, 0) - self.lengths
+        self.position = torch.empty_like(self.group)  # [N]: each sample's place in its group
+        self.position[order] = torch.arange(len(ids), device=ids.device) - starts[self.group[order]]
+        self.steps = int(self.lengths.max()) if len(ids) else 0
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, ...]`` -> ``[G, L, ...]``, zero at the padding."""
+        padded = x.new_zeros((len(self.lengths), self.steps, *x.shape[1:]))
+        return padded.index_put((self.group, self.position), x)
+
+    def flat(self, padded: torch.Tensor) -> torch.Tensor:
+        """``[G, L, ...]`` -> ``[N, ...]``, the samples in batch order (the padding is dropped)."""
+        return padded[self.group, self.position]

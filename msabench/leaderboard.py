@@ -22,6 +22,11 @@ from msabench.results import RunResult
 from msabench.stats import ALPHA, MIN_SEEDS, t_interval, ties_with_best
 
 TIED = "≈"  # not significantly different from the column's best (see msabench.stats); † means unverified data
+UNREPORTED = "—"  # a metric the row's method does not report
+NOT_REPORTED = (
+    f"{UNREPORTED} the method does not report this metric (`Method.metrics`): a binary classifier's answer, for one, "
+    "is scored only by the metrics of its decision (Acc-2, F1), its other values being no estimate of the label."
+)
 SIGNIFICANCE = (
     f"Significance: in each column, every row with at least {MIN_SEEDS} seeds is compared with the best row (bold) by "
     "Welch's two-sided t-test on the per-seed values (`scipy.stats.ttest_ind`, `equal_var=False`), Holm-corrected over "
@@ -115,6 +120,8 @@ def render_dataset(
             chosen = [r for r in reports if r.get("corruptions") == corruptions]
             lines += ["", f"### Robustness: {corruptions} corruptions", "", ROBUSTNESS, "", _robustness(chosen, ddof)]
             lines += _references(chosen)
+        if any(column not in r.metrics for r in group for column in columns):
+            lines += ["", NOT_REPORTED]
         if any(not r.data.get("verified", False) for r in group):
             lines += [
                 "",
@@ -310,6 +317,9 @@ def _table(results: list[RunResult], columns: tuple[str, ...], ddof: int) -> str
         tuned = "‡" if any(r.tuned for r in group) else ""
         cells = [f"{row}{unverified}{tuned}"]
         for column in columns:
+            if not any(column in r.metrics for r in group):  # a metric the method does not report (Method.metrics)
+                cells.append(UNREPORTED)
+                continue
             mean, std = summary.stats[row][column]
             text = format_value(column, mean, std)
             mark = summary.marks[row].get(column)

@@ -11,7 +11,14 @@ from msabench.components import Model, Objective
 from msabench.errors import CatalogError
 from msabench.settings import resolved
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "adadelta": torch.optim.Adadelta,
+}
+# Adadelta's decay as Zeiler's paper and Keras set it (torch's default is 0.9), for recipes written with Keras.
+ADADELTA_RHO = 0.95
 
 
 def build_optimizer(model: Model, objective: Objective, settings: dict[str, Any]) -> torch.optim.Optimizer:
@@ -42,7 +49,7 @@ def build_optimizer(model: Model, objective: Objective, settings: dict[str, Any]
     if not groups:
         raise CatalogError("nothing to train: every parameter of the model and objective is frozen.")
     kind = settings["optimizer"]
-    extra = {"momentum": settings["momentum"]} if kind == "sgd" else {}
+    extra = {"momentum": settings["momentum"]} if kind == "sgd" else {"rho": ADADELTA_RHO} if kind == "adadelta" else {}
     params = [p for group in groups.values() for p in group["params"]]
     if kind in ("adam", "adamw") and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params):
         try:

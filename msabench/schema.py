@@ -148,6 +148,12 @@ def json_schema(version: int = SCHEMA) -> dict[str, Any]:
                 "url": {"type": "string"},
                 "plugin": {"type": "string"},
                 "distribution": {"type": "string"},
+                "metrics": {
+                    "description": "the only metrics the method reports (Method.metrics): `metrics` holds these",
+                    "type": "array",
+                    "items": {"enum": list(METRICS)},
+                    "minItems": 1,
+                },
                 "reported": {
                     "type": "array",
                     "items": {
@@ -260,12 +266,12 @@ def json_schema(version: int = SCHEMA) -> dict[str, Any]:
     for family, columns in FAMILIES.items():
         conditions.append(
             {
-                "description": f"the {family} family's metrics",
+                "description": f"the {family} family's metrics (all of them, or those method_info.metrics lists)",
                 "if": {"properties": {"task": {"properties": {"family": {"const": family}}}}},
                 "then": {
-                    "properties": {
-                        "metrics": {"required": list(columns), "propertyNames": {"enum": list(columns)}},
-                    }
+                    "properties": {"metrics": {"propertyNames": {"enum": list(columns)}}},
+                    "if": {"properties": {"method_info": {"required": ["metrics"]}}, "required": ["method_info"]},
+                    "else": {"properties": {"metrics": {"required": list(columns)}}},
                 },
             }
         )
@@ -339,6 +345,12 @@ def _consistency(data: dict[str, Any]) -> list[str]:
         problems.append(f"best_epoch: {best} is after the last epoch ({epochs})")
     if isinstance(history, list) and history and isinstance(epochs, int) and len(history) != epochs:
         problems.append(f"history: {len(history)} entries for {epochs} epochs")
+    declared = (data.get("method_info") or {}).get("metrics") if isinstance(data.get("method_info"), dict) else None
+    if isinstance(declared, list) and isinstance(data.get("metrics"), dict) and set(data["metrics"]) != set(declared):
+        problems.append(
+            f"metrics: holds {', '.join(data['metrics']) or 'nothing'}; the method reports exactly "
+            f"{', '.join(map(str, declared))} (method_info.metrics)"
+        )
     for name in ("metrics", "valid_metrics"):
         values = data.get(name)
         if isinstance(values, dict):

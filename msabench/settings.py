@@ -14,7 +14,7 @@ from typing import Any
 
 from msabench.errors import CatalogError
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd", "adadelta")
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ SETTINGS = {
         ),
         Setting(
             "optimizer",
-            "adam, adamw or sgd",
+            "adam, adamw, sgd or adadelta",
             "choice",
             lambda v: v in OPTIMIZERS,
             f"one of {', '.join(OPTIMIZERS)}",

@@ -22,6 +22,7 @@ import importlib.metadata
 import math
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -91,7 +92,22 @@ class TinyImageText(SyntheticImageText):
     n_unlabelled = 6
 
 
-TINY_DATASETS: list[type[Dataset]] = [TinyMSA, TinyImageText, TinyIEMOCAP, TinyMSAAligned]
+class TinyMSAGrouped(TinyMSA):
+    """TinyMSA with its samples in groups of up to four (``video``, as in `Dataset.groups`), for methods that train on
+    whole groups (`Method.batches = "groups"`)."""
+
+    name = "tiny-msa-grouped"
+    groups = "video"
+    files = {"tiny-msa-grouped/Processed/unaligned.pkl": None}
+
+    def load(self) -> Data:
+        data = super().load()
+        for split in data.splits.values():
+            split.tensors["video"] = torch.arange(len(split)) // 4
+        return replace(data, groups="video")
+
+
+TINY_DATASETS: list[type[Dataset]] = [TinyMSA, TinyImageText, TinyIEMOCAP, TinyMSAAligned, TinyMSAGrouped]
 
 
 def write_tiny_file(dataset: type[Dataset], root: str | Path, *, aligned: bool = False) -> Path:
@@ -242,7 +258,8 @@ def check_objective_finite_with_grad(plugin: ModuleType) -> None:
         hparams = resolve_hparams(tiny_hparams(catalog, method, dataset), data, 0, Protocol())
         run = assemble(method, data, catalog=catalog, seed=0, hparams=hparams, device="cpu")  # as fit() builds it
         model, objective = run.model, run.objective
-        batch = next(run.data.splits["train"].batches(8, shuffle=True, generator=torch.Generator().manual_seed(0)))
+        generator = torch.Generator().manual_seed(0)
+        batch = next(run.data.splits["train"].batches(8, shuffle=True, generator=generator, groups=model.groups))
         losses = objective(model(batch), batch)
         total = losses["total"]
         assert total.dim() == 0 and torch.isfinite(total), f"{method.name}: total loss {total}"
@@ -267,13 +284,15 @@ def check_objective_finite_with_grad(plugin: ModuleType) -> None:
 
 
 def check_method_fits_two_steps(plugin: ModuleType) -> None:
-    """fit() runs each method for two epochs on tiny data, on the CPU, with finite losses and all metrics."""
+    """fit() runs each method for two epochs on tiny data, on the CPU, with finite losses and all the metrics it
+    reports."""
     for method, result in _fits(plugin).items():
         assert result.epochs == 2, f"{method}: ran {result.epochs} epochs"
         assert all(math.isfinite(epoch["train"]["total"]) for epoch in result.history), (
             f"{method}: non-finite training loss"
         )
-        assert set(result.metrics) == set(_family_keys(result)), f"{method}: metrics {sorted(result.metrics)}"
+        expected = result.method_info.get("metrics") or _family_keys(result)  # those it reports (Method.metrics)
+        assert set(result.metrics) == set(expected), f"{method}: metrics {sorted(result.metrics)}"
         assert len(result.predictions["predictions"]) == len(result.predictions["ids"]) > 0
 
 
@@ -480,6 +499,7 @@ __all__ = [
     "TinyImageText",
     "TinyMSA",
     "TinyMSAAligned",
+    "TinyMSAGrouped",
     "InputSpec",
     "check_installed",
     "checks",

@@ -209,6 +209,11 @@ def assemble(
 
     `hparams` are used as given (see `resolve_hparams`); frozen encoders' features go through `cache` (default: the
     user's feature cache)."""
+    if distributed is not None and method.batches == "groups":
+        raise TrainingError(
+            f"{method.name} trains on whole groups of samples, which are not split across the processes of a "
+            "distributed run (torchrun): run it in one process."
+        )
     device = select_device(device)
     check_precision(protocol.precision, device)
     if method.key_metrics:  # the metric this method selects on for this dataset
@@ -251,7 +256,8 @@ def assemble(
 
 
 def train_epoch(run: Run, *, progress: bool = False) -> dict[str, float]:
-    """One pass over the shuffled train split; returns the sample-weighted mean of each loss term.
+    """One pass over the shuffled train split (or its shuffled groups, for a model that batches whole groups);
+    returns the sample-weighted mean of each loss term.
 
     With ``train.accumulate`` = N, the gradients of N consecutive batches are averaged (each loss divided by the
     number of batches in its group) into one optimizer step; a last, shorter group steps too."""
@@ -264,11 +270,11 @@ def train_epoch(run: Run, *, progress: bool = False) -> dict[str, float]:
     run.objective.train()
     split, settings = run.data.splits["train"], run.settings
     size, every = settings["batch_size"], settings["accumulate"]
-    count = -(-len(split) // size)
+    count = split.batch_count(size, run.model.groups)
     sums: dict[str, float] = defaultdict(float)
     seen = 0.0
     run.optimizer.zero_grad(set_to_none=True)
-    batches = split.batches(size, shuffle=True, generator=run.generator)
+    batches = split.batches(size, shuffle=True, generator=run.generator, groups=run.model.groups)
     shown = progress and run.writes
     bar = tqdm(batches, total=count, desc=f"epoch {run.epoch}", leave=False, disable=None if shown else True)
     for number, batch in enumerate(bar):
@@ -391,21 +397,25 @@ def test_once(run: Run) -> Evaluation:
 
 
 def evaluate(run: Run, split: str) -> Evaluation:
-    """A split's loss and metrics in the protocol's precision (every rank of a distributed run evaluates it whole)."""
+    """A split's loss and metrics in the protocol's precision (every rank of a distributed run evaluates it whole);
+    the metrics are those the method reports (`Method.metrics`)."""
     with autocast(run):
-        return evaluate_split(
+        evaluation = evaluate_split(
             run.model, run.objective, run.data.splits[split], run.settings["eval_batch_size"], run.device, run.data.task
         )
+    if run.method.metrics:
+        evaluation.metrics = {key: value for key, value in evaluation.metrics.items() if key in run.method.metrics}
+    return evaluation
 
 
 @torch.no_grad()
 def predict_batches(
     model: Model, split: Split, batch_size: int, device: torch.device
 ) -> Iterator[tuple[Batch, dict[str, torch.Tensor]]]:
-    """(batch, model outputs) over a split in eval mode, in split order (never shuffled): how every split is
-    evaluated, and how `msabench predict` labels new inputs."""
+    """(batch, model outputs) over a split in eval mode, in split order (never shuffled; whole groups for a model
+    that batches them): how every split is evaluated, and how `msabench predict` labels new inputs."""
     model.eval()
-    for batch in split.batches(batch_size):
+    for batch in split.batches(batch_size, groups=getattr(model, "groups", None)):
         batch = batch.to(device)
         yield batch, model(batch)
 

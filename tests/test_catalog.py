@@ -342,7 +342,7 @@ def test_a_constructor_refusing_a_value_is_a_one_line_catalog_error():
         ),
     ):
         catalog.build(picky, TinyData().load(), {"fusion": {"mode": "c"}})
-    with pytest.raises(CatalogError, match="train.optimizer must be one of adam, adamw, sgd; got 'adamax'"):
+    with pytest.raises(CatalogError, match="train.optimizer must be one of adam, adamw, sgd, adadelta; got 'adamax'"):
         catalog.check_hparams(TINY, {"train": {"optimizer": "adamax"}})
 
 

@@ -441,3 +441,10 @@ def test_the_resume_state_is_refused_for_another_run(catalog, data, tmp_path):
     whole = fit(TINY, data, catalog=catalog, seed=1, protocol=SHORT)
     assert resumed.metrics == whole.metrics and resumed.history == whole.history
     assert resumed.predictions == whole.predictions and state.exists()  # the caller deletes it once the result is saved
+
+
+def test_adadelta_takes_zeilers_decay_and_the_learning_rate(catalog, data):
+    model, objective = catalog.build(TINY, data, {})
+    optimizer = build_optimizer(model, objective, {"optimizer": "adadelta", "lr": 1.0})
+    assert isinstance(optimizer, torch.optim.Adadelta)
+    assert optimizer.defaults["rho"] == 0.95 and optimizer.defaults["lr"] == 1.0 and optimizer.defaults["eps"] == 1e-6

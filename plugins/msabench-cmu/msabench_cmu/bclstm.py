@@ -93,7 +93,8 @@ class MOSIbcLSTM(Dataset):
     ``raw_text`` (the release's upper-case transcript), and ``text_bert`` ([N, 3, L] ids, mask, segments; L the
     longest transcript) when a tokenizer is named. Besides the label, each split holds ``video`` (the index of the
     utterance's video in ``provenance["videos"]``, sorted ids) and ``position`` (k); ids are ``<video>_<k>``, and
-    each split lists utterances by video, then by k (bc-LSTM's order within a video).
+    each split lists utterances by video, then by k (bc-LSTM's order within a video). The videos are its groups
+    (``groups = "video"``): methods that batch whole groups read each video's utterances as one sequence.
 
     Options (``--data-option KEY=VALUE``):
 
@@ -115,6 +116,7 @@ class MOSIbcLSTM(Dataset):
     files = FILES
     source = SOURCE
     hparams_from = "mosi"
+    groups = "video"  # the utterances of a video, contiguous and in order in every split
     folder = "cmu-mosi"
     sizes = {"train": 1150, "valid": 297, "test": 752}  # split=bclstm with the default seed and fraction
 
@@ -214,6 +216,7 @@ class MOSIbcLSTM(Dataset):
             vocab_size=vocab_size,
             tokenizer=self.tokenizer,
             hparams_from=self.hparams_from,
+            groups=self.groups,
         )
 
     # -- reading ---------------------------------------------------------------------------------------------

@@ -24,6 +24,18 @@ def load(folder, **options):
     return MOSIbcLSTM(folder, verify=False, **options).load()
 
 
+def test_its_videos_are_its_groups_whole_and_in_order(release):
+    data = load(release.parent)
+    assert MOSIbcLSTM.groups == data.groups == "video"
+    test = data.splits["test"]
+    (batch,) = list(test.batches(5, groups="video"))  # the one test video, whole
+    assert batch["index"].tolist() == [0, 1, 2, 3] and batch["group"].tolist() == [0, 0, 0, 0]
+    train = data.splits["train"]
+    bounds = train.group_bounds("video").tolist()
+    videos = [train.ids[start].rsplit("_", 1)[0] for start in bounds[:-1]]
+    assert len(videos) == len(set(videos)) == 3 and bounds[-1] == len(train) == 10
+
+
 def score(uid):
     video, k = uid.rsplit("_", 1)
     return float(np.float32(SCORES[video][int(k) - 1]))
