@@ -108,7 +108,7 @@ def render_dataset(
         if filling := sorted(row for row, found in seeds.items() if len(found) < planned):
             counts = ", ".join(f"{row} ({len(seeds[row])} of {planned})" for row in filling)
             lines.append(
-                f"Still filling (fewer seeds than the protocol's {planned}; more land as they finish): {counts}."
+                f"Fewer seeds than the protocol's {planned} (still filling, or run with fewer): {counts}."
             )
         if untested := sorted(row for row, found in seeds.items() if len(found) < MIN_SEEDS):
             lines.append(f"Not tested for significance (fewer than {MIN_SEEDS} seeds): {', '.join(untested)}.")

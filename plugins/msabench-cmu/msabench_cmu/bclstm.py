@@ -196,7 +196,6 @@ class MOSIbcLSTM(Dataset):
             vocab_size, tokenizer_info = tokenize(self.name, self.tokenizer, splits)
         provenance = {
             "source": "file",
-            "folder": str(self.root),
             "files": {relative: info["sha256"] for relative, info in found.items()},
             "verified": all(info["verified"] for info in found.values()),
             "synthetic": False,
