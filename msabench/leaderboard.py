@@ -107,9 +107,7 @@ def render_dataset(
         planned = len(group[0].protocol.get("seeds") or ())
         if filling := sorted(row for row, found in seeds.items() if len(found) < planned):
             counts = ", ".join(f"{row} ({len(seeds[row])} of {planned})" for row in filling)
-            lines.append(
-                f"Fewer seeds than the protocol's {planned} (still filling, or run with fewer): {counts}."
-            )
+            lines.append(f"Fewer seeds than the protocol's {planned} (still filling, or run with fewer): {counts}.")
         if untested := sorted(row for row, found in seeds.items() if len(found) < MIN_SEEDS):
             lines.append(f"Not tested for significance (fewer than {MIN_SEEDS} seeds): {', '.join(untested)}.")
         lines += ["", _table(group, columns, ddof)]
