@@ -53,7 +53,22 @@ def command(result: RunResult, request: dict[str, Any] | None = None) -> Command
 def rebuild(result: RunResult) -> Command:
     """`msabench run` flags that reproduce `result`, from the result alone (see the module's docstring)."""
     words = ["msabench", "run", "--method", result.method, "--dataset", result.dataset, "--seeds", str(result.seed)]
+    words += _runtime_flags(result)
     missing: list[str] = []
+    for part in variant_parts(result.variant):
+        flags, lost = _variant_flags(result, part)
+        words += flags
+        missing += lost
+    if result.data.get("files") and not result.data.get("synthetic"):
+        if not result.data.get("verified", True):
+            words.append("--no-verify")
+        missing.append("the data root (pass --data-root DIR, or set MSABENCH_DATA)")
+    return Command(" ".join(shlex.quote(word) for word in words), recorded=False, missing=tuple(missing))
+
+
+def _runtime_flags(result: RunResult) -> list[str]:
+    """The protocol's departures from the defaults, and a thread count other than 1, as flags."""
+    words = []
     protocol = result.protocol
     for key, flag in (("max_epochs", "--max-epochs"), ("patience", "--patience"), ("precision", "--precision")):
         value = protocol.get(key)
@@ -62,30 +77,29 @@ def rebuild(result: RunResult) -> Command:
     threads = result.hardware.get("torch_threads")
     if isinstance(threads, int) and threads != 1:
         words += ["--threads", str(threads)]
-    for part in variant_parts(result.variant):
-        key, _, value = part.partition("=")
-        stage, colon, setting = key.rpartition(":")
-        section, dot, name = setting.partition(".")
-        if part == "tuned":
-            summary = result.tuned.get("summary", "its sweep")
-            missing.append(f"the sweep that tuned it ({summary}): this command trains its chosen values untuned")
-        elif key == "objective":
-            words += ["--objective", value]
-        elif not dot and not colon:
-            words += ["--encoder", f"{key}={value}"]
-        elif section == "data" and not colon:
-            if re.fullmatch(r"[^\"/]*~[0-9a-f]{6}", value):
-                missing.append(f"the file of --data-option {name} (the result keeps only its name {value})")
-            words += ["--data-option", f"{name}={_plain(value)}"]
-        else:
-            stored = result.hparams.get(section, {}).get(name) if not colon else None
-            text = json.dumps(stored) if not colon and name in result.hparams.get(section, {}) else value
-            words += ["--set", f"{key}={_plain(text)}"]
-    if result.data.get("files") and not result.data.get("synthetic"):
-        if not result.data.get("verified", True):
-            words.append("--no-verify")
-        missing.append("the data root (pass --data-root DIR, or set MSABENCH_DATA)")
-    return Command(" ".join(shlex.quote(word) for word in words), recorded=False, missing=tuple(missing))
+    return words
+
+
+def _variant_flags(result: RunResult, part: str) -> tuple[list[str], list[str]]:
+    """One part of the row's variant as flags, and what they cannot restore (one phrase each)."""
+    key, _, value = part.partition("=")
+    stage, colon, setting = key.rpartition(":")
+    section, dot, name = setting.partition(".")
+    if part == "tuned":
+        summary = result.tuned.get("summary", "its sweep")
+        return [], [f"the sweep that tuned it ({summary}): this command trains its chosen values untuned"]
+    if key == "objective":
+        return ["--objective", value], []
+    if not dot and not colon:
+        return ["--encoder", f"{key}={value}"], []
+    if section == "data" and not colon:
+        lost = []
+        if re.fullmatch(r"[^\"/]*~[0-9a-f]{6}", value):
+            lost.append(f"the file of --data-option {name} (the result keeps only its name {value})")
+        return ["--data-option", f"{name}={_plain(value)}"], lost
+    stored = result.hparams.get(section, {}).get(name) if not colon else None
+    text = json.dumps(stored) if not colon and name in result.hparams.get(section, {}) else value
+    return ["--set", f"{key}={_plain(text)}"], []
 
 
 def variant_parts(variant: str) -> list[str]:

@@ -57,7 +57,7 @@ import io
 import math
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -252,6 +252,7 @@ WHITE_BALANCE = (
     (204, 219, 255),
 )
 TINTS = ("red", "blue", "green")  # Pillow's colour names, as MultiBench passes them: green is (0, 128, 0)
+RGB_ONLY = ("white-balance", "tint")  # transforms that do nothing on an image made gray (they still draw u)
 
 
 def multibench_visual(image: Any, p: float, rng: np.random.RandomState) -> tuple[Any, list[str]]:
@@ -260,51 +261,60 @@ def multibench_visual(image: Any, p: float, rng: np.random.RandomState) -> tuple
     tint draw u but do nothing on an image already made gray."""
     from PIL import Image, ImageEnhance, ImageOps
 
+    transforms: dict[str, Callable[[Any], Any]] = {
+        "grayscale": ImageOps.grayscale,
+        "low-contrast": lambda image: ImageEnhance.Contrast(image).enhance(0.5),
+        "inversion": ImageOps.invert,
+        "white-balance": lambda image: _white_balance(image, rng),
+        "tint": lambda image: Image.blend(image, Image.new("RGB", image.size, TINTS[rng.choice(len(TINTS))]), 0.3),
+        "salt-and-pepper": lambda image: _salt_and_pepper(image, p, rng),
+        "gaussian": lambda image: _gaussian(image, p, rng),
+        "rotation": lambda image: image.rotate(rng.random_sample() * 40 - 20, Image.Resampling.BILINEAR),
+        "flip": lambda image: image.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        "crop": lambda image: _crop(image, rng),
+    }
     fired = []
-
-    def fires(name: str, rgb_only: bool = False) -> bool:
-        hit = rng.random_sample() <= p and (not rgb_only or image.mode == "RGB")
-        if hit:
+    for name in VISUAL:
+        if rng.random_sample() <= p and (name not in RGB_ONLY or image.mode == "RGB"):
             fired.append(name)
-        return hit
-
-    if fires("grayscale"):
-        image = ImageOps.grayscale(image)
-    if fires("low-contrast"):
-        image = ImageEnhance.Contrast(image).enhance(0.5)
-    if fires("inversion"):
-        image = ImageOps.invert(image)
-    if fires("white-balance", rgb_only=True):
-        r, g, b = WHITE_BALANCE[rng.choice(len(WHITE_BALANCE))]
-        image = image.convert("RGB", (r / 255.0, 0.0, 0.0, 0.0, 0.0, g / 255.0, 0.0, 0.0, 0.0, 0.0, b / 255.0, 0.0))
-    if fires("tint", rgb_only=True):
-        image = Image.blend(image, Image.new("RGB", image.size, TINTS[rng.choice(len(TINTS))]), 0.3)
-    if fires("salt-and-pepper"):
-        gray = np.array(ImageOps.grayscale(image))
-        height, width = gray.shape
-        if min(height, width) < 2:
-            raise DataError(
-                f"MultiBench's salt-and-pepper needs images of 2 x 2 pixels or more, not {width} x {height}."
-            )
-        count = int(math.ceil(p * gray.size * 0.5))
-        for value in (1, 0):  # "salt" is 1 of 255 in MultiBench's code; rows and columns up to size - 2
-            rows, columns = rng.randint(0, height - 1, count), rng.randint(0, width - 1, count)
-            gray[rows, columns] = value
-        image = Image.fromarray(gray)
-    if fires("gaussian"):
-        width, height = image.size
-        noisy = np.array(ImageOps.grayscale(image)) + rng.normal(0.0, p, (height, width))
-        image = Image.fromarray((np.trunc(noisy).astype(np.int64) % 256).astype(np.uint8))
-    if fires("rotation"):
-        image = image.rotate(rng.random_sample() * 40 - 20, Image.Resampling.BILINEAR)
-    if fires("flip"):
-        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    if fires("crop"):
-        width, height = image.size
-        top, left = rng.random_sample() * (height / 5), rng.random_sample() * (width / 5)
-        box = (left, top, width - width / 5 + left, height - height / 5 + top)
-        image = image.crop(box).resize((height, width), Image.Resampling.BICUBIC)
+            image = transforms[name](image)
     return image.convert("RGB"), fired
+
+
+def _white_balance(image: Any, rng: np.random.RandomState) -> Any:
+    r, g, b = WHITE_BALANCE[rng.choice(len(WHITE_BALANCE))]
+    return image.convert("RGB", (r / 255.0, 0.0, 0.0, 0.0, 0.0, g / 255.0, 0.0, 0.0, 0.0, 0.0, b / 255.0, 0.0))
+
+
+def _salt_and_pepper(image: Any, p: float, rng: np.random.RandomState) -> Any:
+    from PIL import Image, ImageOps
+
+    gray = np.array(ImageOps.grayscale(image))
+    height, width = gray.shape
+    if min(height, width) < 2:
+        raise DataError(f"MultiBench's salt-and-pepper needs images of 2 x 2 pixels or more, not {width} x {height}.")
+    count = int(math.ceil(p * gray.size * 0.5))
+    for value in (1, 0):  # "salt" is 1 of 255 in MultiBench's code; rows and columns up to size - 2
+        rows, columns = rng.randint(0, height - 1, count), rng.randint(0, width - 1, count)
+        gray[rows, columns] = value
+    return Image.fromarray(gray)
+
+
+def _gaussian(image: Any, p: float, rng: np.random.RandomState) -> Any:
+    from PIL import Image, ImageOps
+
+    width, height = image.size
+    noisy = np.array(ImageOps.grayscale(image)) + rng.normal(0.0, p, (height, width))
+    return Image.fromarray((np.trunc(noisy).astype(np.int64) % 256).astype(np.uint8))
+
+
+def _crop(image: Any, rng: np.random.RandomState) -> Any:
+    from PIL import Image
+
+    width, height = image.size
+    top, left = rng.random_sample() * (height / 5), rng.random_sample() * (width / 5)
+    box = (left, top, width - width / 5 + left, height - height / 5 + top)
+    return image.crop(box).resize((height, width), Image.Resampling.BICUBIC)
 
 
 def multibench_image(data: bytes, p: float, rng: np.random.RandomState) -> bytes:

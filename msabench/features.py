@@ -29,7 +29,7 @@ import logging
 import time
 import weakref
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -52,10 +52,11 @@ class Precomputed(Encoder):
 
     def __init__(self, encoder: Encoder, weights: str):
         nn.Module.__init__(self)
-        self.name = encoder.name
+        # A stand-in answers for the encoder it replaces, whose class-level name and output kind it takes per instance.
+        self.name = encoder.name  # type: ignore[misc]
         self.pretrained, self.started_from = encoder.pretrained, encoder.started_from
         self.weights_sha256 = encoder.weights_sha256
-        self.returns = encoder.returns
+        self.returns = encoder.returns  # type: ignore[misc]
         self.out_dim = encoder.out_dim
         self.weights = weights
 
@@ -79,7 +80,7 @@ def prepare(model: Model, data: Data, *, device: torch.device | str = "cpu", cac
         cache = FeatureCache(None)
     splits = {name: _copy(split) for name, split in data.splits.items()}
     report: dict[str, Any] = {}
-    for modality, encoder in list(model.encoders.items()):
+    for modality, encoder in _encoders(model):
         key = model.inputs[modality]
         raw = any(key in split.raw for split in data.splits.values())
         fingerprint = encoder.fingerprint()
@@ -93,6 +94,12 @@ def prepare(model: Model, data: Data, *, device: torch.device | str = "cpu", cac
     if not report:
         return replace(data, splits=splits)
     return replace(data, splits=splits, provenance={**data.provenance, "encoders": report})
+
+
+def _encoders(model: Model) -> list[tuple[str, Encoder]]:
+    """The model's (modality, encoder) pairs, listed before any is replaced."""
+    # nn.ModuleDict does not keep its values' type; a Model's holds only Encoders.
+    return cast(list[tuple[str, Encoder]], list(model.encoders.items()))
 
 
 def _precompute(
@@ -165,14 +172,13 @@ def compute(
     encoder.eval()
     encoder.to(device)
     raw = key in split.raw
-    values = split.raw[key] if raw else split.tensors[key]
     lengths = split.tensors.get(lengths_key) if lengths_key else None
     outputs = []
     try:
         for start in range(0, len(split), CHUNK):
-            chunk = values[start : start + CHUNK]
-            x = encoder.preprocess(chunk) if raw else chunk
-            length = lengths[start : start + CHUNK].to(device) if lengths is not None else None
+            end = start + CHUNK
+            x = encoder.preprocess(split.raw[key][start:end]) if raw else split.tensors[key][start:end]
+            length = lengths[start:end].to(device) if lengths is not None else None
             outputs.append(encoder(x.to(device), length).float().cpu())
     finally:
         encoder.train(was_training)
@@ -227,7 +233,7 @@ def check_started_from(model: Model, data: Data) -> None:
     if not {"train", "valid", "test"} <= set(data.splits):
         return  # predicting unlabelled inputs: no test split to protect
     current = split_record(data)
-    for modality, encoder in model.encoders.items():
+    for modality, encoder in _encoders(model):
         started = encoder.started_from
         if not started:
             continue

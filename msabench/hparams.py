@@ -26,7 +26,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, ValuesView
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,8 +110,16 @@ class Hparams(Mapping[str, Mapping[str, Any]]):
 
     __hash__ = None  # type: ignore[assignment]
 
-    def values(self, section: str) -> dict[str, Value]:
-        """A section's values with their sources."""
+    @typing.overload
+    def values(self) -> ValuesView[Mapping[str, Any]]: ...
+
+    @typing.overload
+    def values(self, section: str) -> dict[str, Value]: ...
+
+    def values(self, section: str | None = None) -> ValuesView[Mapping[str, Any]] | dict[str, Value]:
+        """A section's values with their sources; without a section, the sections (as any Mapping's `values()`)."""
+        if section is None:
+            return super().values()
         return {key: Value(copy.deepcopy(v.value), v.source) for key, v in self._sections[section].items()}
 
     def source(self, section: str, key: str) -> str:
@@ -186,7 +194,7 @@ def declared(cls: type) -> dict[str, tuple[Any, Any]]:
     }
 
 
-def _hints(cls: type) -> dict[str, Any]:
+def _hints(cls: type[Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls.__init__, include_extras=True)
     except Exception:  # an annotation that does not resolve: its names are checked, not its values
@@ -219,31 +227,46 @@ def _check_one(name: str, value: Any, kind: Any, default: Any, ranges: list[Rang
     if kind is bool:
         return None if isinstance(value, bool) else "true or false"
     if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
-            return "a whole number"
-        low = 1 if isinstance(default, int) and not isinstance(default, bool) and default >= 1 else None
-        for declared_range in ranges or ([Range(low)] if low is not None else []):
-            if value not in declared_range:
-                return f"a whole number in {declared_range}"
-        return None
+        return _check_whole(value, default, ranges)
     if kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            return "a finite number"
-        probability = name == "p" or name == "dropout" or name.endswith("_dropout") or name.startswith("dropout_")
-        for declared_range in ranges or ([PROBABILITY] if probability else []):
-            if value not in declared_range:
-                return f"a number in {declared_range}"
-        return None
+        return _check_number(name, value, ranges)
     if kind is str:
         return None if isinstance(value, str) else "text"
     if typing.get_origin(kind) in (list, tuple, collections.abc.Sequence):
-        items = typing.get_args(kind)
-        if isinstance(value, str) or not isinstance(value, list | tuple):
-            return "a list"
-        item = items[0] if items else None
-        example = default[0] if isinstance(default, list | tuple) and default else None
-        for element in value if item is not None and item is not Ellipsis else ():
-            if problem := _check_one(name, element, item, example, ranges):
-                return f"a list of {problem.removeprefix('a ').removeprefix('an ')}s"
-        return None
+        return _check_list(name, value, kind, default, ranges)
     return None  # mappings and anything else: the constructor checks them
+
+
+def _check_whole(value: Any, default: Any, ranges: list[Range]) -> str | None:
+    """An `int` argument: a whole number, in the declared ranges (a positive default: a size or count, at least 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+        return "a whole number"
+    low = 1 if isinstance(default, int) and not isinstance(default, bool) and default >= 1 else None
+    for declared_range in ranges or ([Range(low)] if low is not None else []):
+        if value not in declared_range:
+            return f"a whole number in {declared_range}"
+    return None
+
+
+def _check_number(name: str, value: Any, ranges: list[Range]) -> str | None:
+    """A `float` argument: finite, in the declared ranges (a dropout or `p`: a probability)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return "a finite number"
+    probability = name == "p" or name == "dropout" or name.endswith("_dropout") or name.startswith("dropout_")
+    for declared_range in ranges or ([PROBABILITY] if probability else []):
+        if value not in declared_range:
+            return f"a number in {declared_range}"
+    return None
+
+
+def _check_list(name: str, value: Any, kind: Any, default: Any, ranges: list[Range]) -> str | None:
+    """A `Sequence[...]` argument: a list whose elements follow their own declaration (checked like `_check_one`)."""
+    items = typing.get_args(kind)
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        return "a list"
+    item = items[0] if items else None
+    example = default[0] if isinstance(default, list | tuple) and default else None
+    for element in value if item is not None and item is not Ellipsis else ():
+        if problem := _check_one(name, element, item, example, ranges):
+            return f"a list of {problem.removeprefix('a ').removeprefix('an ')}s"
+    return None

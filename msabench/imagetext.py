@@ -207,7 +207,10 @@ def split_tensors(name: str, samples: Sequence[Sample]) -> Split:
         tensors["label"] = torch.tensor([sample.label for sample in samples], dtype=torch.long)
     elif not samples:
         tensors["label"] = torch.zeros(0, dtype=torch.long)
-    raw = {"raw_text": [sample.text for sample in samples], "image": [sample.image for sample in samples]}
+    raw: dict[str, list[Any]] = {
+        "raw_text": [sample.text for sample in samples],
+        "image": [sample.image for sample in samples],
+    }
     return Split(name, [sample.id for sample in samples], tensors, raw)
 
 
@@ -282,7 +285,7 @@ class ImageTextDataset(Dataset):
                     f"labelled samples kept by the cleaning rules (e.g. {some(missing)}). "
                     "Is it a split of this dataset?"
                 )
-            split_info = {
+            split_info: dict[str, Any] = {
                 "kind": "file",
                 "path": str(self.split_file),
                 "sha256": _sha256_of(self.split_file),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,7 @@ def label(task: Task, value: Any) -> str:
     return f"{value:.4f}"
 
 
-def locate_init_from(hparams: dict[str, Any], result: RunResult | None, encoders: dict[str, str]) -> dict[str, Any]:
+def locate_init_from(hparams: dict[str, Any], result: RunResult | None, encoders: Mapping[str, str]) -> dict[str, Any]:
     """The run's hyper-parameters with each encoder's ``init_from`` found on disk: the absolute path the result
     recorded when it is there, else the stored (often relative) path from the working folder. A trained encoder's
     weights are all in the run's checkpoint, so a missing ``init_from`` is dropped for it; a frozen one needs it."""

@@ -141,49 +141,60 @@ class _SplitReader:
         ids = [str(i) for i in np.asarray(part["id"]).reshape(-1)]
         self.split, self.part, self.ids = split, part, ids
         tensors: dict[str, torch.Tensor] = {}
-        token_steps = None  # the text_bert length, which aligned files share with audio and vision
-        if "text_bert" in part:  # its mask gives the text lengths, whichever text input is used
-            tokens = self.array("text_bert", 3, np.float64)
-            if tokens.shape[1] != 3 or not np.all(np.isfinite(tokens)) or not np.all(tokens == np.round(tokens)):
-                raise DataError(
-                    f"{self.where}: {split}/text_bert must be [N, 3, L] integer ids/mask/segments; "
-                    f"got shape {tokens.shape}."
-                )
-            tokens = tokens.astype(np.int64)
-            token_steps = tokens.shape[2]
-            lengths = self.checked(tokens[:, 1].sum(1), "text_bert", 1, tokens.shape[2], "its mask marks no token")
-            tensors["text_lengths"] = torch.from_numpy(np.ascontiguousarray(lengths))
-            if "text_bert" in self.inputs:
-                tensors["text_bert"] = torch.from_numpy(tokens)
+        # The text_bert length, which aligned files share with audio and vision.
+        token_steps = self.text_tokens(tensors) if "text_bert" in part else None
         for key in (k for k in MMSA_FEATURES if k in self.inputs):
-            tensors[key] = self.features(key)
-            steps = tensors[key].shape[1]
-            length_key = f"{key}_lengths"
-            if key == "text":
-                tensors.setdefault("text_lengths", torch.full((len(ids),), steps, dtype=torch.long))
-                tensors["text_lengths"] = tensors["text_lengths"].clamp(max=steps)
-            elif length_key in part:
-                lengths = self.array(length_key, 1, np.int64)
-                lengths = self.checked(lengths, length_key, 1, steps, f"its {key} has {steps} steps")
-                tensors[length_key] = torch.from_numpy(np.ascontiguousarray(lengths))
-            elif "text_lengths" in tensors and steps == token_steps:
-                tensors[length_key] = tensors["text_lengths"].clone()  # aligned files: aligned to the text tokens
-            else:
-                raise DataError(
-                    f"{self.where}: {split} has no {length_key!r}, and its {key} ({steps} steps) is not aligned to "
-                    f"the text tokens. Add {length_key} (the number of real frames per sample) to the file."
-                )
+            self.sequence(key, tensors, token_steps)
         for key, ours in label_keys.items():
-            if ours in self.labels and key in MMSA_CLASS_LABELS:
-                tensors[ours] = self.class_ids(key)
-            elif ours in self.labels:
-                values = self.array(key, 1, np.float32)
-                if not np.all(np.isfinite(values)):
-                    raise DataError(f"{self.where}: {split}/{key} holds NaN or infinite labels.")
-                if self.task.label_range is not None:
-                    values = self.checked(values, key, *self.task.label_range, f"{self.name}'s label range")
-                tensors[ours] = torch.from_numpy(values.copy())
+            if ours in self.labels:
+                tensors[ours] = self.class_ids(key) if key in MMSA_CLASS_LABELS else self.values(key)
         return Split(split, ids, tensors)
+
+    def text_tokens(self, tensors: dict[str, torch.Tensor]) -> int:
+        """Read text_bert, whose mask gives the text lengths whichever text input is used, into `tensors` (the ids
+        too when text_bert is an input); its length in tokens."""
+        tokens = self.array("text_bert", 3, np.float64)
+        if tokens.shape[1] != 3 or not np.all(np.isfinite(tokens)) or not np.all(tokens == np.round(tokens)):
+            raise DataError(
+                f"{self.where}: {self.split}/text_bert must be [N, 3, L] integer ids/mask/segments; "
+                f"got shape {tokens.shape}."
+            )
+        tokens = tokens.astype(np.int64)
+        lengths = self.checked(tokens[:, 1].sum(1), "text_bert", 1, tokens.shape[2], "its mask marks no token")
+        tensors["text_lengths"] = torch.from_numpy(np.ascontiguousarray(lengths))
+        if "text_bert" in self.inputs:
+            tensors["text_bert"] = torch.from_numpy(tokens)
+        return tokens.shape[2]
+
+    def sequence(self, key: str, tensors: dict[str, torch.Tensor], token_steps: int | None) -> None:
+        """Read the feature sequences `key` and their lengths into `tensors`: the text's from text_bert's mask (or
+        every step), the others' from ``<key>_lengths``, or from the text's when aligned to the text tokens."""
+        tensors[key] = self.features(key)
+        steps = tensors[key].shape[1]
+        length_key = f"{key}_lengths"
+        if key == "text":
+            tensors.setdefault("text_lengths", torch.full((len(self.ids),), steps, dtype=torch.long))
+            tensors["text_lengths"] = tensors["text_lengths"].clamp(max=steps)
+        elif length_key in self.part:
+            lengths = self.array(length_key, 1, np.int64)
+            lengths = self.checked(lengths, length_key, 1, steps, f"its {key} has {steps} steps")
+            tensors[length_key] = torch.from_numpy(np.ascontiguousarray(lengths))
+        elif "text_lengths" in tensors and steps == token_steps:
+            tensors[length_key] = tensors["text_lengths"].clone()  # aligned files: aligned to the text tokens
+        else:
+            raise DataError(
+                f"{self.where}: {self.split} has no {length_key!r}, and its {key} ({steps} steps) is not aligned to "
+                f"the text tokens. Add {length_key} (the number of real frames per sample) to the file."
+            )
+
+    def values(self, key: str) -> torch.Tensor:
+        """Regression labels as float32: finite, and in the task's label range when it declares one."""
+        values = self.array(key, 1, np.float32)
+        if not np.all(np.isfinite(values)):
+            raise DataError(f"{self.where}: {self.split}/{key} holds NaN or infinite labels.")
+        if self.task.label_range is not None:
+            values = self.checked(values, key, *self.task.label_range, f"{self.name}'s label range")
+        return torch.from_numpy(values.copy())
 
     def class_ids(self, key: str) -> torch.Tensor:
         """Whole class ids in 0..K-1 (K = the task's classes) as int64."""

@@ -49,77 +49,11 @@ def mult_data(
     if not isinstance(raw, dict) or not all(split in raw for split in ("train", "valid", "test")):
         found = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
         raise DataError(f"{where}: expected a dict with 'train', 'valid' and 'test' (MulT's layout); found {found}.")
-    parts: dict[str, dict[str, np.ndarray]] = {}
     nonfinite: dict[str, int] = {}
-    for split in ("train", "valid", "test"):
-        part = raw[split]
-        missing = [key for key in (*MMSA_FEATURES, "labels") if not isinstance(part, dict) or key not in part]
-        if missing:
-            has = sorted(part) if isinstance(part, dict) else type(part).__name__
-            raise DataError(f"{where}: split {split!r} lacks {missing} (has {has}). Is this one of MulT's files?")
-        parts[split] = {}
-        for key in MMSA_FEATURES:
-            values = np.asarray(part[key])
-            if values.ndim != 3 or len(values) != len(np.asarray(part["labels"])):
-                raise DataError(
-                    f"{where}: {split}/{key} has shape {values.shape}; expected [N, L, D] with one row per label."
-                )
-            try:
-                values = values.astype(np.float32, copy=False)
-            except (TypeError, ValueError) as error:
-                raise DataError(f"{where}: {split}/{key} is not numeric ({values.dtype}): {error}") from None
-            if key in dims and values.shape[2] != dims[key]:
-                raise DataError(
-                    f"{where}: {split}/{key} has feature dim {values.shape[2]}; {name} has {dims[key]}. "
-                    "Is this the right file?"
-                )
-            bad = ~np.isfinite(values)
-            if count := int(bad.sum()):
-                values = values if values.flags.writeable else values.copy()
-                values[bad] = 0
-                nonfinite[f"{split}/{key}"] = count
-            parts[split][key] = values
-    padding, empty = {}, {}
-    splits = {}
-    for key in MMSA_FEATURES:
-        ends = {split: _zero_runs(parts[split][key]) for split in parts}
-        front = sum(int(lead.sum()) for lead, _ in ends.values())
-        back = sum(int(trail.sum()) for _, trail in ends.values())
-        padding[key] = "front" if front > back else "back" if back else "none"
-        for split, (lead, trail) in ends.items():
-            values = parts[split][key]
-            steps = values.shape[1]
-            if padding[key] == "front":
-                values = values if values.flags.writeable else values.copy()
-                for row in np.flatnonzero((lead > 0) & (lead < steps)):
-                    real = steps - lead[row]
-                    values[row, :real] = values[row, lead[row] :]
-                    values[row, real:] = 0
-                lengths = steps - lead
-            else:
-                lengths = steps - trail
-            if count := int((lengths == 0).sum()):
-                empty[f"{split}/{key}"] = count
-            parts[split][key] = values
-            parts[split][f"{key}_lengths"] = np.maximum(lengths, 1)
-    for split, part in parts.items():
-        labels = np.asarray(raw[split]["labels"])
-        if labels.ndim != 3 or labels.shape[1:] != (len(task.classes), 2):
-            raise DataError(
-                f"{where}: {split}/labels has shape {labels.shape}; expected [N, {len(task.classes)}, 2] (one "
-                f"(absent, present) pair per {'/'.join(task.classes)})."
-            )
-        one_hot = np.all(((labels == 0) | (labels == 1)) & (labels.sum(-1, keepdims=True) == 1), axis=(1, 2))
-        if not one_hot.all():
-            row = int(np.flatnonzero(~one_hot)[0])
-            raise DataError(
-                f"{where}: {split}/labels of row {row} is {labels[row].tolist()}; each pair must be one-hot "
-                "(1 0 = absent, 0 1 = present)."
-            )
-        tensors = {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in part.items()}
-        tensors = {key: value.long() if key.endswith("_lengths") else value for key, value in tensors.items()}
-        tensors["label"] = torch.from_numpy(labels.argmax(-1).astype(np.int64))
-        splits[split] = Split(split, [str(row) for row in range(len(labels))], tensors)
+    parts = {split: _features(raw[split], split, name, dims, where, nonfinite) for split in ("train", "valid", "test")}
+    empty: dict[str, int] = {}
+    padding = {key: _unpad(parts, key, empty) for key in MMSA_FEATURES}
+    splits = {split: _labelled(split, part, raw[split]["labels"], task, where) for split, part in parts.items()}
     check_consistent(splits, where)
     for key, count in nonfinite.items():
         log.warning("%s: %s had %d non-finite values (-inf/NaN), set to 0", where, key, count)
@@ -135,6 +69,88 @@ def mult_data(
     if empty:
         provenance["empty"] = empty
     return Data(name=name, task=task, splits=splits, provenance=provenance, **data_fields)
+
+
+def _features(
+    part: Any, split: str, name: str, dims: Mapping[str, int], where: str, nonfinite: dict[str, int]
+) -> dict[str, np.ndarray]:
+    """One split's feature sequences, checked ([N, L, D], one row per label, numeric, the dataset's feature dims),
+    as float32 with non-finite values set to 0 (counted in `nonfinite`)."""
+    missing = [key for key in (*MMSA_FEATURES, "labels") if not isinstance(part, dict) or key not in part]
+    if missing:
+        has = sorted(part) if isinstance(part, dict) else type(part).__name__
+        raise DataError(f"{where}: split {split!r} lacks {missing} (has {has}). Is this one of MulT's files?")
+    features = {}
+    for key in MMSA_FEATURES:
+        values = np.asarray(part[key])
+        if values.ndim != 3 or len(values) != len(np.asarray(part["labels"])):
+            raise DataError(
+                f"{where}: {split}/{key} has shape {values.shape}; expected [N, L, D] with one row per label."
+            )
+        try:
+            values = values.astype(np.float32, copy=False)
+        except (TypeError, ValueError) as error:
+            raise DataError(f"{where}: {split}/{key} is not numeric ({values.dtype}): {error}") from None
+        if key in dims and values.shape[2] != dims[key]:
+            raise DataError(
+                f"{where}: {split}/{key} has feature dim {values.shape[2]}; {name} has {dims[key]}. "
+                "Is this the right file?"
+            )
+        bad = ~np.isfinite(values)
+        if count := int(bad.sum()):
+            values = values if values.flags.writeable else values.copy()
+            values[bad] = 0
+            nonfinite[f"{split}/{key}"] = count
+        features[key] = values
+    return features
+
+
+def _unpad(parts: dict[str, dict[str, np.ndarray]], key: str, empty: dict[str, int]) -> str:
+    """Where the `key` sequences are padded over the whole file ("front", "back" or "none"); front padding is moved
+    to the back of each row, and each split gets ``<key>_lengths`` (at least 1: rows with no non-zero frame are
+    counted in `empty`)."""
+    ends = {split: _zero_runs(parts[split][key]) for split in parts}
+    front = sum(int(lead.sum()) for lead, _ in ends.values())
+    back = sum(int(trail.sum()) for _, trail in ends.values())
+    padding = "front" if front > back else "back" if back else "none"
+    for split, (lead, trail) in ends.items():
+        values = parts[split][key]
+        steps = values.shape[1]
+        if padding == "front":
+            values = values if values.flags.writeable else values.copy()
+            for row in np.flatnonzero((lead > 0) & (lead < steps)):
+                real = steps - lead[row]
+                values[row, :real] = values[row, lead[row] :]
+                values[row, real:] = 0
+            lengths = steps - lead
+        else:
+            lengths = steps - trail
+        if count := int((lengths == 0).sum()):
+            empty[f"{split}/{key}"] = count
+        parts[split][key] = values
+        parts[split][f"{key}_lengths"] = np.maximum(lengths, 1)
+    return padding
+
+
+def _labelled(split: str, part: dict[str, np.ndarray], raw_labels: Any, task: Task, where: str) -> Split:
+    """A split's tensors and its labels: each (absent, present) pair checked one-hot, the label the present index."""
+    labels = np.asarray(raw_labels)
+    if labels.ndim != 3 or labels.shape[1:] != (len(task.classes), 2):
+        raise DataError(
+            f"{where}: {split}/labels has shape {labels.shape}; expected [N, {len(task.classes)}, 2] (one "
+            f"(absent, present) pair per {'/'.join(task.classes)})."
+        )
+    one_hot = np.all(((labels == 0) | (labels == 1)) & (labels.sum(-1, keepdims=True) == 1), axis=(1, 2))
+    if not one_hot.all():
+        row = int(np.flatnonzero(~one_hot)[0])
+        raise DataError(
+            f"{where}: {split}/labels of row {row} is {labels[row].tolist()}; each pair must be one-hot "
+            "(1 0 = absent, 0 1 = present)."
+        )
+    tensors = {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in part.items()}
+    tensors = {key: value.long() if key.endswith("_lengths") else value for key, value in tensors.items()}
+    tensors["label"] = torch.from_numpy(labels.argmax(-1).astype(np.int64))
+    return Split(split, [str(row) for row in range(len(labels))], tensors)
 
 
 def _zero_runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

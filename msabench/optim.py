@@ -3,7 +3,7 @@ schedules: linear warm-up, step decay, and ReduceLROnPlateau on the validation s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -64,7 +64,9 @@ def _manual(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     return list(own()) if callable(own) else []
 
 
-def build_schedulers(optimizer: torch.optim.Optimizer, settings: dict[str, Any], mode: str) -> dict[str, Any]:
+def build_schedulers(
+    optimizer: torch.optim.Optimizer, settings: dict[str, Any], mode: Literal["min", "max"]
+) -> dict[str, Any]:
     """Learning-rate schedules: linear warm-up over optimizer steps, then the epoch-level StepLR decay and
     ReduceLROnPlateau on the validation selection value (neither steps while the warm-up lasts)."""
     schedulers: dict[str, Any] = {}

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msabench.errors import DataError, RequestError
+
+if TYPE_CHECKING:
+    from msabench.components import Dataset
 
 
 def flag(value: Any, option: str) -> bool:
@@ -38,7 +41,7 @@ HOST_OPTIONS = ("train_fraction", "train_fraction_seed")
 DEFAULT_FRACTION_SEED = 42  # like the image-text split seed: independent of the training seeds
 
 
-def dataset_options(dataset_cls: type, options: Mapping[str, Any], *, host: bool = True) -> dict[str, Any]:
+def dataset_options(dataset_cls: type[Dataset], options: Mapping[str, Any], *, host: bool = True) -> dict[str, Any]:
     """``options`` checked against the dataset class's keyword arguments (and, with `host`, the options the host
     applies to any dataset, `HOST_OPTIONS`); an unknown name is a one-line error listing what the dataset accepts."""
     parameters = inspect.signature(dataset_cls).parameters.items()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import io
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -48,6 +49,14 @@ class SafeUnpickler(pickle._Unpickler):
         ("collections", "OrderedDict"),
     }
 
+    # What pickle's pure-Python unpickler sets up as it loads; typeshed's stub leaves these internals out.
+    stack: list[Any]
+    memo: dict[int, Any]
+    append: Callable[[Any], None]
+    read: Callable[[int], bytes]
+    readinto: Callable[[bytearray], int]
+    _unframer: Any  # pickle._Unframer, which has no stub
+
     def find_class(self, module: str, name: str) -> Any:
         module = "builtins" if module == "__builtin__" else module  # Python 2 names, as pickle maps them
         module = module.replace("numpy.core", "numpy._core", 1) if module.startswith("numpy.core.") else module
@@ -74,9 +83,10 @@ class SafeUnpickler(pickle._Unpickler):
                 or not (state == canonical or byte_order_only)
             ):
                 raise RefusedGlobal(f"refused a numpy dtype {instance} with the altered state {state!r}")
-        super().load_build()
+        super().load_build()  # type: ignore[misc]  # typeshed's pickle._Unpickler lacks the opcode handlers
 
-    dispatch = dict(pickle._Unpickler.dispatch)
+    # typeshed types these handlers as taking the C `_pickle.Unpickler`; they take this pure-Python one.
+    dispatch: ClassVar[dict[int, Callable[[Any], None]]] = dict(pickle._Unpickler.dispatch)
     dispatch[pickle.BUILD[0]] = load_build
 
 
@@ -135,7 +145,7 @@ class DiskArray:
                 handle.seek(self.offset)
                 for start in range(0, flat.size, step):
                     part = flat[start : start + step] if buffer is flat else buffer[: min(step, flat.size - start)]
-                    view = memoryview(part).cast("B")
+                    view = part.data.cast("B")
                     while view.nbytes:
                         count = handle.readinto(view)
                         if not count:
@@ -233,7 +243,7 @@ class LazyUnpickler(SafeUnpickler):
             self.stack[-1] = self._claim(buffer, shape, dtype, order == "F", native=False)
             return
         self.stack[-1] = self._plain(args)
-        super().load_reduce()
+        super().load_reduce()  # type: ignore[misc]  # not in typeshed's pickle._Unpickler
 
     def load_build(self) -> None:
         state, instance = self.stack[-1], self.stack[-2]
@@ -251,19 +261,19 @@ class LazyUnpickler(SafeUnpickler):
 
     def load_setitem(self) -> None:  # keys are hashed when set: read them first
         self.stack[-2] = self._plain(self.stack[-2])
-        super().load_setitem()
+        super().load_setitem()  # type: ignore[misc]  # not in typeshed's pickle._Unpickler
 
     def load_setitems(self) -> None:  # the stack holds key, value, ... since the mark
         self.stack[::2] = [self._plain(key) for key in self.stack[::2]]
-        super().load_setitems()
+        super().load_setitems()  # type: ignore[misc]  # not in typeshed's pickle._Unpickler
 
     def load_additems(self) -> None:  # set members are hashed too (the stack holds them since the mark)
         self.stack[:] = [self._plain(item) for item in self.stack]
-        super().load_additems()
+        super().load_additems()  # type: ignore[misc]  # not in typeshed's pickle._Unpickler
 
     def load_frozenset(self) -> None:
         self.stack[:] = [self._plain(item) for item in self.stack]
-        super().load_frozenset()
+        super().load_frozenset()  # type: ignore[misc]  # not in typeshed's pickle._Unpickler
 
     def load(self) -> Any:
         result = super().load()

@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 from matplotlib.figure import Figure
@@ -24,8 +24,11 @@ from msabench.metrics import FAMILIES, HEADLINE, METRICS
 from msabench.protocol import PROTOCOL
 from msabench.results import RunResult, protect, write_atomic
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 FORMATS = ("png", "svg")
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "svg.hashsalt": "msabench",
     "svg.fonttype": "path",
     "font.family": "DejaVu Sans",
@@ -94,36 +97,7 @@ def training_curves(result: RunResult) -> Figure:
     if not history:
         raise ValueError(f"{result.row} on {result.dataset}, seed {result.seed}: the result has no history to plot")
     epochs = [entry["epoch"] for entry in history]
-    family = result.task["family"]
-    headline = HEADLINE[family]
-    selection = result.method_info.get("key_metric")
-    panels: list[tuple[str, str, dict[str, list[float]]]] = [
-        (
-            "Loss",
-            "loss",
-            {
-                "train": [entry["train"].get("total", math.nan) for entry in history],
-                "valid": [entry["valid"].get("loss", math.nan) for entry in history],
-            },
-        ),
-        (f"Validation {headline}", label(headline), {headline: [_valid(e, headline) for e in history]}),
-    ]
-    if selection and selection != headline:
-        panels.append((f"Validation {selection} (selects)", label(selection), {selection: _series(history, selection)}))
-    terms = [key for key in history[0]["train"] if key != "total"]
-    if terms:
-        panels.append(
-            ("Training loss terms", "loss", {term: [e["train"].get(term, math.nan) for e in history] for term in terms})
-        )
-    for key in history[0]:
-        if key in ("epoch", "train", "valid"):
-            continue
-        first = history[0][key]
-        if isinstance(first, Mapping):
-            series = {f"{key}[{name}]": [_number(e.get(key, {}).get(name)) for e in history] for name in first}
-        else:
-            series = {key: [_number(e.get(key)) for e in history]}
-        panels.append((f"Logged: {key}", "value", series))
+    panels = _curve_panels(result)
 
     with mpl.rc_context(STYLE):
         figure = Figure(figsize=(min(3.0 * len(panels), 12.0), 2.9), layout="constrained")
@@ -143,6 +117,52 @@ def training_curves(result: RunResult) -> Figure:
                 axis.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2)
         figure.suptitle(f"{short(result.row, 80)} on {result.dataset}, seed {result.seed}", fontsize=10)
     return figure
+
+
+Panel = tuple[str, str, dict[str, list[float]]]  # title, y label, the curves by name
+
+
+def _curve_panels(result: RunResult) -> list[Panel]:
+    """The panels of `training_curves`: loss, the validation headline metric, the selection metric (when another),
+    the per-term training losses (when there are terms), and what callbacks logged."""
+    history = result.history
+    headline = HEADLINE[result.task["family"]]
+    selection = result.method_info.get("key_metric")
+    panels: list[Panel] = [
+        (
+            "Loss",
+            "loss",
+            {
+                "train": [entry["train"].get("total", math.nan) for entry in history],
+                "valid": [entry["valid"].get("loss", math.nan) for entry in history],
+            },
+        ),
+        (f"Validation {headline}", label(headline), {headline: [_valid(e, headline) for e in history]}),
+    ]
+    if selection and selection != headline:
+        panels.append((f"Validation {selection} (selects)", label(selection), {selection: _series(history, selection)}))
+    terms = [key for key in history[0]["train"] if key != "total"]
+    if terms:
+        panels.append(
+            ("Training loss terms", "loss", {term: [e["train"].get(term, math.nan) for e in history] for term in terms})
+        )
+    return panels + _logged_panels(history)
+
+
+def _logged_panels(history: list[dict[str, Any]]) -> list[Panel]:
+    """One panel per history entry besides epoch/train/valid (weights a callback logged, e.g. DMMSA's ``lambda``):
+    a mapping gives one curve per key."""
+    panels: list[Panel] = []
+    for key in history[0]:
+        if key in ("epoch", "train", "valid"):
+            continue
+        first = history[0][key]
+        if isinstance(first, Mapping):
+            series = {f"{key}[{name}]": [_number(e.get(key, {}).get(name)) for e in history] for name in first}
+        else:
+            series = {key: [_number(e.get(key)) for e in history]}
+        panels.append((f"Logged: {key}", "value", series))
+    return panels
 
 
 def _valid(entry: dict[str, Any], metric: str) -> float:

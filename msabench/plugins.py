@@ -11,6 +11,7 @@ import difflib
 import functools
 import importlib.metadata
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -113,7 +114,7 @@ def check_hooks(pm: PluginManager) -> None:
 
 def distribution(pm: pluggy.PluginManager, name: str) -> tuple[str, str]:
     """(distribution, version) that ships the plugin registered as `name`; ("unknown", "") if not installed."""
-    if name in getattr(pm, "distributions", {}):
+    if isinstance(pm, PluginManager) and name in pm.distributions:
         return pm.distributions[name]
     plugin = pm.get_plugin(name)
     module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__module__
@@ -123,7 +124,7 @@ def distribution(pm: pluggy.PluginManager, name: str) -> tuple[str, str]:
 
 
 @functools.cache
-def _top_level_distributions() -> dict[str, list[str]]:
+def _top_level_distributions() -> Mapping[str, list[str]]:
     return importlib.metadata.packages_distributions()
 
 

@@ -347,9 +347,9 @@ class ImageProcessing:
             config.get("image_processor_type", config.get("feature_extractor_type", ""))
         ):
             # ConvNext style (microsoft/resnet-50): below 384 px, resize to size / crop_pct and crop to size.
-            crop = int(image_size or shortest or default.crop[0])
+            side = int(image_size or shortest or default.crop[0])
             pct = float(config.get("crop_pct") or 224 / 256)
-            return cls(int(crop / pct) if crop < 384 else crop, (crop, crop), resample, mean, std)
+            return cls(int(side / pct) if side < 384 else side, (side, side), resample, mean, std)
         crop_size = config.get("crop_size")
         if isinstance(crop_size, dict):
             crop = (int(crop_size["height"]), int(crop_size["width"]))
@@ -431,10 +431,10 @@ def check_tokenizer(tokenizer: Any, *, encoder: str, source: str) -> Any:
     """The tokenizer, after checking that it does not map its own vocabulary's words to the unknown token
     (transformers 5's BertTokenizer(vocab_file=...) silently does; models then see only [UNK])."""
     unknown = getattr(tokenizer, "unk_token_id", None)
-    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    vocab: dict[str, int] = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
     words = [
         word
-        for word in sorted(vocab, key=vocab.get)
+        for word in sorted(vocab, key=vocab.__getitem__)
         if word.isascii() and word.isalpha() and word.islower() and len(word) > 2
     ][:20]
     if unknown is None or len(words) < 5:

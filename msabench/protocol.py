@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Literal
 
 from msabench.metrics import METRICS
 
@@ -47,7 +48,7 @@ class Protocol:
         ]
         return "+".join([f"{self.name}-{self.version}", *changed])
 
-    def selection(self, key_metric: str | None) -> tuple[str, str]:
+    def selection(self, key_metric: str | None) -> tuple[str, Literal["min", "max"]]:
         """(validation key, "min" or "max") used to pick the best epoch."""
         if key_metric is None:
             return "loss", "min"

@@ -142,13 +142,14 @@ def differences(
     it. Values are compared as JSON stores them."""
     data, hparams, protocol = _as_stored(data), _as_stored(hparams), _as_stored(protocol)
     found = []
-    for modality in sorted(set(result.stages) | set(stages or {})) if stages is not None else []:
-        old, new = result.stages.get(modality, {}), stages.get(modality, {})
-        if (old.get("result"), old.get("sha256")) != (new.get("result"), new.get("sha256")):
-            found.append(
-                f"{modality} stage: {old.get('result')} (sha256 {str(old.get('sha256'))[:12]}) then, "
-                f"{new.get('result')} (sha256 {str(new.get('sha256'))[:12]}) now"
-            )
+    if stages is not None:
+        for modality in sorted(set(result.stages) | set(stages)):
+            old, new = result.stages.get(modality, {}), stages.get(modality, {})
+            if (old.get("result"), old.get("sha256")) != (new.get("result"), new.get("sha256")):
+                found.append(
+                    f"{modality} stage: {old.get('result')} (sha256 {str(old.get('sha256'))[:12]}) then, "
+                    f"{new.get('result')} (sha256 {str(new.get('sha256'))[:12]}) now"
+                )
     for key in DATA_KEYS:
         if result.data.get(key) != data.get(key):
             found.append(f"data {key}: {_short(result.data.get(key))} then, {_short(data.get(key))} now")

@@ -10,7 +10,7 @@ import random
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -62,13 +62,14 @@ def same_key(saved: dict[str, Any] | None, key: dict[str, Any]) -> bool:
 def save_state(run: Run, path: str | Path, key: dict[str, Any], started: float) -> None:
     """Write everything the run needs to continue after this epoch, atomically (rank 0 of a distributed run, with
     every rank's random state)."""
-    rngs = [rng_state(run)]
+    rngs: list[dict[str, Any] | None] = [rng_state(run)]
     if run.distributed is not None:
         rngs = [None] * run.distributed.size
         torch.distributed.all_gather_object(rngs, rng_state(run))
     if not run.writes:
         torch.distributed.barrier()  # wait until rank 0 has written it
         return
+    assert run.scaler is not None, "assemble gives every run its GradScaler"
     state = {
         "key": json.dumps(key, sort_keys=True, default=str),
         "epoch": run.epoch,
@@ -131,6 +132,7 @@ def restore(run: Run, path: str | Path, key: dict[str, Any]) -> None:
         )
     set_rng_state(run, rngs[run.distributed.rank if run.distributed else 0])
     if state.get("scaler"):
+        assert run.scaler is not None, "assemble gives every run its GradScaler"
         run.scaler.load_state_dict(state["scaler"])
     log.info("%s %s seed %d: resumed after epoch %d from %s", run.method.name, run.data.name, run.seed, run.epoch, path)
 
@@ -145,7 +147,8 @@ def _name(callback: Callback) -> str:
 
 
 def rng_state(run: Run) -> dict[str, Any]:
-    numpy = np.random.get_state()
+    # numpy's stub gives get_state() its dict overload, but the default (legacy=True) returns MT19937's tuple.
+    numpy = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     state = {
         "torch": torch.get_rng_state(),
         "generator": run.generator.get_state(),

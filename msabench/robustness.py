@@ -44,7 +44,7 @@ import json
 import logging
 import math
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -320,20 +320,8 @@ def measure(
 def _measure(checkpoint, result, catalog, data_root, data_options, device, loaded, corruptions) -> tuple[dict, tuple]:
     device = select_device(device)
     name = checkpoint.get("dataset") or (result.dataset if result else None)
-    if loaded is None:
-        dataset = catalog.datasets[name](data_root, **dict(data_options or {}))
-        loaded = (dataset, dataset.load())
+    loaded, test = _test_split(name, result, catalog, data_root, data_options, loaded)
     dataset, data = loaded
-    if data.name != name:
-        raise DataError(f"the run was trained on {name}; the data given are {data.name}.")
-    test = data.splits.get("test")
-    if test is None:
-        raise DataError(f"{name} has no test split to measure robustness on.")
-    if result is not None and result.predictions.get("ids") and list(result.predictions["ids"]) != list(test.ids):
-        raise DataError(
-            f"the test split of {name} as loaded now holds other samples than the run's ({len(test)} vs "
-            f"{len(result.predictions['ids'])}): pass the --data-root and --data-option values the run used."
-        )
     hparams = checkpoint["hparams"].get("train", {})
     batch_size = int(hparams.get("eval_batch_size") or hparams.get("batch_size", 32))
     seed = int(checkpoint.get("seed", 0))
@@ -351,33 +339,8 @@ def _measure(checkpoint, result, catalog, data_root, data_options, device, loade
         return score(rebuilt.model, rebuilt.data.splits["test"], task, batch_size, device)
 
     clean = run(test, None)
-    curves: dict[str, dict[str, Any]] = {}
-    plans = [(m, [t], LEVELS) for m, t in inputs.items()]
-    if len(inputs) > 1:
-        plans.append(("all", list(inputs.values()), ALL_LEVELS))
-    for curve, chosen, levels in plans:
-        points = [clean]
-        for index, p in enumerate(levels[1:], start=1):
-            keys = [t.key for t in chosen]
-            corruption = {
-                "set": corruptions,
-                "curve": curve,
-                "level": p,
-                "seed": seed,
-                "inputs": keys,
-                "schema": SCHEMA,
-            }
-            rng = generator(corruptions, seed, curve, index)
-            points.append(run(corrupt(test, chosen, p, rng, unk, corruptions), corruption))
-        curves[curve] = {"levels": list(levels), "metrics": points}
-    missing = {}
-    modalities = list(inputs)
-    for size in (1, 2):
-        for group in itertools.combinations(modalities, size):
-            if size < len(modalities):
-                label = "+".join(group)
-                corruption = {"missing": list(group), "inputs": [inputs[m].key for m in group], "schema": SCHEMA}
-                missing[label] = run(remove(test, [inputs[m] for m in group]), corruption)
+    curves = _curves(run, clean, test, inputs, seed, corruptions, unk)
+    missing = _missing(run, test, inputs)
     relative = {curve: relative_robustness([m[metric] for m in c["metrics"]]) for curve, c in curves.items()}
     report = {
         "schema": SCHEMA,
@@ -405,6 +368,80 @@ def _measure(checkpoint, result, catalog, data_root, data_options, device, loade
         "reference": None,
     }
     return report, loaded
+
+
+def _test_split(
+    name: str | None,
+    result: RunResult | None,
+    catalog: Catalog,
+    data_root: str | Path | None,
+    data_options: Mapping[str, Any] | None,
+    loaded: tuple[Dataset, Data] | None,
+) -> tuple[tuple[Dataset, Data], Split]:
+    """The run's dataset and data (loaded here unless given) and the test split, checked to be the run's."""
+    if loaded is None:
+        dataset = catalog.datasets[name](data_root, **dict(data_options or {}))
+        loaded = (dataset, dataset.load())
+    data = loaded[1]
+    if data.name != name:
+        raise DataError(f"the run was trained on {name}; the data given are {data.name}.")
+    test = data.splits.get("test")
+    if test is None:
+        raise DataError(f"{name} has no test split to measure robustness on.")
+    if result is not None and result.predictions.get("ids") and list(result.predictions["ids"]) != list(test.ids):
+        raise DataError(
+            f"the test split of {name} as loaded now holds other samples than the run's ({len(test)} vs "
+            f"{len(result.predictions['ids'])}): pass the --data-root and --data-option values the run used."
+        )
+    return loaded, test
+
+
+Scorer = Callable[[Split, dict[str, Any] | None], dict[str, float]]  # the test metrics of a (corrupted) split
+
+
+def _curves(
+    run: Scorer,
+    clean: dict[str, float],
+    test: Split,
+    inputs: Mapping[str, Target],
+    seed: int,
+    corruptions: str,
+    unk: int | None,
+) -> dict[str, dict[str, Any]]:
+    """One curve per modality, and one for all of them together: the metrics at each corruption level."""
+    curves: dict[str, dict[str, Any]] = {}
+    plans = [(m, [t], LEVELS) for m, t in inputs.items()]
+    if len(inputs) > 1:
+        plans.append(("all", list(inputs.values()), ALL_LEVELS))
+    for curve, chosen, levels in plans:
+        points = [clean]
+        for index, p in enumerate(levels[1:], start=1):
+            keys = [t.key for t in chosen]
+            corruption = {
+                "set": corruptions,
+                "curve": curve,
+                "level": p,
+                "seed": seed,
+                "inputs": keys,
+                "schema": SCHEMA,
+            }
+            rng = generator(corruptions, seed, curve, index)
+            points.append(run(corrupt(test, chosen, p, rng, unk, corruptions), corruption))
+        curves[curve] = {"levels": list(levels), "metrics": points}
+    return curves
+
+
+def _missing(run: Scorer, test: Split, inputs: Mapping[str, Target]) -> dict[str, dict[str, float]]:
+    """The metrics with each modality, and each pair of them, left out (while another remains)."""
+    missing = {}
+    modalities = list(inputs)
+    for size in (1, 2):
+        for group in itertools.combinations(modalities, size):
+            if size < len(modalities):
+                label = "+".join(group)
+                corruption = {"missing": list(group), "inputs": [inputs[m].key for m in group], "schema": SCHEMA}
+                missing[label] = run(remove(test, [inputs[m] for m in group]), corruption)
+    return missing
 
 
 def clean_note(report: Mapping[str, Any], result: RunResult | None, threads: int, device: torch.device) -> str | None:
@@ -442,7 +479,7 @@ def clean_note(report: Mapping[str, Any], result: RunResult | None, threads: int
     return f"the clean test metrics differ from the run's result ({'; '.join(differences)}): {'; '.join(causes)}."
 
 
-def _reference(path: str | Path, dataset: str, seed: int) -> tuple[Path, RunResult]:
+def _reference(path: str | Path, dataset: str | None, seed: int) -> tuple[Path, RunResult]:
     """The reference run's result, checked before anything is measured."""
     path = Path(path)
     if not path.is_file():

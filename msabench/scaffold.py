@@ -103,7 +103,8 @@ def render(names: Names) -> dict[str, str]:
     files = {}
     for source in sorted(TEMPLATE.rglob("*.tmpl")):
         parts = [RENAMED.get(part, part) or names.package for part in source.relative_to(TEMPLATE).parts]
-        parts[-1] = RENAMED.get(parts[-1].removesuffix(".tmpl"), parts[-1].removesuffix(".tmpl"))
+        stem = parts[-1].removesuffix(".tmpl")
+        parts[-1] = RENAMED.get(stem, stem) or names.package
         text = source.read_text(encoding="utf-8")
         for placeholder, value in names.placeholders.items():
             text = text.replace(placeholder, value)

@@ -16,6 +16,7 @@ on the index, never ranked.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -132,10 +133,14 @@ def pages(root: Path, runs: list[Run], invalid: list, title: str) -> dict[str, b
                 files[f"{run.page}.html"] = board.run_html(run, footer, report.is_file()).encode()
                 files[f"{run.page}.predictions.csv"] = predictions_csv(result).encode()
                 if result.history:
-                    files[f"{run.page}.curves.svg"] = lambda result=result: training_curves(result)
+                    files[f"{run.page}.curves.svg"] = functools.partial(training_curves, result)
                 if report.is_file():
-                    files[f"{run.page}.robustness.svg"] = lambda report=report: robustness_curves(read(report))
+                    files[f"{run.page}.robustness.svg"] = functools.partial(_robustness_figure, report)
     return files
+
+
+def _robustness_figure(report: Path) -> Figure:
+    return robustness_curves(read(report))
 
 
 def _write(files: dict[str, bytes | Callable[[], Figure]], out: Path) -> list[Path]:
@@ -255,7 +260,7 @@ class Board:
             )
             info = group[0].method_info
             paper = markup.external(escape(info.get("paper", "")), info.get("url", ""))
-            cells = [
+            cells: list[markup.Cell] = [
                 (f'{link(escape(row), self.rows[row], "index.html")}{marks}<span class="paper">{paper}</span>', row)
             ]
             cells += [
@@ -332,7 +337,7 @@ class Board:
         headers += [("Epochs", "", "ascending"), ("Selected", "", "ascending"), ("Time (s)", "", "ascending")]
         rows = []
         for r in group:
-            cells = [(link(str(r.seed), f"seed-{r.seed}.html"), r.seed)]
+            cells: list[markup.Cell] = [(link(str(r.seed), f"seed-{r.seed}.html"), r.seed)]
             cells += [(format_value(c, r.metrics.get(c, math.nan), math.nan), r.metrics.get(c)) for c in self.columns]
             cells += [
                 (str(r.epochs), r.epochs),

@@ -20,6 +20,7 @@ from msabench.options import DEFAULT_FRACTION_SEED
 log = logging.getLogger("msabench")
 
 SPLITS = ("train", "valid", "test")
+SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "val", "dev"), "test": ("test",)}  # as a split file names them
 
 
 def stratified_split(
@@ -55,30 +56,10 @@ def stratified_split(
 def read_split_file(path: str | Path) -> dict[str, list[str]]:
     """{"train"|"valid"|"test": ids} from a JSON file or a folder of train/valid/test .txt files."""
     path = Path(path).expanduser()
-    aliases = {"train": ("train",), "valid": ("valid", "val", "dev"), "test": ("test",)}
     if path.is_dir():
-        parts = {}
-        for split, names in aliases.items():
-            found = next((path / f"{name}.txt" for name in names if (path / f"{name}.txt").is_file()), None)
-            if found is None:
-                raise DataError(
-                    f"split folder {path} has no {' or '.join(f'{n}.txt' for n in names)} (one id per line)."
-                )
-            lines = [
-                line.split("\t")[0].split(",")[0].strip() for line in found.read_text(encoding="utf-8-sig").splitlines()
-            ]
-            parts[split] = [line for line in lines if line and line.lower() not in ("id", "guid")]
+        parts = _split_folder(path)
     elif path.is_file():
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8-sig"))
-        except ValueError as error:
-            raise DataError(f"split file {path} is not JSON: {error}") from None
-        parts = {}
-        for split, names in aliases.items():
-            key = next((name for name in names if isinstance(raw, dict) and name in raw), None)
-            if key is None or not isinstance(raw[key], list):
-                raise DataError(f"split file {path} needs a list of ids under {' or '.join(repr(n) for n in names)}.")
-            parts[split] = [str(sample) for sample in raw[key]]
+        parts = _split_json(path)
     else:
         raise DataError(f"split file {path} does not exist.")
     seen: dict[str, str] = {}
@@ -91,6 +72,36 @@ def read_split_file(path: str | Path) -> dict[str, list[str]]:
                     + "."
                 )
             seen[sample] = split
+    return parts
+
+
+def _split_folder(path: Path) -> dict[str, list[str]]:
+    """The ids of a folder of train/valid/test .txt files: one id per line (the first tab- or comma-separated
+    field), a header line "id" or "guid" skipped."""
+    parts = {}
+    for split, names in SPLIT_NAMES.items():
+        found = next((path / f"{name}.txt" for name in names if (path / f"{name}.txt").is_file()), None)
+        if found is None:
+            raise DataError(f"split folder {path} has no {' or '.join(f'{n}.txt' for n in names)} (one id per line).")
+        lines = [
+            line.split("\t")[0].split(",")[0].strip() for line in found.read_text(encoding="utf-8-sig").splitlines()
+        ]
+        parts[split] = [line for line in lines if line and line.lower() not in ("id", "guid")]
+    return parts
+
+
+def _split_json(path: Path) -> dict[str, list[str]]:
+    """The ids of a JSON split file: a list of ids under each split's name."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+    except ValueError as error:
+        raise DataError(f"split file {path} is not JSON: {error}") from None
+    parts = {}
+    for split, names in SPLIT_NAMES.items():
+        key = next((name for name in names if isinstance(raw, dict) and name in raw), None)
+        if key is None or not isinstance(raw[key], list):
+            raise DataError(f"split file {path} needs a list of ids under {' or '.join(repr(n) for n in names)}.")
+        parts[split] = [str(sample) for sample in raw[key]]
     return parts
 
 

@@ -58,11 +58,11 @@ def ties_with_best(
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
     """The t-interval of the mean: mean ± t(1 - (1 - confidence) / 2, n - 1) · s / sqrt(n), s with ddof=1.
     None for fewer than two values or a NaN."""
-    values = np.asarray(values, np.float64)
-    if len(values) < 2 or np.isnan(values).any():
+    array = np.asarray(values, np.float64)
+    if len(array) < 2 or np.isnan(array).any():
         return None
-    mean, sem = float(values.mean()), float(values.std(ddof=1)) / math.sqrt(len(values))
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)) * sem
+    mean, sem = float(array.mean()), float(array.std(ddof=1)) / math.sqrt(len(array))
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(array) - 1)) * sem
     return mean - half, mean + half
 
 

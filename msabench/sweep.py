@@ -150,7 +150,7 @@ def choose(configs: Sequence[Mapping[str, str]], records: Sequence[Mapping[str, 
     configuration's trial seeds (min or max by the selection's mode); a configuration with a failed or unscored
     trial is out; ties go to the earlier configuration."""
     mode = records[0]["selection"]["mode"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for index, config in enumerate(configs):
         own = [record for record in records if record["config"] == dict(config)]
         scores = [record["score"] for record in own]
@@ -296,7 +296,7 @@ def tune(
 
     folder = Path(folder) / data.name / plan.method.name / plan.protocol.id
     hparams = plan.hparams.to_dict()
-    specs = []
+    specs: list[dict[str, Any]] = []
     for config in configs:
         for seed in seeds:
             planned = resolve_hparams(with_config(hparams, config), data, seed, plan.protocol, plan.request.results)

@@ -20,7 +20,7 @@ import hashlib
 import io
 import pickle
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -87,6 +87,7 @@ class SyntheticMMSA(MMSADataset):
     scale: ClassVar[float] = 1.2  # label = clip(scale * cue mix, label range)
     aligned: ClassVar[bool] = False  # audio and vision aligned to the text tokens (no *_lengths keys, as MMSA's)
     tokenizer = None
+    vocab_size: ClassVar[int]  # set for each subclass by __init_subclass__, from its words
     version: ClassVar[int] = 1
 
     @property
@@ -99,7 +100,9 @@ class SyntheticMMSA(MMSADataset):
             cls.words = CHINESE if cls.language == "zh" else ENGLISH
         cls.vocab_size = len(SPECIALS) + sum(len(group) for group in cls.words.values())
 
-    def load(self) -> Data:
+    def load(self, inputs: Iterable[str] | None = None) -> Data:
+        """The generated data with every input: it is already in memory (or in one small file), so `inputs`,
+        which `MMSADataset.load` takes to leave big arrays unread, leaves nothing out here."""
         return load_generated(self, self.from_mmsa)
 
     def pickled(self) -> bytes:
@@ -113,6 +116,7 @@ class SyntheticMMSA(MMSADataset):
         cue = rng.standard_normal((n, 3)).astype(np.float32)  # text, audio, vision
         t, a, v = cue.T
         mix = 0.9 * t + 0.6 * a + 0.6 * v + 0.5 * a * v
+        assert self.task.label_range is not None, f"{self.name}: generated MMSA labels are regression values"
         low, high = self.task.label_range
         labels = {"M": _round_to(np.clip(self.scale * mix, low, high), 0.2)}
         for key, own in zip("TAV", (t, a, v), strict=True):
@@ -259,7 +263,7 @@ class SyntheticMulT(MulTDataset):
         return result
 
     def _frames(self, rng: np.random.Generator, cue: np.ndarray, length: int, dim: int) -> np.ndarray:
-        n, emotions = cue.shape
+        n, emotions = len(cue), cue.shape[1]
         directions = rng.standard_normal((emotions, dim)).astype(np.float32)
         offset = rng.standard_normal(dim).astype(np.float32)
         lengths = rng.integers(max(length // 2, 1), length + 1, n)

@@ -21,7 +21,7 @@ import functools
 import importlib.metadata
 import math
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -54,7 +54,7 @@ class TinyMSA(SyntheticMMSA):
     lengths = {"text": 10, "audio": 8, "vision": 6}
     files = {"tiny-msa/Processed/unaligned.pkl": None}
 
-    def load(self) -> Data:
+    def load(self, inputs: Iterable[str] | None = None) -> Data:  # every input, as SyntheticMMSA.load
         provenance = {"source": "generated", "files": {}, "verified": True}
         return self.from_mmsa(self.generate(), provenance, where="generated tiny-msa")
 
@@ -230,6 +230,7 @@ def check_fusion_output_shape(plugin: ModuleType) -> None:
             with _catalog(plugin).active():  # a composite fusion looks up the one it wraps (msabench.lookup)
                 module = fusion(in_dims, task, **fusion.tiny)
             lengths = torch.tensor([5, 3, 1, 5])
+            lens: dict[str, torch.Tensor | None]
             if fusion.accepts == "vector":
                 features, lens = {m: torch.randn(4, d) for m, d in in_dims.items()}, {m: None for m in in_dims}
             else:
@@ -331,14 +332,16 @@ def check_method_resumes(plugin: ModuleType) -> None:
     whole = _fits(plugin)
     for method in _own(plugin)["methods"]:
         dataset = tiny_dataset_for(catalog, method)
-        settings = {"catalog": catalog, "seed": 1111, "protocol": Protocol(max_epochs=2), "device": "cpu"}
+        train = functools.partial(
+            fit, method, catalog=catalog, seed=1111, protocol=Protocol(max_epochs=2), device="cpu"
+        )
         hparams = tiny_hparams(catalog, method, dataset)
         with tempfile.TemporaryDirectory() as folder:
             state = Path(folder) / "seed-1111.resume.pt"
             with contextlib.suppress(_Interrupted):
-                fit(method, tiny_data(dataset), hparams=hparams, state=state, callbacks=(_StopAt(2),), **settings)
+                train(tiny_data(dataset), hparams=hparams, state=state, callbacks=(_StopAt(2),))
             assert state.is_file(), f"{method.name}: no resume state after epoch 1"
-            resumed = fit(method, tiny_data(dataset), hparams=hparams, state=state, **settings)
+            resumed = train(tiny_data(dataset), hparams=hparams, state=state)
         assert _comparable(resumed.history) == _comparable(whole[method.name].history), (
             f"{method.name}: a resumed run trains differently"
         )
@@ -403,7 +406,7 @@ def run_checks(name: str) -> list[tuple[str, str | None]]:
     if not entry_points:
         installed = ", ".join(sorted(ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)))
         raise PluginError(f"no installed msabench plugin is called {name!r}. Installed: {installed}.")
-    outcomes = []
+    outcomes: list[tuple[str, str | None]] = []
     for ep in entry_points:
         try:
             module = ep.load()

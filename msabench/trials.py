@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,6 +24,9 @@ from msabench.results import write_atomic
 from msabench.resume import restore, save_state, state_key
 from msabench.runtime import hardware, set_threads, versions
 from msabench.train import assemble, train_epoch, validate
+
+if TYPE_CHECKING:
+    from ray.tune import ResultGrid
 
 log = logging.getLogger("msabench")
 
@@ -190,17 +193,7 @@ def run_on_ray(
     check_client(address)
     folder = Path(folder).absolute()
     storage = storage if storage and "://" in storage else str(Path(storage or folder / "ray").absolute())
-    started_here = not ray.is_initialized()
-    if started_here:
-        if address:
-            ray.init(address=address, log_to_driver=not quiet)
-        else:
-            ray.init(
-                num_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-                num_gpus=torch.cuda.device_count() if torch.cuda.is_available() else 0,
-                include_dashboard=False,
-                log_to_driver=not quiet,
-            )
+    started_here = _start_ray(address, quiet)
     records: dict[str, dict[str, Any]] = {}
 
     class Keeper(tune.Callback):
@@ -247,16 +240,7 @@ def run_on_ray(
     finally:
         if started_here:
             ray.shutdown()
-    errors = []
-    for result in results:
-        record = (result.metrics or {}).get("record")
-        if record:  # also when the callback ran elsewhere (Ray Client: the tuner runs on the cluster)
-            record = json.loads(record)
-            records[record["trial"]] = record
-            keep(folder, record)
-        elif result.error is not None:
-            trial = (result.config or {}).get("trial", {})
-            errors.append(f"trial {trial.get('id')} ({trial}): {type(result.error).__name__}: {result.error}")
+    errors = _gather(results, records, folder)
     if errors:
         raise TrainingError(
             f"{len(errors)} of {len(specs)} trials failed; the finished ones are kept, so running the same command "
@@ -268,6 +252,42 @@ def run_on_ray(
             "command again to continue: finished trials are kept and not rerun."
         )
     return [records[spec["id"]] for spec in specs]
+
+
+def _start_ray(address: str | None, quiet: bool) -> bool:
+    """Connect to Ray at `address`, or start a local Ray with this machine's CPUs and GPUs and no dashboard, unless
+    Ray is running already; whether this call started it (and so stops it afterwards)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=not quiet)
+    else:
+        ray.init(
+            num_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            num_gpus=torch.cuda.device_count() if torch.cuda.is_available() else 0,
+            include_dashboard=False,
+            log_to_driver=not quiet,
+        )
+    return True
+
+
+def _gather(results: ResultGrid, records: dict[str, dict[str, Any]], folder: Path) -> list[str]:
+    """Keep the record of every finished trial in `results` (also when the callback ran elsewhere: with Ray Client
+    the tuner runs on the cluster); the failed trials, one line each."""
+    errors = []
+    for index in range(len(results)):  # a ResultGrid is indexed, as a list, but declares no __iter__
+        result = results[index]
+        record = (result.metrics or {}).get("record")
+        if record:
+            record = json.loads(record)
+            records[record["trial"]] = record
+            keep(folder, record)
+        elif result.error is not None:
+            trial = (result.config or {}).get("trial", {})
+            errors.append(f"trial {trial.get('id')} ({trial}): {type(result.error).__name__}: {result.error}")
+    return errors
 
 
 def check_client(address: str | None) -> None:

@@ -142,12 +142,13 @@ def verify(
     `catalog` the installed components (built from the installed plugins when first needed)."""
     root = Path(results_dir)
     context = _Context(root, default_data_root(data_root), [root, *map(Path, sweeps)], catalog)
-    reports, loaded = [], {}
+    reports = []
+    loaded: dict[Path, tuple[RunResult, dict | None]] = {}
     for path in result_files(root):
-        report, result = _check_file(path, context)
+        report, checked = _check_file(path, context)
         reports.append(report)
-        if result is not None:
-            loaded[path] = result
+        if checked is not None:
+            loaded[path] = checked
     if rerun > 0 and loaded:
         drawn = random.Random(rerun_seed).sample(sorted(loaded), min(rerun, len(loaded)))
         by_path = {root / r.path: r for r in reports}
@@ -232,12 +233,12 @@ def _metrics(result: RunResult, path: Path, context: _Context) -> Outcome:
             )
         truth = [reference[i] for i in predictions["ids"]]
         if stored is not None and stored != truth:
-            wrong = [i for i, (a, b) in enumerate(zip(stored, truth, strict=True)) if a != b]
-            first = wrong[0]
+            rows = [i for i, (a, b) in enumerate(zip(stored, truth, strict=True)) if a != b]
+            first = rows[0]
             return Outcome(
                 "metrics",
                 "fail",
-                f"{len(wrong)} stored labels differ from {result.dataset}'s test labels (e.g. id "
+                f"{len(rows)} stored labels differ from {result.dataset}'s test labels (e.g. id "
                 f"{predictions['ids'][first]}: stored {stored[first]}, the data has {truth[first]}): the labels were "
                 "edited or belong to other data; rerun it.",
             )
@@ -401,10 +402,7 @@ def _sweep(result: RunResult, path: Path, context: _Context) -> Outcome:
     if not tuned:
         return Outcome("sweep", "skip", "not tuned: no sweep to check")
     name = tuned.get("sweep", "")
-    candidates = [Path(tuned["summary"])] if tuned.get("summary") else []
-    for folder in context.sweep_folders:
-        candidates += sorted(folder.rglob(f"{name}/summary.json")) if folder.is_dir() else []
-    summary_path = next((candidate for candidate in candidates if candidate.is_file()), None)
+    summary_path = _sweep_summary(tuned, context)
     if summary_path is None:
         return Outcome(
             "sweep",
@@ -420,7 +418,32 @@ def _sweep(result: RunResult, path: Path, context: _Context) -> Outcome:
         problems.append(
             f"{summary_path} chose {summary.get('chosen', {}).get('config')}, the row says {tuned['chosen']}"
         )
-    trials = summary_path.parent.parent / "trials"
+    problems += _trial_problems(summary, summary_path.parent.parent / "trials")
+    if found := _test_keys(summary):
+        problems.append(f"{summary_path} holds test metrics ({', '.join(found[:3])})")
+    if problems:
+        return Outcome(
+            "sweep",
+            "fail",
+            "; ".join(problems[:3]) + ": a sweep chooses on the validation split alone and never evaluates the test "
+            "split; run the sweep again with `msabench sweep` and submit its folder",
+        )
+    return Outcome("sweep", "pass")
+
+
+def _sweep_summary(tuned: dict[str, Any], context: _Context) -> Path | None:
+    """A tuned row's sweep summary: at the path the row records, else ``<sweep>/summary.json`` in a sweep folder."""
+    name = tuned.get("sweep", "")
+    candidates = [Path(tuned["summary"])] if tuned.get("summary") else []
+    for folder in context.sweep_folders:
+        candidates += sorted(folder.rglob(f"{name}/summary.json")) if folder.is_dir() else []
+    return next((candidate for candidate in candidates if candidate.is_file()), None)
+
+
+def _trial_problems(summary: dict[str, Any], trials: Path) -> list[str]:
+    """What is wrong with the trials a sweep summary lists (in `trials`): missing, holding test metrics, or not
+    selecting on the validation split."""
+    problems = []
     for row in summary.get("configurations", []):
         for trial in row.get("trials", []):
             trial_path = trials / f"{trial}.json"
@@ -432,16 +455,7 @@ def _sweep(result: RunResult, path: Path, context: _Context) -> Outcome:
                 problems.append(f"trial {trial_path} holds test metrics ({', '.join(found[:3])})")
             elif record.get("selection", {}).get("split") != "valid":
                 problems.append(f"trial {trial_path} selects on {record.get('selection')}, not validation")
-    if found := _test_keys(summary):
-        problems.append(f"{summary_path} holds test metrics ({', '.join(found[:3])})")
-    if problems:
-        return Outcome(
-            "sweep",
-            "fail",
-            "; ".join(problems[:3]) + ": a sweep chooses on the validation split alone and never evaluates the test "
-            "split; run the sweep again with `msabench sweep` and submit its folder",
-        )
-    return Outcome("sweep", "pass")
+    return problems
 
 
 # Parts of a trial or summary that describe the run, not its scores (the data's provenance names its test split).
