@@ -26,7 +26,7 @@ $(INSTALLED): pyproject.toml constraints.txt $(PLUGINS:%=%/pyproject.toml) leade
 demo: $(INSTALLED)
 	mkdir -p demo && cd demo && ../$(VENV)/bin/msabench run --method tfn --dataset synthetic-mosi --seeds 1111
 
-# Style first (ruff's lint rules and its formatter), then the suite. One torch thread: the tests' tiny models run
+# Style first (ruff's lint rules and its formatter, mypy on the host), then the suite. One torch thread: the tests' tiny models run
 # faster without thread hand-offs (and much faster on a busy machine).
 test: lint
 	OMP_NUM_THREADS=1 $(VENV)/bin/python -m pytest
@@ -34,6 +34,7 @@ test: lint
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/actionlint -no-color .github/workflows/*.yml
 
 leaderboards: $(INSTALLED)

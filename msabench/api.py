@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -167,9 +167,9 @@ class Plan:
 
         staged = [unit(stage.method, stage.hparams.to_dict(), stage.variant, True, stage) for stage in self.stages]
         final = self.hparams.to_dict()
-        for stage in staged:
-            for modality in stage.stage.modalities:
-                final.setdefault(modality, {})["init_from"] = str(stage.path.with_suffix(".pt"))
+        for stage, run in zip(self.stages, staged, strict=True):
+            for modality in stage.modalities:
+                final.setdefault(modality, {})["init_from"] = str(run.path.with_suffix(".pt"))
         return [*staged, unit(self.method, final, self.variant, self.request.checkpoints)]
 
     def load(self) -> Data:
@@ -178,7 +178,7 @@ class Plan:
         fraction applied."""
         from msabench.splits import subsample_train
 
-        load = self.dataset.load
+        load: Callable[..., Data] = self.dataset.load  # some datasets take the inputs to read (`inputs=`)
         if "inputs" in inspect.signature(load).parameters:
             recipes = [self.method, *(stage.method for stage in self.stages)]
             read = {input_key(self.catalog.encoders[e], m) for r in recipes for m, e in r.encoders.items()}
@@ -244,9 +244,9 @@ def plan(request: Request, *, catalog: Catalog | None = None) -> Plan:
         f"data.{key}={_shown(value)}" for key, value in options.items() if key not in dataset_cls.identity_options
     )
     stages, hparams = _stages(catalog, recipe, dataset, hparams, own, staged, data_changes)
-    for name, values in [(recipe.name, hparams), *((s.method.name, s.hparams) for s in stages)]:
-        epochs = values["train"].get("max_epochs") if "train" in values else None
-        if epochs is not None and epochs > protocol.max_epochs and values.source("train", "max_epochs") == "user":
+    for name, settings in [(recipe.name, hparams), *((s.method.name, s.hparams) for s in stages)]:
+        epochs = settings["train"].get("max_epochs") if "train" in settings else None
+        if epochs is not None and epochs > protocol.max_epochs and settings.source("train", "max_epochs") == "user":
             raise RequestError(
                 f"{name}: train.max_epochs={epochs} is more than the protocol's cap of {protocol.max_epochs} epochs, "
                 f"so the row would be labelled with epochs it never trains; pass --max-epochs {epochs} to raise the "
@@ -292,10 +292,10 @@ def execute(plan: Plan, *, data: Data | None = None, progress: bool = True) -> l
     from msabench.store import DEFAULT_PAGES, check_outputs, page_folder, stage_record, train_unit, write_page
 
     distributed = init_distributed()
-    device = plan.request.device
-    if distributed is not None and device == "auto" and _cuda():
-        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-    device = select_device(device)
+    asked = plan.request.device
+    if distributed is not None and asked == "auto" and _cuda():
+        asked = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    device = select_device(asked)
     check_outputs(plan.request.results, plan.request.leaderboards or DEFAULT_PAGES, create=True)
     set_threads(plan.threads)
     data = data if data is not None else plan.load()
@@ -461,15 +461,16 @@ def draw_plots(
 def _protocol(request: Request) -> Protocol:
     if request.precision not in PRECISIONS:
         raise RequestError(f"--precision {request.precision}: use one of {', '.join(PRECISIONS)}.")
-    departures = {}
     for name in ("max_epochs", "patience"):
         value = getattr(request, name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise RequestError(f"--{name.replace('_', '-')} must be a whole number >= 1; got {value!r}.")
-        departures[name] = value
-    return replace(PROTOCOL, precision=request.precision, **departures)
+    return replace(
+        PROTOCOL,
+        precision=request.precision,
+        max_epochs=request.max_epochs or PROTOCOL.max_epochs,
+        patience=request.patience or PROTOCOL.patience,
+    )
 
 
 def check_seeds(seeds: Sequence[int] | None, default: tuple[int, ...]) -> tuple[int, ...]:

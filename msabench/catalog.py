@@ -219,6 +219,20 @@ class Catalog:
                 )
 
     def check_method(self, method: Method, where: str) -> None:
+        """A registered method's references resolve, its components fit together on every dataset it has settings
+        for, and its metrics are the family's."""
+        self._check_references(method, where)
+        self.check_components(method, where)
+        for name in method.dataset_encoders:
+            self.check_components(method.for_dataset(name), f"{where} on {name}")
+        for dataset, values in [(None, method.hparams), *method.overrides.items()]:
+            try:
+                self.check_hparams(method if dataset is None else method.for_dataset(dataset), dict(values))
+            except CatalogError as error:
+                raise CatalogError(f"{where}: {error}") from None
+        _check_metrics(method, where)
+
+    def _check_references(self, method: Method, where: str) -> None:
         refs = [("encoders", encoder) for encoder in method.encoders.values()]
         refs += [("encoders", encoder) for swaps in method.dataset_encoders.values() for encoder in swaps.values()]
         refs += [("fusions", method.fusion), ("objectives", method.objective)]
@@ -234,32 +248,6 @@ class Catalog:
                         f" (MSABENCH_LOAD_PLUGINS={os.environ['MSABENCH_LOAD_PLUGINS']!r} is set: it may be left out.)"
                     )
                 raise CatalogError(f"{where} names {kind[:-1]} {ref!r}, which no plugin registers.{hint}")
-        self.check_components(method, where)
-        for dataset in method.dataset_encoders:
-            self.check_components(method.for_dataset(dataset), f"{where} on {dataset}")
-        for dataset, values in [(None, method.hparams), *method.overrides.items()]:
-            try:
-                self.check_hparams(method if dataset is None else method.for_dataset(dataset), dict(values))
-            except CatalogError as error:
-                raise CatalogError(f"{where}: {error}") from None
-        for reported in method.reported:
-            if unknown := set(reported.metrics) - set(METRICS):
-                raise CatalogError(
-                    f"{where} reports unknown metrics {sorted(unknown)} for {reported.dataset!r}. "
-                    f"Known: {', '.join(METRICS)}."
-                )
-        for key in {method.key_metric, *method.key_metrics.values()} - {None}:
-            if key not in METRICS:
-                raise CatalogError(f"{where} selects on unknown metric {key!r}. Known: {', '.join(METRICS)}.")
-        if unknown := [key for key in method.metrics if key not in METRICS]:
-            raise CatalogError(f"{where} reports unknown metrics {unknown}. Known: {', '.join(METRICS)}.")
-        if method.metrics and (
-            unreported := {method.key_metric, *method.key_metrics.values()} - {None, *method.metrics}
-        ):
-            raise CatalogError(
-                f"{where} selects on {sorted(unreported)}, which it does not report (its metrics: "
-                f"{', '.join(method.metrics)}); select on a metric it reports, or on the validation loss."
-            )
 
     def check_components(self, method: Method, where: str | None = None) -> None:
         """The encoders, fusion and objective of a method fit together."""
@@ -298,7 +286,7 @@ class Catalog:
                 'batches of whole groups hold: set batches="groups" on the method.'
             )
 
-    def check(self, method: Method, dataset: type[Dataset]) -> None:
+    def check(self, method: Method, dataset: type[Dataset] | Dataset) -> None:
         """The method can run on the dataset: the task matches and every encoder's input is provided."""
         self.check_components(method)
         if dataset.task.kind not in method.tasks:
@@ -439,6 +427,28 @@ def lookup(kind: str, name: str) -> Any:
     if kind not in catalog.registries:
         raise CatalogError(f"msabench.lookup: unknown kind {kind!r}; use one of {', '.join(catalog.registries)}.")
     return catalog.registries[kind][name]
+
+
+def _check_metrics(method: Method, where: str) -> None:
+    """The metrics a method reports (its paper's numbers, `Method.metrics`) and selects on are known ones, and it
+    selects only on a metric it reports."""
+    for reported in method.reported:
+        if strange := set(reported.metrics) - set(METRICS):
+            raise CatalogError(
+                f"{where} reports unknown metrics {sorted(strange)} for {reported.dataset!r}. "
+                f"Known: {', '.join(METRICS)}."
+            )
+    selected = {key for key in (method.key_metric, *method.key_metrics.values()) if key is not None}
+    for key in sorted(selected):
+        if key not in METRICS:
+            raise CatalogError(f"{where} selects on unknown metric {key!r}. Known: {', '.join(METRICS)}.")
+    if unknown := [key for key in method.metrics if key not in METRICS]:
+        raise CatalogError(f"{where} reports unknown metrics {unknown}. Known: {', '.join(METRICS)}.")
+    if method.metrics and (unreported := selected - set(method.metrics)):
+        raise CatalogError(
+            f"{where} selects on {sorted(unreported)}, which it does not report (its metrics: "
+            f"{', '.join(method.metrics)}); select on a metric it reports, or on the validation loss."
+        )
 
 
 def input_key(encoder: type[Encoder], modality: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -184,36 +185,14 @@ class Data:
         share (a possible leak of test samples into training) are logged as a warning and recorded in the
         provenance (``shared_ids``)."""
         for name, split in self.splits.items():
-            where = f"{self.name}, split {name!r}"
-            if not len(split):
-                raise DataError(f"{where} is empty: the dataset's files or its split options leave no samples there.")
-            if len(set(split.ids)) != len(split.ids):
-                seen: dict[str, int] = {}
-                for row, sample in enumerate(split.ids):
-                    if sample in seen:
-                        raise DataError(
-                            f"{where}: id {sample!r} names rows {seen[sample]} and {row}; each id names one sample."
-                        )
-                    seen[sample] = row
-            for key, value in split.tensors.items():
-                if torch.is_complex(value):
-                    raise DataError(f"{where}: {key} holds complex numbers; features and labels are real.")
-                if key.endswith("_lengths"):
-                    _check_lengths(where, key, value, _steps(split.tensors, key.removesuffix("_lengths")))
-                elif value.is_floating_point() and not key.startswith("label") and not torch.isfinite(value).all():
-                    raise DataError(
-                        f"{where}: {key} holds NaN or infinite values; the reader must set them (e.g. to 0, counted)."
-                    )
+            _check_split(f"{self.name}, split {name!r}", split)
         shared = {}
         names = list(self.splits)
         for i, first in enumerate(names):
             for second in names[i + 1 :]:
-                both = set(self.splits[first].ids) & set(self.splits[second].ids)
-                if both:
+                if both := set(self.splits[first].ids) & set(self.splits[second].ids):
                     shared[f"{first}/{second}"] = {"count": len(both), "examples": sorted(both)[:5]}
         if shared:
-            import logging
-
             logging.getLogger("msabench").warning(
                 "%s: WARNING, splits share sample ids (%s): test or validation samples may have leaked into "
                 "training; recorded in the result's data.shared_ids",
@@ -241,6 +220,29 @@ class Data:
         for key in first.raw:
             specs[key] = InputSpec(key, ())  # raw inputs: their encoder's `preprocess` makes the tensors
         return specs
+
+
+def _check_split(where: str, split: Split) -> None:
+    """A split is not empty, names each sample once, and holds real, finite features and whole lengths."""
+    if not len(split):
+        raise DataError(f"{where} is empty: the dataset's files or its split options leave no samples there.")
+    if len(set(split.ids)) != len(split.ids):
+        seen: dict[str, int] = {}
+        for row, sample in enumerate(split.ids):
+            if sample in seen:
+                raise DataError(
+                    f"{where}: id {sample!r} names rows {seen[sample]} and {row}; each id names one sample."
+                )
+            seen[sample] = row
+    for key, value in split.tensors.items():
+        if torch.is_complex(value):
+            raise DataError(f"{where}: {key} holds complex numbers; features and labels are real.")
+        if key.endswith("_lengths"):
+            _check_lengths(where, key, value, _steps(split.tensors, key.removesuffix("_lengths")))
+        elif value.is_floating_point() and not key.startswith("label") and not torch.isfinite(value).all():
+            raise DataError(
+                f"{where}: {key} holds NaN or infinite values; the reader must set them (e.g. to 0, counted)."
+            )
 
 
 def _steps(tensors: Mapping[str, torch.Tensor], modality: str) -> int | None:
@@ -567,7 +569,7 @@ class Method:
     def key_metric_for(self, dataset: type[Dataset] | Dataset | Data) -> str | None:
         """The validation metric this method selects on for a dataset (None: the validation loss)."""
         for key in (dataset.name, dataset.hparams_from):
-            if key in self.key_metrics:
+            if key is not None and key in self.key_metrics:
                 return self.key_metrics[key]
         return self.key_metric
 
@@ -575,7 +577,8 @@ class Method:
         """The hyper-parameters for a dataset: defaults, then the paper's values for it (or its `hparams_from`)."""
         resolved = copy.deepcopy({section: dict(values) for section, values in self.hparams.items()})
         for key in (dataset.hparams_from, dataset.name):
-            merge(resolved, self.overrides.get(key, {}))
+            if key is not None:
+                merge(resolved, self.overrides.get(key, {}))
         return resolved
 
     def for_dataset(self, dataset: type[Dataset] | Dataset | Data | str) -> Method:

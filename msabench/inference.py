@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ class Predictions:
     skipped: int = 0  # unreadable inputs the dataset left out (``skip_unreadable=true``), written as not predicted
 
 
-def load_run(path: str | Path) -> tuple[dict[str, Any], RunResult | None]:
+def load_run(path: str | os.PathLike[str]) -> tuple[dict[str, Any], RunResult | None]:
     """(checkpoint, result or None) from a result JSON (its .pt beside it) or a checkpoint .pt."""
     path = Path(path)
     checkpoint_path = path.with_suffix(".pt")

@@ -103,7 +103,7 @@ class PackedLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         steps = x.shape[1]
-        if full_length(lengths, steps):
+        if lengths is None or full_length(lengths, steps):
             outputs, (final, _) = self.lstm(x)
             return outputs, final
         packed = nn.utils.rnn.pack_padded_sequence(
@@ -121,7 +121,7 @@ class PackedLSTM(nn.Module):
         a CPU the backward costs a sixteenth of the packed one's (24 x 400 x 74, hidden 256: 0.22 s against 3.5 s;
         bench/README.md). Both directions need packing (the backward direction starts at the last real frame)."""
         steps = x.shape[1]
-        if self.lstm.bidirectional or full_length(lengths, steps):
+        if self.lstm.bidirectional or lengths is None or full_length(lengths, steps):
             _, final = self(x, lengths)
             return torch.cat(list(final[-(2 if self.lstm.bidirectional else 1) :]), dim=-1)
         lengths = lengths.clamp(1, steps).to(x.device)
@@ -139,8 +139,8 @@ class Frames:
 
     def __init__(self, lengths: torch.Tensor | None, steps: int, batch: int, device: torch.device):
         self.steps, self.batch = steps, batch
-        self.full = full_length(lengths, steps)
-        if self.full:
+        self.full = lengths is None or full_length(lengths, steps)
+        if lengths is None or self.full:
             self.lengths = torch.full((batch,), steps, dtype=torch.long)
             self.mask = None
             self.positions = torch.arange(steps, device=device).repeat(batch)
@@ -220,7 +220,7 @@ def attend(
             padded = frames.unpack(x)
             return padded.reshape(batch, frames.steps, heads, per_head).transpose(1, 2)
 
-        if not keys.full:
+        if keys.mask is not None:
             mask = keys.mask[:, None, None, :]
         out = run(split(q, queries), split(k, keys), split(v, keys), mask)
         return queries.pack(out.transpose(1, 2).reshape(batch, queries.steps, dim))
@@ -360,6 +360,7 @@ class CrossmodalLayer(nn.Module):
             q, k, v = F.linear(h, self.in_proj, self.in_bias).chunk(3, dim=-1)
             source_frames = frames
         else:
+            assert source_frames is not None, "a source comes with its frames"
             q = F.linear(h, self.in_proj[:dim], self.in_bias[:dim])
             keys, values = source
             if keys is values:
@@ -387,6 +388,8 @@ class CrossmodalTransformer(nn.Module):
     padding there and gets the zero vector. ``causal=True`` adds MulT's future mask (`mult_causal_mask`); it
     applies to full-length sequences, as MulT (and MMSA) run it over the padded frames.
     """
+
+    table: torch.Tensor  # positions, a buffer grown on demand
 
     def __init__(
         self,
@@ -439,7 +442,7 @@ class CrossmodalTransformer(nn.Module):
         x = F.dropout(self.embed(x, frames), self.embed_dropout, self.training)
         pair, mask = None, None
         if source is not None:
-            embedded = self.embed(source, source_frames)
+            embedded = self.embed(source, source_frames if source_frames is not None else frames)
             keys = F.dropout(embedded, self.embed_dropout, self.training)
             values = F.dropout(embedded, self.embed_dropout, self.training) if self.training else keys
             pair = (keys, values)

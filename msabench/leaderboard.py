@@ -62,19 +62,7 @@ def render_dataset(
 ) -> str:
     """One dataset's page: a ranked table per protocol (with its chart when `charts` names one for the protocol,
     and a robustness table when there are `robustness` reports for it), then reported-vs-reproduced numbers."""
-    families = {r.task["family"] for r in results}
-    if len(families) != 1:
-        raise DataError(f"results for {dataset} disagree on the metric family: {sorted(families)}")
-    family = families.pop()
-    columns = FAMILIES[family]
-    seen: dict[tuple, RunResult] = {}
-    for result in results:
-        key = (result.protocol["id"], result.row, result.seed)
-        if key in seen:
-            raise DataError(
-                f"two results for {result.row} on {dataset}, seed {result.seed}, protocol {key[0]}: keep one."
-            )
-        seen[key] = result
+    columns = _columns(dataset, results)
     synthetic = any(r.data.get("synthetic") for r in results)
     lines = [
         f"# Leaderboard: {dataset}",
@@ -92,65 +80,112 @@ def render_dataset(
     for result in results:
         by_protocol[result.protocol["id"]].append(result)
     for protocol_id, group in sorted(by_protocol.items()):
-        ddof = group[0].protocol.get("ddof", 1)
-        lines += [
-            "",
-            f"## Protocol `{protocol_id}`",
-            "",
-            f"Test metrics of the epoch selected on validation, mean ± std over seeds (std with ddof={ddof}); "
-            "accuracies and F1 in %. ↑ higher is better, ↓ lower is better; the best mean per column among the rows "
-            "with the most seeds is in bold.",
-        ]
-        seeds = defaultdict(set)
-        for result in group:
-            seeds[result.row].add(result.seed)
-        planned = len(group[0].protocol.get("seeds") or ())
-        if filling := sorted(row for row, found in seeds.items() if len(found) < planned):
-            counts = ", ".join(f"{row} ({len(seeds[row])} of {planned})" for row in filling)
-            lines.append(f"Fewer seeds than the protocol's {planned} (still filling, or run with fewer): {counts}.")
-        if untested := sorted(row for row, found in seeds.items() if len(found) < MIN_SEEDS):
-            lines.append(f"Not tested for significance (fewer than {MIN_SEEDS} seeds): {', '.join(untested)}.")
-        lines += ["", _table(group, columns, ddof)]
-        if charts and protocol_id in charts:
-            lines += ["", f"![{dataset}, protocol {protocol_id}: each metric's seed mean ± std]({charts[protocol_id]})"]
+        chart = (charts or {}).get(protocol_id)
         reports = [r for r in robustness if r.get("protocol") == protocol_id]
-        for corruptions in sorted({r.get("corruptions") for r in reports}, key=lambda c: (c != "multibench", c)):
-            chosen = [r for r in reports if r.get("corruptions") == corruptions]
-            lines += ["", f"### Robustness: {corruptions} corruptions", "", ROBUSTNESS, "", _robustness(chosen, ddof)]
-            lines += _references(chosen)
-        if any(column not in r.metrics for r in group for column in columns):
-            lines += ["", NOT_REPORTED]
-        if any(not r.data.get("verified", False) for r in group):
-            lines += [
-                "",
-                "† at least one run used a data file that does not match the published SHA-256 (`verified: false`).",
-            ]
-        if any(r.tuned for r in group):
-            lines += [
-                "",
-                "‡ hyper-parameters chosen by `msabench sweep` on the validation split (the result's `tuned` record "
-                "names the sweep and its grid); each seed's test split was evaluated once.",
-            ]
-        reported = "" if synthetic else _reported(dataset, group, columns)
-        if synthetic and any(r.method_info.get("reported") for r in group):
+        lines += _protocol_section(dataset, protocol_id, group, columns, chart, reports, synthetic)
+    lines += ["", f"<!-- {DIGEST}{results_digest(results)} -->"]
+    return "\n".join(lines) + "\n"
+
+
+def _columns(dataset: str, results: list[RunResult]) -> tuple[str, ...]:
+    """The family's metric columns, after checking that the results agree on the family and hold one result per
+    (protocol, row, seed)."""
+    families = {r.task["family"] for r in results}
+    if len(families) != 1:
+        raise DataError(f"results for {dataset} disagree on the metric family: {sorted(families)}")
+    seen: set[tuple] = set()
+    for result in results:
+        key = (result.protocol["id"], result.row, result.seed)
+        if key in seen:
+            raise DataError(
+                f"two results for {result.row} on {dataset}, seed {result.seed}, protocol {key[0]}: keep one."
+            )
+        seen.add(key)
+    return FAMILIES[families.pop()]
+
+
+def _protocol_section(
+    dataset: str,
+    protocol_id: str,
+    group: list[RunResult],
+    columns: tuple[str, ...],
+    chart: str | None,
+    reports: list[Mapping[str, Any]],
+    synthetic: bool,
+) -> list[str]:
+    """One protocol's part of a page: its table, chart, robustness tables, footnotes and reported numbers."""
+    ddof = group[0].protocol.get("ddof", 1)
+    lines = [
+        "",
+        f"## Protocol `{protocol_id}`",
+        "",
+        f"Test metrics of the epoch selected on validation, mean ± std over seeds (std with ddof={ddof}); "
+        "accuracies and F1 in %. ↑ higher is better, ↓ lower is better; the best mean per column among the rows "
+        "with the most seeds is in bold.",
+        *_seed_notes(group),
+        "",
+        _table(group, columns, ddof),
+    ]
+    if chart:
+        lines += ["", f"![{dataset}, protocol {protocol_id}: each metric's seed mean ± std]({chart})"]
+    for corruptions in sorted({r.get("corruptions") for r in reports}, key=lambda c: (c != "multibench", c)):
+        chosen = [r for r in reports if r.get("corruptions") == corruptions]
+        lines += ["", f"### Robustness: {corruptions} corruptions", "", ROBUSTNESS, "", _robustness(chosen, ddof)]
+        lines += _references(chosen)
+    lines += _footnotes(group, columns)
+    if synthetic:
+        if any(r.method_info.get("reported") for r in group):
             lines += [
                 "",
                 "The papers' reported numbers (kept in each result's `method_info`) were measured on real data; they "
                 "are not set beside synthetic results.",
             ]
-        if reported:
-            lines += [
-                "",
-                "### Reported vs reproduced",
-                "",
-                "Each cell: paper / ours (ours − paper), ours being the seed mean; ✓ when the paper's number lies "
-                "inside our 95 % t-interval of the seed mean (mean ± t(0.975, n − 1) · s / √n, s with ddof=1), ✗ when "
-                "outside, – with one seed (no interval).",
-                "",
-                reported,
-            ]
-    lines += ["", f"<!-- {DIGEST}{results_digest(results)} -->"]
-    return "\n".join(lines) + "\n"
+    elif reported := _reported(dataset, group, columns):
+        lines += [
+            "",
+            "### Reported vs reproduced",
+            "",
+            "Each cell: paper / ours (ours − paper), ours being the seed mean; ✓ when the paper's number lies "
+            "inside our 95 % t-interval of the seed mean (mean ± t(0.975, n − 1) · s / √n, s with ddof=1), ✗ when "
+            "outside, – with one seed (no interval).",
+            "",
+            reported,
+        ]
+    return lines
+
+
+def _seed_notes(group: list[RunResult]) -> list[str]:
+    """Rows with fewer seeds than the protocol's, and rows with too few to test for significance."""
+    seeds = defaultdict(set)
+    for result in group:
+        seeds[result.row].add(result.seed)
+    notes = []
+    planned = len(group[0].protocol.get("seeds") or ())
+    if filling := sorted(row for row, found in seeds.items() if len(found) < planned):
+        counts = ", ".join(f"{row} ({len(seeds[row])} of {planned})" for row in filling)
+        notes.append(f"Fewer seeds than the protocol's {planned} (still filling, or run with fewer): {counts}.")
+    if untested := sorted(row for row, found in seeds.items() if len(found) < MIN_SEEDS):
+        notes.append(f"Not tested for significance (fewer than {MIN_SEEDS} seeds): {', '.join(untested)}.")
+    return notes
+
+
+def _footnotes(group: list[RunResult], columns: tuple[str, ...]) -> list[str]:
+    """What the table's marks mean, for the marks it uses: —, † and ‡."""
+    lines = []
+    if any(column not in r.metrics for r in group for column in columns):
+        lines += ["", NOT_REPORTED]
+    if any(not r.data.get("verified", False) for r in group):
+        lines += [
+            "",
+            "† at least one run used a data file that does not match the published SHA-256 (`verified: false`).",
+        ]
+    if any(r.tuned for r in group):
+        lines += [
+            "",
+            "‡ hyper-parameters chosen by `msabench sweep` on the validation split (the result's `tuned` record "
+            "names the sweep and its grid); each seed's test split was evaluated once.",
+        ]
+    return lines
 
 
 DIGEST = "msabench results digest: "
@@ -322,7 +357,7 @@ def _table(results: list[RunResult], columns: tuple[str, ...], ddof: int) -> str
             text = format_value(column, mean, std)
             mark = summary.marks[row].get(column)
             cells.append(f"**{text}**" if mark == "bold" else f"{text} {TIED}" if mark == "tied" else text)
-        cells += [len(group), group[0].method_info.get("paper", "")]
+        cells += [str(len(group)), group[0].method_info.get("paper", "")]
         table.append(cells)
     headers = ["Method", *(f"{c} {'↑' if METRICS[c].higher_is_better else '↓'}" for c in columns), "Seeds", "Paper"]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
@@ -420,11 +455,11 @@ def _reported(dataset: str, results: list[RunResult], columns: tuple[str, ...]) 
 
 
 def _mean_std(values: list[float], ddof: int) -> tuple[float, float]:
-    values = np.asarray(values, dtype=np.float64)
-    if np.isnan(values).any():
+    array = np.asarray(values, dtype=np.float64)
+    if np.isnan(array).any():
         return math.nan, math.nan
-    std = float(np.std(values, ddof=ddof)) if len(values) > ddof else math.nan
-    return float(np.mean(values)), std
+    std = float(np.std(array, ddof=ddof)) if len(array) > ddof else math.nan
+    return float(np.mean(array)), std
 
 
 def _shown(column: str, value: float) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -374,11 +375,11 @@ def robustness_curves(report: Mapping[str, Any]) -> Figure:
 
 def plot_results(
     results: Iterable[tuple[Path, RunResult]],
-    out: str | Path,
+    out: str | os.PathLike[str],
     *,
     kinds: Sequence[str] = ("curves", "leaderboard", "robustness"),
     formats: Sequence[str] = FORMATS,
-    root: str | Path | None = None,
+    root: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Draw `kinds` for (result path, result) pairs under `out`: curves at `<out>/<path relative to root>` with
     `.curves.<fmt>`, robustness (from each run's `.robustness.json`) with `.robustness.<fmt>`, and one leaderboard

@@ -182,7 +182,7 @@ def _short(value: Any, limit: int = 80) -> str:
 RESULT_FILE = re.compile(r"seed-(-?\d+)\.json")  # not seed-<n>.robustness.json and other reports beside it
 
 
-def result_files(root: str | Path) -> list[Path]:
+def result_files(root: str | os.PathLike[str]) -> list[Path]:
     """The result files (`seed-<n>.json`) under `root`, in a stable order."""
     return sorted(path for path in Path(root).rglob("seed-*.json") if RESULT_FILE.fullmatch(path.name))
 
@@ -192,7 +192,7 @@ def load_results(root: str | Path) -> list[RunResult]:
     return [RunResult.load(path) for path in result_files(root)]
 
 
-def protect(path: str | Path) -> None:
+def protect(path: str | os.PathLike[str]) -> None:
     """Refuse to write `path` (an output a user named: predictions, a plot, a page) when it is a run's result,
     checkpoint or resume state, by its name or its contents; msabench never overwrites those by accident."""
     path = Path(path)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -401,7 +402,9 @@ def to_result(data: dict[str, Any]) -> tuple[RunResult, dict[str, Any] | None]:
     return RunResult.from_dict({key: value for key, value in data.items() if key in known}), request
 
 
-def read_valid(root: str | Path) -> tuple[list[tuple[Path, RunResult]], list[tuple[Path, list[str]]]]:
+def read_valid(
+    root: str | os.PathLike[str],
+) -> tuple[list[tuple[Path, RunResult]], list[tuple[Path, list[str]]]]:
     """The result files under `root` that validate, as (path, result), and those that do not, as (path, problems):
     a tampered or corrupt result is listed, never rendered, plotted, exported or ranked."""
     valid, invalid = [], []

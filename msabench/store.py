@@ -76,8 +76,6 @@ def train_unit(
     distributed: Distributed | None = None,
 ) -> RunResult:
     """Run one unit under the rules above and return its result (read back when skipped)."""
-    from msabench.train import fit
-
     writes = distributed is None or distributed.rank == 0
     path = unit.path
     with hold(path) if writes else contextlib.nullcontext():
@@ -85,67 +83,91 @@ def train_unit(
             prepare(plan, unit, data)
         _barrier(distributed)
         if path.is_file():  # a finished unit: skip it, or refuse a different one
-            existing = RunResult.load(path)
-            found = differences(
-                existing, data=data.provenance, hparams=unit.hparams, protocol=plan.protocol.to_dict(), stages=stages
-            )
-            if found:
-                raise RunError(
-                    f"{unit.where}: {path} holds a result of another run ({'; '.join(found[:3])}). Pass --overwrite "
-                    "to replace it, or --results DIR to keep both."
-                )
-            if writes:
-                log.log(NOTICE, "%s: done already (%s); skipped. Pass --overwrite to train it again.", unit.where, path)
-            return existing
-        for modality, stage in (stages or {}).items():
-            if not Path(stage["checkpoint"]).is_file():
-                raise RunError(
-                    f"{unit.where}, stage {stage['method']}: {stage['result']} has no checkpoint "
-                    f"{Path(stage['checkpoint']).name} beside it (made with --no-checkpoints?), and the {modality} "
-                    "encoder starts from it. Pass --overwrite to train the stages again."
-                )
-        try:
-            result = fit(
-                unit.method,
-                data,
-                catalog=plan.catalog,
-                seed=unit.seed,
-                protocol=plan.protocol,
-                hparams=unit.hparams,
-                variant=unit.variant,
-                device=device,
-                checkpoint=path.with_suffix(".pt") if unit.keep else None,
-                state=resume_path(path),
-                progress=progress,
-                distributed=distributed,
-                callbacks=[Room(path.parent, unit.keep)] if writes else [],
-            )
-        except BaseException as error:
-            if writes:
-                put_back(path)  # an overwrite that failed: the previous result stays (its new resume state too)
-            if unit.stage and isinstance(error, MsabenchError):
-                name = unit.method.name
-                raise type(error)(
-                    f"{unit.where} (its settings: --set {name}:SECTION.KEY=VALUE, "
-                    f"e.g. --set {name}:text.pretrained=DIR): {error}"
-                ) from error
-            raise
+            return _existing(plan, unit, data, stages, writes)
+        _check_stage_checkpoints(unit, stages)
+        result = _fit(plan, unit, data, device=device, progress=progress, distributed=distributed, writes=writes)
         if stages:
             result.stages = stages
         if plan.tuned and not unit.stage:
             result.tuned = plan.tuned
         result.request = request_record(plan, unit)
         if writes:
-            result.save(path)
-            resume_path(path).unlink(missing_ok=True)  # only now: the result and its checkpoint are saved
-            for leftover in (backup(path), backup(path).with_suffix(".pt")):
-                leftover.unlink(missing_ok=True)
-            summary = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
-            log.log(
-                NOTICE, "%s: best epoch %d/%d  %s  -> %s", unit.where, result.best_epoch, result.epochs, summary, path
-            )
+            _save(unit, result)
         _barrier(distributed)  # the other ranks read what rank 0 wrote (a stage's result and checkpoint)
         return result
+
+
+def _existing(plan: Plan, unit: Unit, data: Data, stages: dict | None, writes: bool) -> RunResult:
+    """A finished unit's result, when it is the result this unit would make; else a one-line refusal."""
+    existing = RunResult.load(unit.path)
+    found = differences(
+        existing, data=data.provenance, hparams=unit.hparams, protocol=plan.protocol.to_dict(), stages=stages
+    )
+    if found:
+        raise RunError(
+            f"{unit.where}: {unit.path} holds a result of another run ({'; '.join(found[:3])}). Pass --overwrite "
+            "to replace it, or --results DIR to keep both."
+        )
+    if writes:
+        log.log(NOTICE, "%s: done already (%s); skipped. Pass --overwrite to train it again.", unit.where, unit.path)
+    return existing
+
+
+def _check_stage_checkpoints(unit: Unit, stages: dict[str, dict[str, str]] | None) -> None:
+    for modality, stage in (stages or {}).items():
+        if not Path(stage["checkpoint"]).is_file():
+            raise RunError(
+                f"{unit.where}, stage {stage['method']}: {stage['result']} has no checkpoint "
+                f"{Path(stage['checkpoint']).name} beside it (made with --no-checkpoints?), and the {modality} "
+                "encoder starts from it. Pass --overwrite to train the stages again."
+            )
+
+
+def _fit(
+    plan: Plan, unit: Unit, data: Data, *, device: Any, progress: bool, distributed: Distributed | None, writes: bool
+) -> RunResult:
+    """`fit` for the unit; on a failure, an overwrite's previous result is put back, and a stage's error says how to
+    set that stage's settings."""
+    from msabench.train import fit
+
+    path = unit.path
+    try:
+        return fit(
+            unit.method,
+            data,
+            catalog=plan.catalog,
+            seed=unit.seed,
+            protocol=plan.protocol,
+            hparams=unit.hparams,
+            variant=unit.variant,
+            device=device,
+            checkpoint=path.with_suffix(".pt") if unit.keep else None,
+            state=resume_path(path),
+            progress=progress,
+            distributed=distributed,
+            callbacks=[Room(path.parent, unit.keep)] if writes else [],
+        )
+    except BaseException as error:
+        if writes:
+            put_back(path)  # an overwrite that failed: the previous result stays (its new resume state too)
+        if unit.stage and isinstance(error, MsabenchError):
+            name = unit.method.name
+            raise type(error)(
+                f"{unit.where} (its settings: --set {name}:SECTION.KEY=VALUE, "
+                f"e.g. --set {name}:text.pretrained=DIR): {error}"
+            ) from error
+        raise
+
+
+def _save(unit: Unit, result: RunResult) -> None:
+    """Save the result, then (only then) delete the resume state and an overwrite's previous files."""
+    path = unit.path
+    result.save(path)
+    resume_path(path).unlink(missing_ok=True)
+    for leftover in (backup(path), backup(path).with_suffix(".pt")):
+        leftover.unlink(missing_ok=True)
+    summary = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+    log.log(NOTICE, "%s: best epoch %d/%d  %s  -> %s", unit.where, result.best_epoch, result.epochs, summary, path)
 
 
 def stage_record(unit: Unit) -> dict[str, dict[str, str]]:

@@ -100,8 +100,8 @@ class TinyMSAGrouped(TinyMSA):
     groups = "video"
     files = {"tiny-msa-grouped/Processed/unaligned.pkl": None}
 
-    def load(self) -> Data:
-        data = super().load()
+    def load(self, inputs: Iterable[str] | None = None) -> Data:
+        data = super().load(inputs)
         for split in data.splits.values():
             split.tensors["video"] = torch.arange(len(split)) // 4
         return replace(data, groups="video")

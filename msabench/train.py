@@ -103,8 +103,8 @@ class Run:
     seconds: list[dict[str, float]] = field(default_factory=list)  # per epoch: its training and validation time
     elapsed: float = 0.0  # seconds spent in earlier sessions of a resumed run
     distributed: Distributed | None = None  # this process's rank among the processes training the run (torchrun)
-    scaler: torch.amp.GradScaler | None = None  # fp16 loss scaling
-    forward: torch.nn.Module | None = None  # the model and objective as one module, wrapped for DDP
+    scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))
+    forward: torch.nn.Module | None = None  # the model and objective as one module, wrapped for DDP (set by assemble)
 
     @property
     def writes(self) -> bool:
@@ -229,7 +229,7 @@ def assemble(
     objective.to(device)
     optimizer = build_optimizer(model, objective, settings)
     key, mode = protocol.selection(method.key_metric)
-    forward = Step(model, objective)
+    forward: torch.nn.Module = Step(model, objective)
     if distributed is not None:
         ids = [device.index] if device.type == "cuda" else None
         forward = torch.nn.parallel.DistributedDataParallel(forward, device_ids=ids, find_unused_parameters=True)
@@ -281,7 +281,7 @@ def train_epoch(run: Run, *, progress: bool = False) -> dict[str, float]:
         batch, weight = run.distributed.share(batch) if run.distributed is not None else (batch, 1.0)
         batch = batch.to(run.device)
         with autocast(run):
-            losses = run.forward(batch)
+            losses = (run.forward or Step(run.model, run.objective))(batch)
         if not torch.isfinite(losses["total"]):
             raise TrainingError(
                 f"{run.method.name} on {run.data.name}, seed {run.seed}: the loss became {losses['total'].item()} at "
@@ -340,7 +340,7 @@ def validate(run: Run, train: dict[str, float] | None = None) -> dict[str, Any]:
     step the epoch-level schedulers. Only the validation split decides which epoch is kept."""
     started = time.perf_counter()
     valid = evaluate(run, "valid")
-    logs = {
+    logs: dict[str, Any] = {
         "epoch": run.epoch,
         "train": train if train is not None else {},
         "valid": {"loss": valid.loss, **valid.metrics},
@@ -426,13 +426,16 @@ def evaluate_split(
 ) -> Evaluation:
     """Loss and metrics on a split, in split order (never shuffled)."""
     objective.eval()
-    total, predictions, labels, index = 0.0, [], [], []
+    total = 0.0
+    decided: list[torch.Tensor] = []
+    truth: list[torch.Tensor] = []
+    index: list[torch.Tensor] = []
     for batch, outputs in predict_batches(model, split, batch_size, device):
         total += float(objective(outputs, batch)["total"]) * batch.size
-        predictions.append(task.decide(outputs["prediction"]).cpu())
-        labels.append(batch["label"].reshape(batch.size, -1).squeeze(1).cpu())
+        decided.append(task.decide(outputs["prediction"]).cpu())
+        truth.append(batch["label"].reshape(batch.size, -1).squeeze(1).cpu())
         index.append(batch["index"].cpu())
-    predictions, labels = torch.cat(predictions), torch.cat(labels)
+    predictions, labels = torch.cat(decided), torch.cat(truth)
     return Evaluation(
         loss=total / len(split),
         metrics=metrics(task.family, predictions.double().numpy(), labels.double().numpy()),

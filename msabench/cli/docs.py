@@ -29,8 +29,10 @@ def command(out_dir, check):
     from msabench.results import write_atomic
 
     catalog = options.load_catalog()
+    root = click.get_current_context().find_root().command
+    assert isinstance(root, click.Group)
     pages = {
-        "cli.md": render_cli(click.get_current_context().find_root().command),
+        "cli.md": render_cli(root),
         "datasets.md": render_datasets(catalog),
         "methods.md": render_methods(catalog),
     }
@@ -63,8 +65,8 @@ def render_cli(root: click.Group) -> str:
     parent = click.Context(root, info_name="msabench", terminal_width=WIDTH, max_content_width=WIDTH)
     lines += _help(parent, root, "msabench")
     for name in root.list_commands(parent):
-        command = root.get_command(parent, name)
-        lines += _section(parent, command, f"msabench {name}", level=2)
+        if (command := root.get_command(parent, name)) is not None:
+            lines += _section(parent, command, f"msabench {name}", level=2)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -78,7 +80,8 @@ def _section(parent: click.Context, command: click.Command, path: str, level: in
     lines += _help(context, command, path)
     if isinstance(command, click.Group):
         for sub in command.list_commands(context):
-            lines += _section(context, command.get_command(context, sub), f"{path} {sub}", level + 1)
+            if (child := command.get_command(context, sub)) is not None:
+                lines += _section(context, child, f"{path} {sub}", level + 1)
     return lines
 
 
