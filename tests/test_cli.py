@@ -244,6 +244,13 @@ def test_data_synth_then_run_reads_the_file_through_the_loader(invoke, tmp_path)
     assert list(result.data["files"]) == ["synthetic-sims/Processed/unaligned.pkl"]
 
 
+def test_data_info_shows_the_folder_an_image_text_dataset_reads(invoke):
+    single = invoke("data", "info", "mvsa-single", "--data-root", "root").output
+    assert "root/MVSA_Single/labelResultAll.txt (missing)" in single
+    multiple = invoke("data", "info", "mvsa-multiple", "--data-root", "root").output
+    assert "root/MVSA/labelResultAll.txt (missing)" in multiple
+
+
 def test_data_verify_refuses_a_tampered_file(invoke, tmp_path):
     invoke("data", "synth", "synthetic-mosi", "--data-root", "root")
     path = Path(tmp_path / "root/synthetic-mosi/Processed/unaligned.pkl")

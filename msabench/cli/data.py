@@ -34,10 +34,12 @@ def info(dataset, data_root):
     if getattr(cls, "sizes", None):
         click.echo(f"  splits:   {', '.join(f'{k} {v}' for k, v in cls.sizes.items())}")
     click.echo(f"  language: {cls.language}; synthetic: {'yes' if cls.synthetic else 'no'}")
+    folder = getattr(instance, "directory", instance.root)  # image-text datasets keep their files in a subfolder
     for relative, digest in cls.files.items():
-        present = "present" if (instance.root / relative).is_file() else "missing"
+        path = folder / relative
+        present = "present" if path.is_file() else "missing"
         published = digest or "none published (pass --data-option sha256=... where the dataset accepts it)"
-        click.echo(f"  file:     {instance.root / relative} ({present}); published SHA-256: {published}")
+        click.echo(f"  file:     {path} ({present}); published SHA-256: {published}")
     click.echo(f"  source:   {cls.source}")
 
 
