@@ -63,9 +63,10 @@ def _dataset(name: str, cls: type[Dataset], plugin: str) -> Iterator[str]:
         yield f"- **Split sizes**: {', '.join(f'{k} {v}' for k, v in sizes.items())}."
     if cls.hparams_from:
         yield f"- **Methods' settings**: those of `{cls.hparams_from}`."
+    where = f"<data root>/{cls.folder}" if getattr(cls, "folder", None) else "<data root>"  # its own subfolder
     for relative, digest in cls.files.items():
         published = f"SHA-256 `{digest}`" if digest else "no SHA-256 published"
-        yield f"- **File**: `<data root>/{relative}` ({published})."
+        yield f"- **File**: `{where}/{relative}` ({published})."
     if cls.source:
         yield f"- **Where the files come from**: {cls.source}."
     if options := _options(cls):
@@ -115,6 +116,10 @@ def _method_row(catalog: Catalog, method: Method) -> list[str]:
     needs = [f"inputs {', '.join(reads)}"]
     if weights := sorted(_pretrained(method)):
         needs.append(f"weights {', '.join(weights)} (a hub name, or a local copy: see offline weights)")
+    elif "text_bert" in reads:
+        needs.append(
+            "weights: the BERT the dataset's `text_bert` was tokenized for (its `tokenizer`), or --set text.pretrained"
+        )
     if method.batches != "samples":
         needs.append("whole-video batches (a dataset with groups)")
     if method.overrides:
