@@ -63,7 +63,8 @@ def _dataset(name: str, cls: type[Dataset], plugin: str) -> Iterator[str]:
         yield f"- **Split sizes**: {', '.join(f'{k} {v}' for k, v in sizes.items())}."
     if cls.hparams_from:
         yield f"- **Methods' settings**: those of `{cls.hparams_from}`."
-    where = f"<data root>/{cls.folder}" if getattr(cls, "folder", None) else "<data root>"  # its own subfolder
+    folder = getattr(cls, "folder", None)  # image-text and SDK datasets keep their files in a subfolder
+    where = f"<data root>/{folder}" if folder else "<data root>"
     for relative, digest in cls.files.items():
         published = f"SHA-256 `{digest}`" if digest else "no SHA-256 published"
         yield f"- **File**: `{where}/{relative}` ({published})."
