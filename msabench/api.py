@@ -261,9 +261,10 @@ def plan(request: Request, *, catalog: Catalog | None = None) -> Plan:
     changes += data_changes
     tuned = None
     if request.tuned:
-        from msabench.sweep import tuned_record
+        from msabench.sweep import tuned_record, values
 
         tuned = tuned_record(request.tuned, recipe.name, hparams.to_dict())
+        hparams = hparams.with_values("tuned", values(tuned["chosen"]))  # same values, their source the sweep
         changes = ["tuned", *changes]
     threads = usable_threads(request.threads)
     check_outputs(request.results, request.leaderboards or DEFAULT_PAGES)

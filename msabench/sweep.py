@@ -343,9 +343,9 @@ def tune(
         "selection": records[0]["selection"],
         "configurations": rows,
         "chosen": rows[chosen],
-        "command": replace(plan.request, sets=sets).command(),
     }
     path = folder / name / "summary.json"
+    summary["command"] = replace(plan.request, sets=sets, tuned=str(path)).command()  # its runs, as a tuned row
     write_atomic(path, json.dumps(summary, indent=1) + "\n")
     write_atomic(path.with_suffix(".md"), summary_markdown(summary))
     return summary, path

@@ -268,6 +268,9 @@ def test_a_sweep_on_ray_chooses_on_validation_resumes_and_tests_once(data, catal
     (path,) = (tmp_path / "results" / "tiny-data").glob(f"{row}/{PROTOCOL.id}/seed-1111.json")
     result = RunResult.load(path)
     assert result.tuned["chosen"] == best["config"] and result.tuned["sweep"] == summary["sweep"]
+    assert result.request["sources"]["train.lr"] == "tuned" and summary["command"].endswith(
+        f"--tuned {summary_path.relative_to(tmp_path)}"
+    )
     assert result.valid_metrics["loss"] == best["score"] and set(result.metrics) >= {"MAE", "Corr"}
     label = "tiny [tuned]" if default else f"tiny [tuned, train.lr={float(lr)}]"
     assert f"| {label}‡ " in (tmp_path / "leaderboards" / "tiny-data.md").read_text()
