@@ -9,7 +9,7 @@ Two backends behind each:
 - ``backend="open_clip"``: ``open_clip.create_model_and_transforms(model_name, pretrained=...)``
   with a pretrained tag (``openai``) or a checkpoint path. open_clip is an optional extra
   (``pip install 'msabench[open-clip]'``), imported only when asked for; it needs torchvision,
-  which must match the installed torch (see the README).
+  which must match the installed torch (see docs/howto/offline-weights.md).
 
 The output is the projected embedding (``projection_dim``, 512 for ViT-B/32), L2-normalised with
 ``normalize=True``. ``config`` builds the model from a CLIPConfig dict with random weights instead
