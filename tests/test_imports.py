@@ -21,6 +21,7 @@ LAYERS = [
     {"sweep", "robustness", "verify", "scaffold"},
     {"store", "site"},
     {"api"},
+    {"reproduce"},
     {"cli"},
     {"__main__"},
 ]

@@ -29,6 +29,7 @@ BUILTIN = {
     "new-plugin": "scaffold",
     "verify": "verify",
     "site": "site",
+    "reproduce": "reproduce",
 }
 
 
