@@ -49,49 +49,30 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import multiprocessing
 import os
 import pickle
 import shlex
-import signal
-import socket
-import sys
 import tempfile
-import threading
 import time
-import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from msabench import store
 from msabench.api import Plan, Request, Unit, load_catalog, plan
 from msabench.catalog import Catalog
 from msabench.components import Data, Dataset
-from msabench.errors import MsabenchError, RequestError, RunError
-from msabench.results import result_files, resume_path
-from msabench.runtime import select_device, set_threads
-from msabench.store import (
-    DEFAULT_PAGES,
-    NOTICE,
-    check_outputs,
-    page_folder,
-    stage_record,
-    status,
-    train_unit,
-    write_page,
-)
+from msabench.errors import MsabenchError, RequestError
+from msabench.results import result_files
+from msabench.store import DEFAULT_PAGES, NOTICE, check_outputs, page_folder, status
+from msabench.workers import OnRay, Workers, cpus, run_unit
 
 log = logging.getLogger("msabench")
 
-INSTALL = "in your msabench checkout, pip install -c constraints.txt -e '.[sweep]'"
 DONE = ("trained", "resumed", "skipped")
-PROBE = ".msabench-reproduce-probe"
-# What a unit's process would import on first use (the trainer, the metrics' scikit-learn and SciPy, the optimizers'
-# torch._dynamo: seconds a unit): the worker processes' server imports them once (a name that fails is left out).
-PRELOAD = ("msabench.reproduce", "msabench.train", "sklearn.metrics", "scipy.stats", "torch._dynamo")
 
 
 @dataclass(eq=False)
@@ -264,7 +245,7 @@ def reproduce(
     with contextlib.ExitStack() as stack:
         if address is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="msabench-reproduce-"))
-            backend: Workers | OnRay = Workers(workers or _cpus(), folder, _plugins(planned))
+            backend: Workers | OnRay = Workers(workers or cpus(), folder, _plugins(planned))
         else:
             backend = OnRay(address, cpus_per_run or threads, gpus_per_run, workers, folders)
         stack.callback(backend.close)
@@ -275,17 +256,20 @@ def reproduce(
 
 
 def render_pages(planned: Sequence[Line]) -> list[Path]:
-    """Each dataset's page, once, from the results folder its lines wrote to (datasets with results only)."""
-    pages, seen = [], set()
+    """The pages (with their charts) of the datasets the lines trained, once each, from the results folder they wrote
+    to, as `msabench leaderboard` renders them (`--leaderboards`, else where `msabench run` would put them)."""
+    wanted: dict[tuple[str, Path], list[str]] = {}
     for line in planned:
         name = line.data_name or line.plan.name
-        key = (line.request.results, name)
-        if line.missing or key in seen:
-            continue
-        seen.add(key)
-        if any(True for _ in result_files(Path(line.request.results) / name)):
-            pages.append(write_page(line.request.results, page_folder(line.request, name), name))
-    return pages
+        if not line.missing and any(True for _ in result_files(Path(line.request.results) / name)):
+            names = wanted.setdefault((line.request.results, page_folder(line.request, name)), [])
+            names += [] if name in names else [name]
+    written = []
+    for (results, folder), names in wanted.items():
+        written += [Path(folder) / f"{name}.md" for name in store.render_pages(results, folder, datasets=tuple(names))]
+    for page in written:
+        log.log(NOTICE, "Leaderboard: %s", page)
+    return written
 
 
 # -- the driver -------------------------------------------------------------------------------------------
@@ -327,13 +311,14 @@ class _Driver:
             self.finish(job, {"state": "failed", "error": line.error})
             return False
         if job.unit.path.is_file():
-            self.finish(
-                job, run_unit(line.plan, line.data, job.seed, job.index, device="cpu", runner={"kind": "driver"})
-            )
+            with _quiet():  # its own line says it
+                outcome = run_unit(line.plan, line.data, job.seed, job.index, device="cpu", runner={"kind": "driver"})
+            self.finish(job, outcome)
             return False
         job.state = "running"
         job.log.parent.mkdir(parents=True, exist_ok=True)
-        self.backend.start(job, line.payload)
+        device, results = line.request.device, line.request.results
+        self.backend.start(job, line.payload, job.seed, job.index, device=device, logfile=job.log, results=results)
         return True
 
     def finish(self, job: Job, outcome: dict[str, Any]) -> None:
@@ -371,7 +356,17 @@ def _load(line: Line, backend: Workers | OnRay) -> None:
         log.error("%s: %s", line.label, line.error)
         return
     line.data, line.data_name = data, data.name
-    line.payload = backend.put(pickle.dumps((line.plan, data), protocol=pickle.HIGHEST_PROTOCOL), line)
+    line.payload = backend.put(pickle.dumps((line.plan, data), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _identity(request: Request, unit: Unit) -> str:
@@ -393,258 +388,3 @@ def _plugins(planned: Sequence[Line]) -> list[str]:
     catalogs = {id(line.plan.catalog): line.plan.catalog for line in planned}.values()
     kinds = ("datasets", "encoders", "fusions", "objectives")
     return sorted({c.__module__ for g in catalogs for k in kinds for c, _ in getattr(g, k).entries.values()})
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-# -- one unit, wherever it runs ------------------------------------------------------------------------------
-
-
-def run_unit(
-    plan: Plan, data: Data, seed: int, index: int, *, device: str, runner: dict[str, Any], logfile: str | None = None
-) -> dict[str, Any]:
-    """Train unit `index` of `seed` through `train_unit` (its stage records read from the stage results, as `execute`
-    makes them); returns its outcome: state (one of DONE, or failed with an error), seconds, metrics, best epoch."""
-    handler = None
-    level = log.level
-    if logfile is not None:
-        handler = logging.FileHandler(logfile, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-    started = time.perf_counter()
-    try:
-        set_threads(plan.threads)
-        units = plan.units(seed, data.name)
-        unit = units[index]
-        stages = None
-        if plan.stages and unit.stage is None:
-            stages = {}
-            for earlier in units[:-1]:
-                stages.update(stage_record(earlier))
-        state = "skipped" if unit.path.is_file() else "resumed" if resume_path(unit.path).is_file() else "trained"
-        where = f"{runner['kind']} pid {os.getpid()} on {socket.gethostname()}"
-        doing = {"trained": "trains", "resumed": "resumes after its last finished epoch", "skipped": "done already"}
-        log.info("== %s on %s, %s: %s (%s)", plan.method.name, data.name, unit.where, doing[state], where)
-        result = train_unit(
-            plan, unit, data, device=select_device(device), stages=stages, progress=False, runner=runner
-        )
-        outcome = {"state": state, "metrics": result.metrics, "best": result.best_epoch}
-    except BaseException as error:  # noqa: BLE001 -- a unit's failure is reported, never raised into the driver
-        if logfile is None and isinstance(error, KeyboardInterrupt):
-            raise
-        if logfile is not None:
-            log.error("%s", traceback.format_exc().rstrip())
-        outcome = {"state": "failed", "error": _reason(error)}
-    finally:
-        if handler is not None:
-            log.removeHandler(handler)
-            handler.close()
-            log.setLevel(level)
-    return {**outcome, "seconds": time.perf_counter() - started}
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, KeyboardInterrupt):
-        return "interrupted"
-    if isinstance(error, MsabenchError):
-        return str(error)
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-# -- local worker processes -------------------------------------------------------------------------------
-
-
-class Workers:
-    """At most `count` units at a time, each in a process of its own; a line's data goes to them as a pickle file."""
-
-    def __init__(self, count: int, folder: str, plugins: Sequence[str] = ()):
-        self.count, self.folder = count, Path(folder)
-        self.running: dict[Any, tuple[Job, Any, Any]] = {}  # the process's sentinel -> job, process, its pipe
-        methods = multiprocessing.get_all_start_methods()
-        self.context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if "forkserver" in methods:
-            self.context.set_forkserver_preload([*PRELOAD, *plugins])
-
-    def slots(self) -> int:
-        return self.count
-
-    def free(self) -> int:
-        return self.count - len(self.running)
-
-    def put(self, payload: bytes, line: Line) -> Path:
-        path = self.folder / f"line-{id(line)}.pkl"
-        path.write_bytes(payload)
-        return path
-
-    def read(self, payload: Path) -> bytes:
-        return payload.read_bytes()
-
-    def start(self, job: Job, payload: Path) -> None:
-        receive, send = self.context.Pipe()  # both ways: the worker learns from it that the driver died
-        device = job.line.request.device
-        process = self.context.Process(
-            target=_worker, args=(str(payload), job.seed, job.index, device, str(job.log), send), name="msabench-unit"
-        )
-        process.start()
-        send.close()
-        self.running[process.sentinel] = (job, process, receive)
-
-    def wait(self, timeout: float) -> list[tuple[Job, dict[str, Any]]]:
-        """The jobs whose processes have ended within `timeout` seconds, with their outcomes."""
-        finished = []
-        for sentinel in multiprocessing.connection.wait(list(self.running), timeout):
-            job, process, receive = self.running.pop(sentinel)
-            process.join()
-            try:
-                outcome = receive.recv() if receive.poll() else None
-            except (EOFError, OSError):
-                outcome = None
-            if outcome is None:
-                code = process.exitcode
-                how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-                outcome = {"state": "failed", "error": f"its process was {how} (out of memory?)"}
-            receive.close()
-            process.close()
-            finished.append((job, outcome))
-        return finished
-
-    def close(self) -> None:
-        for job, process, _ in self.running.values():  # only when the driver stops early
-            process.terminate()
-            process.join()
-            job.state = "failed"
-
-
-def _worker(payload: str, seed: int, index: int, device: str, logfile: str, send: Any) -> None:
-    """A unit in a process of its own: it dies with the driver, writes everything to its log, sends its outcome."""
-    _die_with_driver(send)
-    with open(logfile, "a", encoding="utf-8") as stream:
-        os.dup2(stream.fileno(), 1)
-        os.dup2(stream.fileno(), 2)
-    sys.stdout = open(1, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
-    try:
-        plan, data = pickle.loads(Path(payload).read_bytes())
-        outcome = run_unit(plan, data, seed, index, device=device, runner={"kind": "worker"}, logfile=logfile)
-    except BaseException as error:  # noqa: BLE001 -- e.g. a plugin that no longer imports
-        traceback.print_exc()
-        outcome = {"state": "failed", "error": _reason(error)}
-    send.send(outcome)
-
-
-def _die_with_driver(connection: Any) -> None:
-    """Kill this process (as if by the kernel: it resumes next time) when the driver dies and its end of the pipe
-    closes. A pipe rather than the parent: a forkserver's children outlive their parent, the server."""
-
-    def watch() -> None:
-        with contextlib.suppress(EOFError, OSError):
-            while True:
-                connection.recv()
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="msabench-driver-watch", daemon=True).start()
-
-
-# -- Ray ---------------------------------------------------------------------------------------------------
-
-
-class OnRay:
-    """Units as Ray tasks on this machine (``local``) or a cluster; they write to the shared results folder."""
-
-    def __init__(self, address: str, cpus: float, gpus: float, workers: int | None, folders: Sequence[str]):
-        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # before Ray starts: it would otherwise send usage statistics
-        try:
-            import ray
-        except ImportError:
-            raise RunError(f"--address runs units as Ray tasks, and Ray is not installed: {INSTALL}.") from None
-        self.ray, self.cpus, self.gpus, self.workers = ray, cpus, gpus, workers
-        self.started_here = not ray.is_initialized()
-        if self.started_here and address == "local":
-            import torch
-
-            gpus_here = torch.cuda.device_count() if torch.cuda.is_available() else 0
-            ray.init(num_cpus=_cpus(), num_gpus=gpus_here, include_dashboard=False, log_to_driver=False)
-        elif self.started_here:
-            ray.init(address=address, log_to_driver=False)
-        self.task = ray.remote(_on_ray).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
-        self.running: dict[Any, Job] = {}
-        self.token = f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"
-        self.probes = [Path(folder) / PROBE for folder in folders]
-        for probe in self.probes:
-            probe.write_text(self.token)
-
-    def slots(self) -> int:
-        resources = self.ray.cluster_resources()
-        slots = int(resources.get("CPU", 0) // self.cpus)
-        if self.gpus:
-            slots = min(slots, int(resources.get("GPU", 0) // self.gpus))
-        return max(1, min(slots, self.workers or slots))
-
-    def free(self) -> int:
-        return self.slots() - len(self.running)
-
-    def put(self, payload: bytes, line: Line) -> Any:
-        return self.ray.put(payload)
-
-    def read(self, payload: Any) -> bytes:
-        return self.ray.get(payload)
-
-    def start(self, job: Job, payload: Any) -> None:
-        device = "cuda" if self.gpus > 0 else "cpu"
-        probe = str(Path(job.line.request.results) / PROBE)
-        ref = self.task.remote(payload, job.seed, job.index, device, str(job.log), os.getcwd(), probe, self.token)
-        self.running[ref] = job
-
-    def wait(self, timeout: float) -> list[tuple[Job, dict[str, Any]]]:
-        if not self.running:
-            return []
-        ready, _ = self.ray.wait(list(self.running), num_returns=len(self.running), timeout=timeout)
-        finished = []
-        for ref in ready:
-            job = self.running.pop(ref)
-            try:
-                outcome = self.ray.get(ref)
-            except self.ray.exceptions.RayError as error:  # the task's worker or node died: killed, out of memory
-                first = (str(error).strip().splitlines() or [""])[0]
-                outcome = {"state": "failed", "error": f"its Ray task was lost ({type(error).__name__}: {first})"}
-            finished.append((job, outcome))
-        return finished
-
-    def close(self) -> None:
-        for ref in self.running:
-            with contextlib.suppress(Exception):
-                self.ray.cancel(ref, force=True)
-        for probe in self.probes:
-            probe.unlink(missing_ok=True)
-        if self.started_here:
-            self.ray.shutdown()
-
-
-def _on_ray(payload: bytes, seed: int, index: int, device: str, logfile: str, cwd: str, probe: str, token: str):
-    """A unit as a Ray task: in the driver's working directory, on the shared results folder, logging to its file."""
-    import ray
-
-    node = ray.get_runtime_context().get_node_id()
-    where = f"Ray node {node[:12]} on {socket.gethostname()}"
-    try:
-        os.chdir(cwd)
-        seen = Path(probe).read_text() if Path(probe).is_file() else ""
-    except OSError:
-        seen = ""
-    if seen != token:
-        return {
-            "state": "failed",
-            "error": f"{where} does not see the driver's {Path(cwd) / Path(probe).parent}: with Ray, the results and "
-            "logs must be on storage every node sees at the same path (run from a shared folder, or pass --results "
-            "and --logs there)",
-        }
-    try:
-        Path(logfile).parent.mkdir(parents=True, exist_ok=True)
-        plan, data = pickle.loads(payload)
-    except Exception as error:  # e.g. a plugin that is not installed on that node
-        return {"state": "failed", "error": f"{where} cannot take the unit: {_reason(error)}"}
-    return run_unit(plan, data, seed, index, device=device, runner={"kind": "ray", "node": node}, logfile=logfile)

@@ -20,7 +20,7 @@ LAYERS = [
     {"inference", "testing", "plot", "trials", "markup", "rerun"},
     {"sweep", "robustness", "verify", "scaffold"},
     {"store", "site"},
-    {"api"},
+    {"api", "workers"},
     {"reproduce"},
     {"cli"},
     {"__main__"},
