@@ -324,7 +324,8 @@ class _Driver:
     def finish(self, job: Job, outcome: dict[str, Any]) -> None:
         job.state, job.error, job.seconds = outcome["state"], outcome.get("error", ""), outcome.get("seconds", 0.0)
         job.line.left -= 1
-        if job.line.left == 0:  # the data goes once the line's last unit has finished
+        if job.line.left == 0 and job.line.payload is not None:  # the data goes once the line's units are done
+            self.backend.drop(job.line.payload)
             job.line.data = job.line.payload = None
         self.done += 1
         self.bar.update(1)

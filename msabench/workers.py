@@ -10,6 +10,7 @@ the caller.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -54,12 +55,13 @@ def run_unit(
     """Train unit `index` of `seed` through `train_unit` (its stage records read from the stage results, as `execute`
     makes them), logging to `logfile`; returns its outcome (see the module's docstring)."""
     handler = None
-    level = log.level
-    if logfile is not None:
+    level, propagate = log.level, log.propagate
+    if logfile is not None:  # the unit's messages go to its file, and only there
         handler = logging.FileHandler(logfile, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
+        log.propagate = False
     started = time.perf_counter()
     try:
         set_threads(plan.threads)
@@ -89,6 +91,7 @@ def run_unit(
             log.removeHandler(handler)
             handler.close()
             log.setLevel(level)
+            log.propagate = propagate
     return {**outcome, "seconds": time.perf_counter() - started}
 
 
@@ -108,7 +111,7 @@ class Workers:
     """At most `count` units at a time, each in a process of its own; a line's data goes to them as a pickle file."""
 
     def __init__(self, count: int, folder: str, plugins: Sequence[str] = ()):
-        self.count, self.folder = count, Path(folder)
+        self.count, self.folder, self.lines = count, Path(folder), itertools.count()
         self.running: dict[Any, tuple[Any, Any, Any]] = {}  # the process's sentinel -> key, process, its pipe
         methods = multiprocessing.get_all_start_methods()
         self.context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
@@ -122,12 +125,13 @@ class Workers:
         return self.count - len(self.running)
 
     def put(self, payload: bytes) -> Path:
-        path = self.folder / f"line-{len(list(self.folder.iterdir()))}.pkl"
+        path = self.folder / f"line-{next(self.lines)}.pkl"
         path.write_bytes(payload)
         return path
 
-    def read(self, payload: Path) -> bytes:
-        return payload.read_bytes()
+    def drop(self, payload: Path) -> None:
+        """The line's units are done: its data goes."""
+        payload.unlink(missing_ok=True)
 
     def start(
         self, key: Any, payload: Path, seed: int, index: int, *, device: str, logfile: Path, results: str
@@ -153,8 +157,9 @@ class Workers:
                 outcome = None
             if outcome is None:
                 code = process.exitcode
-                how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-                outcome = {"state": "failed", "error": f"its process was {how} (out of memory?)"}
+                how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+                hint = " (out of memory?)" if code == -signal.SIGKILL else ""
+                outcome = {"state": "failed", "error": f"its process {how}{hint}"}
             receive.close()
             process.close()
             finished.append((key, outcome))
@@ -221,7 +226,11 @@ class OnRay:
             gpus_here = torch.cuda.device_count() if torch.cuda.is_available() else 0
             ray.init(num_cpus=cpus(), num_gpus=gpus_here, include_dashboard=False, log_to_driver=False)
         elif self.started_here:
-            ray.init(address=address, log_to_driver=False)
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                first = (str(error).strip().splitlines() or [""])[0]
+                raise RunError(f"--address {address}: cannot join a Ray cluster there ({first}).") from None
         self.task = ray.remote(_on_ray).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0)
         self.running: dict[Any, Any] = {}  # the task's object ref -> its key
         self.token = f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"
@@ -242,8 +251,8 @@ class OnRay:
     def put(self, payload: bytes) -> Any:
         return self.ray.put(payload)
 
-    def read(self, payload: Any) -> bytes:
-        return self.ray.get(payload)
+    def drop(self, payload: Any) -> None:
+        """The line's units are done: its object goes with the last reference to it."""
 
     def start(self, key: Any, payload: Any, seed: int, index: int, *, device: str, logfile: Path, results: str) -> None:
         """As `Workers.start`; the task trains on CUDA when it has GPUs, else on the CPU (`device` is the line's)."""

@@ -23,6 +23,7 @@ from msabench import RunResult
 from msabench.api import Request, execute, plan
 from msabench.cli import cli
 from msabench.reproduce import expand, lines, reproduce
+from msabench.workers import Workers
 from test_catalog import catalog_with
 
 TESTS = Path(__file__).parent
@@ -109,6 +110,14 @@ def test_a_crashed_unit_fails_alone_with_its_resume_command_and_absent_data_is_s
     )
     assert text.count(resume) == 2 and "seed 1111, stage tiny-killed: trains (worker pid" in killed.log.read_text()
     assert [page.name for page in report.pages] == ["tiny-data.md"]
+
+
+def test_each_line_keeps_its_own_data_until_its_units_are_done(tmp_path):
+    workers = Workers(1, tmp_path)
+    first, second = workers.put(b"first"), workers.put(b"second")
+    workers.drop(first)
+    third = workers.put(b"third")
+    assert not first.exists() and second.read_bytes() == b"second" and third.read_bytes() == b"third"
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -80,17 +81,14 @@ def command(runs_file, seeds, results_dir, boards_dir, data_root, only, workers,
         planned = lines(requests, names, catalog=options.load_catalog())
         click.echo(describe(planned, expand(planned)))
         return
-    report = reproduce(
-        requests,
-        names,
-        workers=workers,
-        address=address,
-        cpus_per_run=cpus_per_run,
-        gpus_per_run=gpus_per_run,
-        logs=logs,
-        progress=progress and not quiet,
-        catalog=options.load_catalog(),
-    )
+    ways = {"workers": workers, "address": address, "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run}
+    try:
+        report = reproduce(
+            requests, names, **ways, logs=logs, progress=progress and not quiet, catalog=options.load_catalog()
+        )
+    except KeyboardInterrupt:
+        click.echo("Interrupted: run the same command again to go on (finished units are kept, the others resume).")
+        sys.exit(130)
     click.echo(report.text())
     if report.failed:
         sys.exit(1)
@@ -139,8 +137,6 @@ class Above(Echo):
 
 
 def _above_the_bar() -> None:
-    import logging
-
     logger = logging.getLogger("msabench")
     for handler in [h for h in logger.handlers if type(h) is Echo]:
         logger.removeHandler(handler)
