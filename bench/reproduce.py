@@ -208,7 +208,7 @@ def extrapolate(slots: tuple[int, ...] = (1, 2, 4, 8, 16, 32), overhead_s: float
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
     from msabench.api import Request
-    from msabench.reproduce import expand, lines
+    from msabench.boards import expand, lines
 
     requests = []
     for text in (ROOT / "leaderboards" / "runs.txt").read_text().splitlines():

@@ -1,5 +1,5 @@
 """Where the units of `msabench reproduce` run: `run_unit` trains one wherever it is, `Workers` starts each in a
-local process of its own, `OnRay` sends each to a Ray cluster as a task (see `msabench.reproduce` for the whole).
+local process of its own, `OnRay` sends each to a Ray cluster as a task (see `msabench.boards` for the whole).
 
 Both take a line's pickled (plan, data) once (`put`), start units from it (`start`), and say which have finished
 (`wait`), each with its outcome: ``{"state": "trained" | "resumed" | "skipped" | "failed", "error", "seconds",

@@ -21,7 +21,7 @@ LAYERS = [
     {"sweep", "robustness", "verify", "scaffold"},
     {"store", "site"},
     {"api", "workers"},
-    {"reproduce"},
+    {"boards"},
     {"cli"},
     {"__main__"},
 ]

@@ -21,8 +21,8 @@ import fakeunits
 from fakes import Plugin
 from msabench import RunResult
 from msabench.api import Request, execute, plan
+from msabench.boards import expand, lines, reproduce
 from msabench.cli import cli
-from msabench.reproduce import expand, lines, reproduce
 from msabench.workers import Workers
 from test_catalog import catalog_with
 

@@ -71,7 +71,7 @@ def command(runs_file, seeds, results_dir, boards_dir, data_root, only, workers,
 
         msabench reproduce --address auto --results leaderboards/results --leaderboards leaderboards
     """
-    from msabench.reproduce import describe, expand, lines, reproduce
+    from msabench.boards import describe, expand, lines, reproduce
 
     show_logs(quiet)
     _above_the_bar()

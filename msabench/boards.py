@@ -2,7 +2,7 @@
 or as Ray tasks, each with the numbers it would have had in one `msabench run` after another.
 
     from msabench.api import Request
-    from msabench.reproduce import reproduce
+    from msabench.boards import reproduce
 
     report = reproduce([Request("tfn", "synthetic-mosi"), Request("dmmsa", "synthetic-sims")], workers=2)
     print(report.text())
