@@ -66,10 +66,11 @@ site-test: site
 		tests/test_site_browser.py
 
 # Re-run every (method, dataset[, extra msabench run flags]) line of leaderboards/runs.txt over the protocol's
-# five seeds (a multi-stage method runs its stages too, and they keep their checkpoints).
+# five seeds (a multi-stage method runs its stages too, and they keep their checkpoints), one unit per CPU core
+# (WORKERS=N to choose; REPRODUCE_FLAGS="--address auto" on a Ray cluster node). Finished units are skipped, so after
+# an interruption the same command trains only what is left.
+WORKERS ?=
+REPRODUCE_FLAGS ?=
 reproduce: $(INSTALLED)
-	grep -v '^#' leaderboards/runs.txt | while read -r method dataset flags; do \
-		[ -n "$$method" ] || continue; \
-		OMP_NUM_THREADS=1 $(VENV)/bin/msabench run --method $$method --dataset $$dataset $$flags --no-progress --no-checkpoints \
-			--results leaderboards/results --leaderboards leaderboards || exit 1; \
-	done
+	OMP_NUM_THREADS=1 $(VENV)/bin/msabench reproduce leaderboards/runs.txt --no-checkpoints \
+		--results leaderboards/results --leaderboards leaderboards $(if $(WORKERS),--workers $(WORKERS)) $(REPRODUCE_FLAGS)

@@ -255,9 +255,9 @@ def plan(request: Request, *, catalog: Catalog | None = None) -> Plan:
     changes = [f"{m}={n}" for m, n in sorted(request.encoders.items())]
     changes += [f"objective={request.objective}"] if request.objective else []
     changes += _changes(own, Hparams.layered(*defaults))
-    for name, values in sorted(staged.items()):
+    for name, stage_values in sorted(staged.items()):
         stage_defaults = Hparams.layered(*_defaults(catalog.methods[name], dataset))
-        changes += [f"{name}:{change}" for change in _changes(values, stage_defaults)]
+        changes += [f"{name}:{change}" for change in _changes(stage_values, stage_defaults)]
     changes += data_changes
     tuned = None
     if request.tuned:

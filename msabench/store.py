@@ -74,8 +74,10 @@ def train_unit(
     stages: dict[str, dict[str, str]] | None,
     progress: bool,
     distributed: Distributed | None = None,
+    runner: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Run one unit under the rules above and return its result (read back when skipped)."""
+    """Run one unit under the rules above and return its result (read back when skipped). `runner` says where it
+    runs, as the result records it (``request.runner``; default ``{"kind": "sequential"}``)."""
     writes = distributed is None or distributed.rank == 0
     path = unit.path
     with hold(path) if writes else contextlib.nullcontext():
@@ -90,7 +92,7 @@ def train_unit(
             result.stages = stages
         if plan.tuned and not unit.stage:
             result.tuned = plan.tuned
-        result.request = request_record(plan, unit)
+        result.request = request_record(plan, unit, runner)
         if writes:
             _save(unit, result)
         _barrier(distributed)  # the other ranks read what rank 0 wrote (a stage's result and checkpoint)
@@ -250,8 +252,9 @@ def hold(path: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
-def request_record(plan: Plan, unit: Unit) -> dict[str, Any]:
-    """What a result records about the request that made it, so it can be made again from itself."""
+def request_record(plan: Plan, unit: Unit, runner: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a result records about the request that made it, so it can be made again from itself, and where it ran:
+    ``runner`` is ``{"kind": "sequential" | "worker" | "ray", "host": ...}`` (a Ray task adds its ``node``)."""
     from datetime import UTC, datetime
 
     from msabench.runtime import source_commit
@@ -266,6 +269,7 @@ def request_record(plan: Plan, unit: Unit) -> dict[str, Any]:
         "threads": plan.threads,
         "stage_of": plan.method.name if unit.stage else None,
         "sources": hparams.sources(),
+        "runner": {"kind": "sequential", **(runner or {}), "host": socket.gethostname()},
     }
 
 

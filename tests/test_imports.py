@@ -20,7 +20,8 @@ LAYERS = [
     {"inference", "testing", "plot", "trials", "markup", "rerun"},
     {"sweep", "robustness", "verify", "scaffold"},
     {"store", "site"},
-    {"api", "catalogs"},
+    {"api", "catalogs", "workers"},
+    {"boards"},
     {"cli"},
     {"__main__"},
 ]

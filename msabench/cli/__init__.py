@@ -30,6 +30,7 @@ BUILTIN = {
     "verify": "verify",
     "site": "site",
     "docs": "docs",
+    "reproduce": "reproduce",
 }
 
 
