@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from abc import abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -287,7 +288,7 @@ class ImageTextDataset(Dataset):
                 )
             split_info: dict[str, Any] = {
                 "kind": "file",
-                "path": str(self.split_file),
+                "path": Path(self.split_file).name,  # identified by its SHA-256
                 "sha256": _sha256_of(self.split_file),
                 "unused": len(known) - sum(map(len, assignment.values())),
             }
@@ -312,9 +313,9 @@ class ImageTextDataset(Dataset):
             )
         provenance = {
             "source": "file",
-            "folder": str(folder),
+            "folder": os.path.relpath(folder, self.root),  # below the data root: no path of this machine
             "files": files,
-            "verified": False,  # no SHA-256 is published for these files
+            "verified": bool(files) and all(self.files.get(name) == digest for name, digest in files.items()),
             "synthetic": False,
             "cleaning": cleaning,
             "split": split_info,

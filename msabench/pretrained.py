@@ -63,11 +63,13 @@ class PretrainedEncoder(Encoder):
 
     settings: dict[str, Any]
 
-    def finish(self, *, freeze: bool, init_from: str | None, pretrained: str | None) -> None:
+    def finish(
+        self, *, freeze: bool, init_from: str | None, pretrained: str | None, weights_file: str | None = None
+    ) -> None:
         """Record where the weights came from (the name as given, and the weight files' SHA-256 where they are
-        local), start from an msabench checkpoint, and freeze."""
+        local; `weights_file` when one file holds them), start from an msabench checkpoint, and freeze."""
         self.pretrained = pretrained
-        self.weights_sha256 = weights_sha256(pretrained)
+        self.weights_sha256 = weights_sha256(pretrained, weights_file)
         if init_from:
             self.started_from = self.load_checkpoint(init_from)
         if freeze:
@@ -177,10 +179,12 @@ def local_folder(name_or_path: str) -> Path | None:
     return None
 
 
-def weights_sha256(name_or_path: str | None) -> str | None:
-    """SHA-256 of a local model's weight files (their digests, in name order), or None when it is not local."""
-    folder = local_folder(name_or_path) if name_or_path else None
-    files = sorted({p for pattern in WEIGHT_FILES for p in folder.glob(pattern)}) if folder else []
+def weights_sha256(name_or_path: str | None, file: str | Path | None = None) -> str | None:
+    """SHA-256 of a local model's weight files (their digests, in name order), or None when it is not local; `file`
+    names a single weights file instead."""
+    folder = local_folder(name_or_path) if name_or_path and file is None else None
+    files = [Path(file)] if file is not None else []
+    files = files or (sorted({p for pattern in WEIGHT_FILES for p in folder.glob(pattern)}) if folder else [])
     if not files:
         return None
     return hashlib.sha256("".join(f"{p.name}:{sha256(p)}\n" for p in files).encode()).hexdigest()

@@ -47,13 +47,14 @@ def write_features(path, dims=(7, 3, 11), sizes=(40, 12, 12), seed=0, **kwargs):
 def test_any_dims_load_with_shapes_and_inputs_from_the_arrays(tmp_path):
     path = write_features(tmp_path / "feats.pkl", dims=(7, None, 11))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert MMSACustom(path=str(path)).name == f"custom-{digest[:12]}"  # before loading: the folder a plan shows
     data = MMSACustom(path=str(path)).load()
     assert data.name == f"custom-{digest[:12]}"
     assert data.task.family == "mosi" and data.task.label_range == (-3.0, 3.0)
     assert {key: spec.shape for key, spec in data.specs.items()} == {"text": (6, 7), "vision": (4, 11)}
     assert {name: len(split) for name, split in data.splits.items()} == {"train": 40, "valid": 12, "test": 12}
     assert data.provenance["files"] == {"feats.pkl": digest} and data.provenance["verified"] is False
-    assert data.provenance["path"] == str(path) and data.provenance["family"] == "mosi"
+    assert data.provenance["path"] == "feats.pkl" and data.provenance["family"] == "mosi"  # no machine's path
 
 
 def test_sha256_option_verifies_and_a_mismatch_is_refused(tmp_path):

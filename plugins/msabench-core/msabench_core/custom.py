@@ -37,6 +37,7 @@ import numpy as np
 
 from msabench import DataError, Task
 from msabench.formats import MMSADataset, check_file, read_pickle
+from msabench.formats import sha256 as sha256_of
 
 FAMILIES = {
     "mosi": Task("regression", "mosi", label_range=(-3.0, 3.0)),
@@ -88,11 +89,17 @@ class MMSACustom(MMSADataset):
         self.custom_name = _kebab(name, "name") if name is not None else None
         if self.custom_name is not None:
             self.name = f"custom-{self.custom_name}"
+        elif self.path is not None and self.path.is_file():  # named now, so a plan shows the folder a run writes
+            self.name = self._digest_name(sha256_of(self.path))
         if sha256 is not None and not (isinstance(sha256, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha256)):
             raise DataError(f"--data-option sha256={sha256}: expected the file's SHA-256, 64 hexadecimal digits.")
         self.expected = sha256.lower() if sha256 is not None else None
         self.hparams_from = _kebab(hparams_from, "hparams_from") if hparams_from is not None else None
         self.tokenizer = str(tokenizer) if tokenizer is not None else None
+
+    def _digest_name(self, digest: str) -> str:
+        """custom-<digest>[-family]: one file read as two families would otherwise mix metrics in one table."""
+        return f"custom-{digest[:12]}" + (f"-{self.family}" if self.family != "mosi" else "")
 
     def load(self):
         if self.path is None:
@@ -105,8 +112,8 @@ class MMSACustom(MMSADataset):
         found = check_file(
             self.path.parent, self.path.name, self.expected, verify=self.verify, dataset=self.name, source=SOURCE
         )
-        if self.custom_name is None:  # one file read as two families would otherwise mix metrics in one table
-            self.name = f"custom-{found['sha256'][:12]}" + (f"-{self.family}" if self.family != "mosi" else "")
+        if self.custom_name is None:
+            self.name = self._digest_name(found["sha256"])
         raw = read_pickle(self.path)
         train = raw.get("train") if isinstance(raw, dict) else None
         if isinstance(train, dict):
@@ -123,7 +130,7 @@ class MMSACustom(MMSADataset):
             "source": "file",
             "files": {self.path.name: found["sha256"]},
             "verified": found["verified"],
-            "path": str(self.path),
+            "path": self.path.name,  # the file, by name and SHA-256: no path of this machine in a result
             "family": self.family,
         }
         data = self.from_mmsa(raw, provenance, where=str(self.path))

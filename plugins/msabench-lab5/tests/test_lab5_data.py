@@ -37,6 +37,18 @@ def test_lab5_dev_is_lab5s_reader_and_split_under_its_own_name(tmp_path):
     assert Lab5Dev.sizes == {"train": 1201, "valid": 151, "test": 148}
     other = Lab5Dev(folder, verify=False, split_seed=7).load()
     assert other.splits["test"].ids != dev.splits["test"].ids and other.provenance["split"]["seed"] == 7
+    # Where the files lay is recorded below the data root, never as this machine's path.
+    assert dev.provenance["folder"] == "lab5-dev" and Lab5(folder).load().provenance["folder"] == "."
+
+
+def test_lab5_dev_results_are_verified_only_when_its_pinned_files_match(tmp_path, monkeypatch):
+    folder = write_lab5(tmp_path / "lab5-dev", n=12)
+    assert Lab5Dev(folder, verify=False).load().provenance["verified"] is False  # not the pinned train.txt
+    pinned = {**Lab5Dev.files, "train.txt": sha256(folder / "train.txt")}
+    monkeypatch.setattr(Lab5Dev, "files", pinned)
+    data = Lab5Dev(folder).load()
+    assert data.provenance["verified"] is True and data.provenance["files"] == {"train.txt": pinned["train.txt"]}
+    assert Lab5(folder).load().provenance["verified"] is False  # lab5 publishes no SHA-256
 
 
 def test_lab5_and_lab5_dev_refuse_each_others_files(tmp_path, monkeypatch):
