@@ -240,9 +240,7 @@ def plan(request: Request, *, catalog: Catalog | None = None) -> Plan:
     defaults = _defaults(recipe, dataset)
     hparams = Hparams.layered(*defaults, ("user", own))
     catalog.check_hparams(recipe, hparams.to_dict())
-    data_changes = sorted(
-        f"data.{key}={_shown(value)}" for key, value in options.items() if key not in dataset_cls.identity_options
-    )
+    data_changes = _data_changes(dataset_cls, options)
     stages, hparams = _stages(catalog, recipe, dataset, hparams, own, staged, data_changes)
     for name, settings in [(recipe.name, hparams), *((s.method.name, s.hparams) for s in stages)]:
         epochs = settings["train"].get("max_epochs") if "train" in settings else None
@@ -251,6 +249,15 @@ def plan(request: Request, *, catalog: Catalog | None = None) -> Plan:
                 f"{name}: train.max_epochs={epochs} is more than the protocol's cap of {protocol.max_epochs} epochs, "
                 f"so the row would be labelled with epochs it never trains; pass --max-epochs {epochs} to raise the "
                 "cap (another protocol, ranked apart)."
+            )
+        if epochs is not None and epochs > protocol.max_epochs:
+            log.info(
+                "%s: its train.max_epochs=%s is capped at the protocol's %d epochs (--max-epochs %s trains them all, "
+                "under another protocol, ranked apart)",
+                name,
+                epochs,
+                protocol.max_epochs,
+                epochs,
             )
     changes = [f"{m}={n}" for m, n in sorted(request.encoders.items())]
     changes += [f"objective={request.objective}"] if request.objective else []
@@ -547,6 +554,18 @@ def _shown(value: Any) -> str:
     if isinstance(value, str) and "/" in value and len(text) > 32:
         return f"{Path(value).name}~{hashlib.sha256(value.encode()).hexdigest()[:6]}"
     return text
+
+
+def _data_changes(dataset_cls: type[Dataset], options: dict[str, Any]) -> list[str]:
+    """The data options that make a row a variant: not those that name the data (``identity_options``), nor one
+    equal to the dataset's default."""
+    defaults = {name: p.default for name, p in inspect.signature(dataset_cls).parameters.items()}
+    return sorted(
+        f"data.{key}={_shown(value)}"
+        for key, value in options.items()
+        if key not in dataset_cls.identity_options
+        and not (key in defaults and type(value) is type(defaults[key]) and value == defaults[key])
+    )
 
 
 def _stages(catalog, recipe, dataset, hparams: Hparams, own, staged, data_changes) -> tuple[list[StagePlan], Hparams]:

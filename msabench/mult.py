@@ -171,6 +171,7 @@ class MulTDataset(Dataset):
 
     inputs = ("text", "audio", "vision")
     source = MULT_SOURCE
+    identity_options = ("sha256",)  # pins the file the user trusts: the same data, not a variant
 
     def __init__(self, root: str | Path | None = None, *, verify: bool = True, sha256: str | None = None):
         super().__init__(root, verify=verify)

@@ -249,6 +249,8 @@ def test_data_info_shows_the_folder_an_image_text_dataset_reads(invoke):
     assert "root/MVSA_Single/labelResultAll.txt (missing)" in single
     multiple = invoke("data", "info", "mvsa-multiple", "--data-root", "root").output
     assert "root/MVSA/labelResultAll.txt (missing)" in multiple
+    # MVSA takes no digest of the user's: no --data-option sha256 to suggest.
+    assert "published SHA-256: none published\n" in multiple and "sha256=" not in multiple
 
 
 def test_data_verify_refuses_a_tampered_file(invoke, tmp_path):

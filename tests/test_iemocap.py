@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from msabench import DataError, evaluate
+from msabench.api import Request, plan
 from msabench.cli import cli
 from msabench.formats import write_pickle
 from msabench_core.iemocap import IEMOCAP
@@ -110,6 +111,9 @@ def test_a_user_supplied_sha256_verifies_or_refuses_the_file(tmp_path):
     assert unverified.provenance["verified"] is False
     with pytest.raises(DataError, match="expected the file's SHA-256 as 64 hexadecimal digits"):
         IEMOCAP(tmp_path, sha256="abc")
+    # The digest names the data a run reads: the same row as without it, not a variant.
+    pinned = plan(Request("lf-lstm", "iemocap", data_root=str(tmp_path), data_options={"sha256": digest}))
+    assert pinned.variant == plan(Request("lf-lstm", "iemocap", data_root=str(tmp_path))).variant == ""
 
 
 def test_data_info_says_no_sha256_is_published_and_how_to_give_one(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 
@@ -35,10 +36,13 @@ def info(dataset, data_root):
         click.echo(f"  splits:   {', '.join(f'{k} {v}' for k, v in cls.sizes.items())}")
     click.echo(f"  language: {cls.language}; synthetic: {'yes' if cls.synthetic else 'no'}")
     folder = getattr(instance, "directory", instance.root)  # image-text datasets keep their files in a subfolder
+    unpublished = "none published"
+    if "sha256" in inspect.signature(cls).parameters:  # the dataset takes the digest of a file the user trusts
+        unpublished += " (pass --data-option sha256=HEX to pin the file you trust)"
     for relative, digest in cls.files.items():
         path = folder / relative
         present = "present" if path.is_file() else "missing"
-        published = digest or "none published (pass --data-option sha256=... where the dataset accepts it)"
+        published = digest or unpublished
         click.echo(f"  file:     {path} ({present}); published SHA-256: {published}")
     click.echo(f"  source:   {cls.source}")
 

@@ -197,7 +197,9 @@ RUN_FLAGS = [
         show_default=True,
         help="Save each seed's selected weights beside its result (stage runs always keep theirs).",
     ),
-    click.option("--quiet", "-q", is_flag=True, help="Only print the results."),
+    click.option(
+        "--quiet", "-q", is_flag=True, help="Print only each unit's outcome (trained, skipped), warnings and errors."
+    ),
 ]
 
 
