@@ -426,6 +426,8 @@ def _data_lines(results: list[RunResult]) -> list[str]:
             )
             + "."
         )
+    for caveat in sorted({r.data["caveat"] for r in results if r.data.get("caveat")}):  # what the loader warns of
+        lines.append(f"Caveat: {caveat}.")
     lines.append(
         "Reported numbers stand beside ours only where the paper measured on this dataset's own features and split "
         "(they are registered for this dataset's name); numbers a paper reports on another release of the data "

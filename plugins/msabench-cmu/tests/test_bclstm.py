@@ -265,8 +265,13 @@ def test_lf_dnn_runs_with_its_mosi_hyper_parameters_and_records_the_data(release
     assert result["predictions"]["ids"] == RELEASE_TEST and result["hparams"]["train"]["batch_size"] == 128
     assert result["data"]["split"]["valid_videos"] == ["tmZoasNr4rU"]
     assert result["data"]["loader"]["reader"] == "mosi-bclstm/1" and result["data"]["verified"] is False
+    assert "the validation videos are train videos" in result["data"]["caveat"]  # the features have seen them
+    assert "Caveat: bc-LSTM's text-CNN" in (tmp_path / "boards" / "mosi-bclstm.md").read_text()
+    same, outcome = run(tmp_path, "--data-option", "split=bclstm")  # the default, given: the same row, done already
+    assert same == result and "done already" in outcome.output
     standard, _ = run(tmp_path, "--data-option", "split=standard")
     assert standard["variant"] == 'data.split="standard"' and len(standard["predictions"]["ids"]) == 6
+    assert "on split=standard these features have seen most test videos" in standard["data"]["caveat"]
 
 
 def test_a_bert_method_without_a_tokenizer_is_refused_in_one_line(release, tmp_path):
@@ -274,3 +279,12 @@ def test_a_bert_method_without_a_tokenizer_is_refused_in_one_line(release, tmp_p
     outcome = CliRunner().invoke(cli, [*args, "--no-verify", "--results", str(tmp_path / "r"), "-q"])
     assert outcome.exit_code != 0
     assert "text_bert (BERT token ids) is made from the transcripts by a tokenizer" in outcome.output
+
+
+def test_bc_lstms_own_200_epochs_are_capped_at_the_protocols_100_and_it_says_so(release, tmp_path, caplog):
+    from msabench.api import Request, plan
+
+    with caplog.at_level(logging.INFO, logger="msabench"):
+        planned = plan(Request("bc-lstm", "mosi-bclstm", data_root=str(tmp_path / "data"), verify=False))
+    assert planned.hparams["train"]["max_epochs"] == 200 and planned.protocol.max_epochs == 100
+    assert "bc-lstm: its train.max_epochs=200 is capped at the protocol's 100 epochs (--max-epochs 200" in caplog.text
