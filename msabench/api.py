@@ -240,7 +240,7 @@ def plan(request: Request, *, catalog: Catalog | None = None) -> Plan:
     defaults = _defaults(recipe, dataset)
     hparams = Hparams.layered(*defaults, ("user", own))
     catalog.check_hparams(recipe, hparams.to_dict())
-    data_changes = _data_changes(dataset_cls, options)
+    data_changes = _data_changes(dataset_cls, options, dataset)
     stages, hparams = _stages(catalog, recipe, dataset, hparams, own, staged, data_changes)
     for name, settings in [(recipe.name, hparams), *((s.method.name, s.hparams) for s in stages)]:
         epochs = settings["train"].get("max_epochs") if "train" in settings else None
@@ -556,15 +556,25 @@ def _shown(value: Any) -> str:
     return text
 
 
-def _data_changes(dataset_cls: type[Dataset], options: dict[str, Any]) -> list[str]:
+def _data_changes(dataset_cls: type[Dataset], options: dict[str, Any], dataset: Dataset) -> list[str]:
     """The data options that make a row a variant: not those that name the data (``identity_options``), nor one
-    equal to the dataset's default."""
+    that leaves the dataset as it is by default (its signature's default, or the value the dataset settles on
+    without the option: ``split_seed=42`` where 42 is the default seed)."""
     defaults = {name: p.default for name, p in inspect.signature(dataset_cls).parameters.items()}
+    try:
+        plain: Dataset | None = dataset_cls(dataset.root, verify=False)
+    except MsabenchError:
+        plain = None
+
+    def at_default(key: str, value: Any) -> bool:
+        if key in defaults and type(value) is type(defaults[key]) and value == defaults[key]:
+            return True
+        return plain is not None and hasattr(plain, key) and getattr(plain, key) == getattr(dataset, key, plain)
+
     return sorted(
         f"data.{key}={_shown(value)}"
         for key, value in options.items()
-        if key not in dataset_cls.identity_options
-        and not (key in defaults and type(value) is type(defaults[key]) and value == defaults[key])
+        if key not in dataset_cls.identity_options and not at_default(key, value)
     )
 
 

@@ -29,12 +29,12 @@ or as Ray tasks, each with the numbers it would have had in one `msabench run` a
   with any ``multiprocessing`` program, a script that calls `reproduce` guards it with ``if __name__ == "__main__":``.
 - **Ray** (`address`): ``"local"`` starts Ray on this machine as `msabench sweep` does (usage statistics off, no
   dashboard); ``"auto"``, ``"HOST:PORT"`` or ``"ray://HOST:10001"`` joins a cluster. Units are Ray tasks with
-  `cpus_per_run` CPUs (default: the line's thread count; torch uses the line's thread count whatever the reservation,
-  since the count changes the numbers) and `gpus_per_run` GPUs (a fraction shares one; with any, the task trains on
-  CUDA). At most as many run at once as the cluster's CPUs (and GPUs) hold, and `workers` when given. **Tasks write
-  their results themselves**, with the same atomic writes and lock: the results and logs folders and the working
-  directory must be at the same path on every node (one machine, or shared storage such as NFS); a task on a node
-  that does not see them fails with that message.
+  `cpus_per_run` CPUs (default: the highest thread count of the lines; torch uses the line's thread count whatever
+  the reservation, since the count changes the numbers) and `gpus_per_run` GPUs (a fraction shares one; with any,
+  the task trains on CUDA). At most as many run at once as the cluster's CPUs (and GPUs) hold, and `workers` when
+  given. **Tasks write their results themselves**, with the same atomic writes and lock: the results and logs
+  folders and the working directory must be at the same path on every node (one machine, or shared storage such as
+  NFS); a task on a node that does not see them fails with that message.
 - **Determinism.** A unit's data is the loaded data itself, its thread count the line's, and `fit` seeds everything: on
   the CPU its metrics are bit-identical whether it ran in `msabench run`, a local worker or a Ray task. The result
   records where it ran in ``request.runner`` (``kind`` sequential / worker / ray, ``host``, a Ray task's ``node``).

@@ -288,7 +288,7 @@ class ImageTextDataset(Dataset):
                 )
             split_info: dict[str, Any] = {
                 "kind": "file",
-                "path": Path(self.split_file).name,  # identified by its SHA-256
+                "path": str(self.split_file),
                 "sha256": _sha256_of(self.split_file),
                 "unused": len(known) - sum(map(len, assignment.values())),
             }

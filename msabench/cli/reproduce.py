@@ -39,7 +39,7 @@ from msabench.errors import RequestError
 @click.option(
     "--cpus-per-run",
     type=click.FloatRange(min=0, min_open=True),
-    help="CPUs Ray reserves per unit. [default: the line's --threads, 1] Torch uses the line's thread count.",
+    help="CPUs Ray reserves per unit. [default: the highest --threads of the lines, 1] Torch uses the line's count.",
 )
 @click.option(
     "--gpus-per-run",
@@ -58,7 +58,9 @@ from msabench.errors import RequestError
 @click.option("--no-checkpoints", is_flag=True, help="Do not keep the final runs' weights (stage runs keep theirs).")
 @click.option("--dry-run", is_flag=True, help="Print the units and what each would do; train nothing.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar (on a terminal).")
-@click.option("--quiet", "-q", is_flag=True, help="Only the summary and failures.")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress lines: each unit's outcome, the pages, the summary and warnings."
+)
 def command(runs_file, seeds, results_dir, boards_dir, data_root, only, workers, address, cpus_per_run,
             gpus_per_run, logs, no_checkpoints, dry_run, progress, quiet):  # fmt: skip
     """Train every line of RUNS_FILE over its seeds in parallel, then render the leaderboards once.

@@ -255,8 +255,8 @@ def run(tmp_path, *extra):
     args += ["--leaderboards", str(tmp_path / "boards"), "--no-progress", "--no-checkpoints", "-q", *extra]
     outcome = CliRunner().invoke(cli, args)
     assert outcome.exit_code == 0, outcome.output
-    paths = sorted((tmp_path / "results" / "mosi-bclstm").rglob("seed-1111.json"))
-    return json.loads(paths[-1].read_text()), outcome
+    newest = max((tmp_path / "results" / "mosi-bclstm").rglob("seed-1111.json"), key=lambda p: p.stat().st_mtime_ns)
+    return json.loads(newest.read_text()), outcome
 
 
 def test_lf_dnn_runs_with_its_mosi_hyper_parameters_and_records_the_data(release, tmp_path):
@@ -267,8 +267,11 @@ def test_lf_dnn_runs_with_its_mosi_hyper_parameters_and_records_the_data(release
     assert result["data"]["loader"]["reader"] == "mosi-bclstm/1" and result["data"]["verified"] is False
     assert "the validation videos are train videos" in result["data"]["caveat"]  # the features have seen them
     assert "Caveat: bc-LSTM's text-CNN" in (tmp_path / "boards" / "mosi-bclstm.md").read_text()
-    same, outcome = run(tmp_path, "--data-option", "split=bclstm")  # the default, given: the same row, done already
-    assert same == result and "done already" in outcome.output
+    for default in ("split=bclstm", "split_seed=42", "valid_fraction=0.2"):  # defaults, given: the same row
+        same, outcome = run(tmp_path, "--data-option", default)
+        assert same == result and "done already" in outcome.output
+    other, _ = run(tmp_path, "--data-option", "split_seed=7")
+    assert other["variant"] == "data.split_seed=7" and other["data"]["split"]["seed"] == 7
     standard, _ = run(tmp_path, "--data-option", "split=standard")
     assert standard["variant"] == 'data.split="standard"' and len(standard["predictions"]["ids"]) == 6
     assert "on split=standard these features have seen most test videos" in standard["data"]["caveat"]
