@@ -35,7 +35,15 @@ from matplotlib.figure import Figure
 from msabench import markup, schema
 from msabench.command import command
 from msabench.errors import DataError
-from msabench.leaderboard import SIGNIFICANCE, TIED, Comparison, comparisons, format_value, summarize
+from msabench.leaderboard import (
+    SIGNIFICANCE,
+    TIED,
+    UNREPORTED,
+    Comparison,
+    comparisons,
+    format_value,
+    summarize,
+)
 from msabench.markup import facts, link, metric_header, stat, table
 from msabench.metrics import FAMILIES, METRICS
 from msabench.plot import leaderboard_chart, robustness_curves, save, training_curves
@@ -264,7 +272,10 @@ class Board:
                 (f'{link(escape(row), self.rows[row], "index.html")}{marks}<span class="paper">{paper}</span>', row)
             ]
             cells += [
-                (stat(format_value(c, *s.stats[row][c]), s.marks[row].get(c)), s.stats[row][c][0]) for c in self.columns
+                (stat(format_value(c, *s.stats[row][c]), s.marks[row].get(c)), s.stats[row][c][0])
+                if any(c in r.metrics for r in group)
+                else (UNREPORTED, None)  # a metric the method does not report (Method.metrics), sorted last
+                for c in self.columns
             ]
             rows.append([*cells, (str(len(group)), len(group))])
         notes = []

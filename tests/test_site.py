@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -17,7 +18,7 @@ from msabench import leaderboard
 from msabench.errors import DataError
 from msabench.results import RunResult, load_results
 from msabench.site import MARKER, render_site
-from site_fixture import results_for_site
+from site_fixture import COMMITTED, results_for_site
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +174,14 @@ def test_the_output_folder_is_never_anything_but_a_site(site, tmp_path):
     with pytest.raises(DataError, match="no result files"):
         render_site(tmp_path / "results-copy", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_metric_the_method_does_not_report_is_a_dash_sorted_last_as_on_the_markdown_page(tmp_path):
+    for row in ("bc-lstm-t", "lf-dnn"):  # bc-LSTM reports Acc-2 and F1 only (Method.metrics)
+        shutil.copytree(COMMITTED / "mosi-bclstm" / row, tmp_path / "results" / "mosi-bclstm" / row)
+    render_site(tmp_path / "results", tmp_path / "site")
+    page = (tmp_path / "site/mosi-bclstm/mmsa-1/index.html").read_text()
+    (bclstm,) = [row for row in re.findall(r"<tr><th scope=\"row\".*?</tr>", page) if ">bc-lstm-t<" in row]
+    cells = re.findall(r"<td( data-sort=\"[^\"]*\")?>(.*?)</td>", bclstm)
+    assert [text for _, text in cells][2:9] == ["—"] * 7 and "nan" not in bclstm  # Acc-2_non0 ... Corr
+    assert all(sort in ("", ' data-sort=""') for sort, _ in cells[2:9]), cells  # no value: last in either direction
