@@ -103,7 +103,7 @@ class TwoNodes:
 
     def start(self, name: str, *flags) -> None:
         out = self.temp / f"{name}.out"
-        first = 10000 + os.getpid() % 100 * 200 + 100 * len(self.nodes)  # below the ephemeral ports free_port() gives
+        first = 20000 + os.getpid() % 49 * 200 + 100 * len(self.nodes)  # below the ephemeral ports, above 10001
         argv = [str(Path(sys.executable).with_name("ray")), "start", *map(str, flags), "--num-cpus", "1"]
         argv += ["--num-gpus", "0", "--block", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
         argv += ["--min-worker-port", str(first), "--max-worker-port", str(first + 99)]

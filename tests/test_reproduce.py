@@ -239,9 +239,9 @@ def two_nodes(tmp_path):
     def start(name, *flags):
         out = temp / f"{name}.out"
         ports = ["--node-manager-port", free_port(), "--object-manager-port", free_port()]
-        # Worker ports: a range of each node's own, below the kernel's ephemeral ports (32768 up), which free_port()
-        # hands out for the other ports: a range among them could take one of those.
-        first = 10000 + os.getpid() % 100 * 200 + 100 * len(nodes)
+        # Worker ports: a range of each node's own in 20000-29999, above Ray's fixed defaults (client server 10001)
+        # and below the kernel's ephemeral ports (32768 up), which free_port() hands out for the other ports.
+        first = 20000 + os.getpid() % 49 * 200 + 100 * len(nodes)
         ports += ["--min-worker-port", first, "--max-worker-port", first + 99]
         for flag in ("dashboard-agent-listen", "dashboard-agent-grpc", "metrics-export", "runtime-env-agent"):
             ports += [f"--{flag}-port", free_port()]
