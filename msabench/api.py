@@ -250,7 +250,7 @@ def plan(request: Request, *, catalog: Catalog | None = None) -> Plan:
                 f"so the row would be labelled with epochs it never trains; pass --max-epochs {epochs} to raise the "
                 "cap (another protocol, ranked apart)."
             )
-        if epochs is not None and epochs > protocol.max_epochs:
+        if epochs is not None and epochs > protocol.max_epochs and name == recipe.name:  # once a plan, not per stage
             log.info(
                 "%s: its train.max_epochs=%s is capped at the protocol's %d epochs (--max-epochs %s trains them all, "
                 "under another protocol, ranked apart)",
